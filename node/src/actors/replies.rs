@@ -1,0 +1,207 @@
+//! ReplyRouter: consumes this node's reply queue (`<reply_queue_prefix>.<node name>`) and hands
+//! each finished task to the session waiting for it, whichever node ran the task.
+//!
+//! The queue is exclusive to this node's connection, so two nodes configured with the same
+//! name cannot steal each other's replies: the second one fails at startup. A reply that is
+//! lost (the connection dropped while it was in flight) is covered by the waiting session,
+//! which also polls the task row.
+
+use crate::amqp;
+use crate::protocol::TaskView;
+use actix::prelude::*;
+use lapin::message::Delivery;
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use std::collections::HashMap;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub struct ReplyRouter {
+    url: String,
+    node: String,
+    queue: String,
+    waiters: HashMap<Uuid, oneshot::Sender<TaskView>>,
+    connection: Option<Connection>,
+    channel: Option<Channel>,
+    attempt: u32,
+    connecting: bool,
+    /// Opened at startup (to fail fast on a name clash), taken over in `started()`.
+    initial: Option<(Connection, Channel, lapin::Consumer)>,
+    /// Bumped on every (re)connect so a stale stream's end is not mistaken for the live one's.
+    generation: u64,
+}
+
+impl ReplyRouter {
+    pub fn new(url: String, node: &str, queue: String) -> Self {
+        ReplyRouter {
+            url,
+            node: node.to_string(),
+            queue,
+            waiters: HashMap::new(),
+            connection: None,
+            channel: None,
+            attempt: 0,
+            connecting: false,
+            initial: None,
+            generation: 0,
+        }
+    }
+
+    /// Start from a reply queue already opened with [`ReplyRouter::open`].
+    pub fn with_open(mut self, opened: (Connection, Channel, lapin::Consumer)) -> Self {
+        self.initial = Some(opened);
+        self
+    }
+
+    fn attach(&mut self, ctx: &mut Context<Self>, (conn, channel, consumer): (Connection, Channel, lapin::Consumer)) {
+        self.generation += 1;
+        self.connection = Some(conn);
+        self.channel = Some(channel);
+        let generation = self.generation;
+        ctx.add_stream(futures_util::StreamExt::map(consumer, move |d| (generation, d)));
+    }
+
+    /// Declare and consume the reply queue. Used by [`crate::startup`] to fail fast, too.
+    pub async fn open(
+        url: &str,
+        node: &str,
+        queue: &str,
+    ) -> Result<(Connection, Channel, lapin::Consumer), lapin::Error> {
+        let conn = amqp::connect(url, &format!("{node}-replies")).await?;
+        let channel = conn.create_channel().await?;
+        channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                format!("{node}-replies").into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        Ok((conn, channel, consumer))
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        if self.connecting {
+            return;
+        }
+        self.connecting = true;
+        let (url, node, queue) = (self.url.clone(), self.node.clone(), self.queue.clone());
+        async move { Self::open(&url, &node, &queue).await }
+            .into_actor(self)
+            .map(|res, act, ctx| match res {
+                Ok((conn, channel, consumer)) => {
+                    act.connecting = false;
+                    if act.attempt > 0 {
+                        tracing::info!(actor = "replies", "reply queue consumed again");
+                    }
+                    act.attempt = 0;
+                    act.attach(ctx, (conn, channel, consumer));
+                }
+                Err(e) => {
+                    act.connecting = false;
+                    let delay = amqp::backoff(act.attempt);
+                    act.attempt += 1;
+                    tracing::warn!(actor = "replies", error = %e, ?delay, "cannot consume reply queue; retrying");
+                    ctx.run_later(delay, |act, ctx| act.connect(ctx));
+                }
+            })
+            .spawn(ctx);
+    }
+
+    fn deliver(&mut self, delivery: Delivery) {
+        let view: TaskView = match serde_json::from_slice(&delivery.data) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable reply dropped");
+                return;
+            }
+        };
+        let Some(id) = view.id else { return };
+        if let Some(tx) = self.waiters.remove(&id) {
+            let _ = tx.send(view);
+        }
+    }
+}
+
+impl Actor for ReplyRouter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        match self.initial.take() {
+            Some(opened) => self.attach(ctx, opened),
+            None => self.connect(ctx),
+        }
+        ctx.run_interval(std::time::Duration::from_secs(1), |act, ctx| {
+            let healthy = act.channel.as_ref().is_some_and(|c| c.status().connected());
+            if !healthy && !act.connecting {
+                act.channel = None;
+                act.connection = None;
+                act.connect(ctx);
+            }
+        });
+    }
+}
+
+impl StreamHandler<(u64, Result<Delivery, lapin::Error>)> for ReplyRouter {
+    fn handle(&mut self, (generation, item): (u64, Result<Delivery, lapin::Error>), ctx: &mut Context<Self>) {
+        match item {
+            Ok(delivery) => self.deliver(delivery),
+            Err(e) if generation == self.generation => {
+                tracing::warn!(actor = "replies", error = %e, "reply consumer failed; reconnecting");
+                self.channel = None;
+                self.connection = None;
+                self.connect(ctx);
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        // Each consumer stream ends when its connection does; errors above trigger the
+        // reconnect, so the context must not stop here.
+    }
+}
+
+/// Wait for the reply to task `id`.
+#[derive(Message)]
+#[rtype(result = "oneshot::Receiver<TaskView>")]
+pub struct Register(pub Uuid);
+
+/// Stop waiting for `id` (the session gave up or the publish failed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unregister(pub Uuid);
+
+impl Handler<Register> for ReplyRouter {
+    type Result = MessageResult<Register>;
+
+    fn handle(&mut self, msg: Register, _: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.insert(msg.0, tx);
+        MessageResult(rx)
+    }
+}
+
+impl Handler<Unregister> for ReplyRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unregister, _: &mut Context<Self>) {
+        self.waiters.remove(&msg.0);
+    }
+}

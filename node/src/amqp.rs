@@ -1,0 +1,121 @@
+//! RabbitMQ: connecting on actix's tokio runtime, the queue topology, and the message bodies.
+//!
+//! lapin's own recovery is not relied on: each AMQP actor owns its connection and makes a new
+//! one (with backoff) when it is lost.
+
+use async_rs::Runtime;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Connect to `url` on the current (actix) tokio runtime.
+pub async fn connect(url: &str, name: &str) -> Result<Connection, lapin::Error> {
+    Connection::connect_with_runtime(
+        url,
+        ConnectionProperties::default().with_connection_name(name.to_string().into()),
+        Runtime::tokio_current(),
+    )
+    .await
+}
+
+/// Declare the durable task queue every node consumes.
+pub async fn declare_task_queue(channel: &Channel, name: &str) -> Result<(), lapin::Error> {
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Exponential backoff with jitter for reconnect attempt `attempt` (0-based), capped at 10 s.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = 100u64.saturating_mul(1 << attempt.min(7)).min(10_000);
+    let jitter = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0))
+        % (base / 2 + 1);
+    Duration::from_millis(base / 2 + jitter)
+}
+
+/// Where a task's payload is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "at", rename_all = "lowercase")]
+pub enum PayloadRef {
+    Inline {
+        #[serde(with = "b64")]
+        data: Vec<u8>,
+    },
+    Object {
+        key: String,
+        size: u64,
+    },
+}
+
+impl PayloadRef {
+    pub fn size(&self) -> u64 {
+        match self {
+            PayloadRef::Inline { data } => data.len() as u64,
+            PayloadRef::Object { size, .. } => *size,
+        }
+    }
+}
+
+/// The body of a message on the task queue. Replies go to the message's `reply_to` property
+/// with the task id as `correlation_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskMessage {
+    pub id: Uuid,
+    pub kind: String,
+    pub payload: PayloadRef,
+    pub submitted_by: String,
+}
+
+mod b64 {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(data))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_message_round_trips() {
+        let m = TaskMessage {
+            id: Uuid::new_v4(),
+            kind: "echo".into(),
+            payload: PayloadRef::Inline { data: vec![0, 255, 10] },
+            submitted_by: "n1".into(),
+        };
+        let text = serde_json::to_vec(&m).unwrap();
+        assert_eq!(serde_json::from_slice::<TaskMessage>(&text).unwrap(), m);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0) <= Duration::from_millis(100));
+        assert!(backoff(3) >= Duration::from_millis(400));
+        assert!(backoff(30) <= Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,290 @@
+//! Typed, layered settings.
+//!
+//! Layers, later ones winning: `config/default.toml` (compiled into the binary), the node's own
+//! file (`--config`), then environment variables `TASKNODE__SECTION__KEY`. Unknown keys and bad
+//! values stop the node at startup with a message naming the key.
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+use std::path::Path;
+
+/// The defaults every node starts from (the same text as `config/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub node: NodeSettings,
+    pub listener: ListenerSettings,
+    pub amqp: AmqpSettings,
+    pub database: DatabaseSettings,
+    pub storage: StorageSettings,
+    pub workers: WorkerSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    /// Shown to clients as the node that ran a task; names this node's reply queue.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSettings {
+    pub address: String,
+    pub max_line_bytes: usize,
+    pub max_payload_bytes: u64,
+    pub max_connections: usize,
+    pub wait_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSettings {
+    pub url: String,
+    pub task_queue: String,
+    pub reply_queue_prefix: String,
+    pub prefetch: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub key_prefix: String,
+    pub inline_limit: usize,
+    pub part_size: usize,
+    pub presign_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Worker threads; `None` means one per CPU, `Some(0)` an accept-only node.
+    pub count: Option<usize>,
+}
+
+impl WorkerSettings {
+    pub fn threads(&self) -> usize {
+        self.count.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+    }
+}
+
+impl AmqpSettings {
+    /// The queue results for tasks accepted by `node` are sent to.
+    pub fn reply_queue(&self, node: &str) -> String {
+        format!("{}.{}", self.reply_queue_prefix, node)
+    }
+}
+
+impl Settings {
+    /// Load the layers: defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("TASKNODE__"))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("TASKNODE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Parse settings from TOML text layered over the defaults (no environment).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let settings: Settings = Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .add_source(File::from_str(text, FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                problem: problem.into(),
+            }
+        }
+        let name = &self.node.name;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(invalid(
+                "node.name",
+                "must be non-empty and use only letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if self
+            .listener
+            .address
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            return Err(invalid(
+                "listener.address",
+                format!("`{}` is not an IP:port address", self.listener.address),
+            ));
+        }
+        if self.listener.max_line_bytes < 64 {
+            return Err(invalid("listener.max_line_bytes", "must be at least 64"));
+        }
+        if self.listener.max_connections == 0 {
+            return Err(invalid("listener.max_connections", "must be at least 1"));
+        }
+        if self.listener.wait_timeout_secs == 0 {
+            return Err(invalid("listener.wait_timeout_secs", "must be at least 1"));
+        }
+        if !self.amqp.url.starts_with("amqp://") && !self.amqp.url.starts_with("amqps://") {
+            return Err(invalid("amqp.url", "must start with amqp:// or amqps://"));
+        }
+        if self.amqp.task_queue.is_empty() {
+            return Err(invalid("amqp.task_queue", "must not be empty"));
+        }
+        if self.amqp.prefetch == 0 {
+            return Err(invalid("amqp.prefetch", "must be at least 1"));
+        }
+        if !self.database.url.starts_with("postgres://")
+            && !self.database.url.starts_with("postgresql://")
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+        if self.database.pool_size == 0 {
+            return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        if !self.storage.endpoint.starts_with("http://")
+            && !self.storage.endpoint.starts_with("https://")
+        {
+            return Err(invalid(
+                "storage.endpoint",
+                "must start with http:// or https://",
+            ));
+        }
+        if self.storage.bucket.is_empty() {
+            return Err(invalid("storage.bucket", "must not be empty"));
+        }
+        if self.storage.part_size < 5 * 1024 * 1024 {
+            return Err(invalid(
+                "storage.part_size",
+                "must be at least 5242880 (5 MiB, the S3 minimum)",
+            ));
+        }
+        if self.storage.inline_limit > 16 * 1024 * 1024 {
+            return Err(invalid("storage.inline_limit", "must be at most 16 MiB"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_match_the_issue() {
+        let s = Settings::from_toml("").unwrap();
+        assert_eq!(s.database.url, "postgres://postgres@127.0.0.1:5432/tasknode");
+        assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(s.storage.endpoint, "http://127.0.0.1:9000");
+        assert_eq!(s.storage.bucket, "tasknode");
+        assert_eq!(s.storage.access_key, "minioadmin");
+        assert_eq!(s.storage.inline_limit, 64 * 1024);
+        assert!(s.workers.threads() >= 1);
+    }
+
+    #[test]
+    fn unknown_key_is_refused_by_name() {
+        let err = Settings::from_toml("[amqp]\nprefetchh = 3\n").unwrap_err();
+        assert!(err.to_string().contains("prefetchh"), "{err}");
+        let err = Settings::from_toml("[nope]\nx = 1\n").unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = Settings::from_toml("[amqp]\nprefetch = 0\n").unwrap_err();
+        assert!(err.to_string().contains("amqp.prefetch"), "{err}");
+        let err = Settings::from_toml("[listener]\naddress = \"nowhere\"\n").unwrap_err();
+        assert!(err.to_string().contains("listener.address"), "{err}");
+        let err = Settings::from_toml("[amqp]\nprefetch = \"many\"\n").unwrap_err();
+        assert!(err.to_string().contains("prefetch"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        std::fs::write(&path, "[node]\nname = \"filename\"\n[amqp]\nprefetch = 4\n").unwrap();
+        let s = Settings::load_with_env(
+            Some(&path),
+            vec![
+                ("TASKNODE__AMQP__PREFETCH".to_string(), "9".to_string()),
+                (
+                    "TASKNODE__STORAGE__SECRET_KEY".to_string(),
+                    "s3cr3t".to_string(),
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.node.name, "filename");
+        assert_eq!(s.amqp.prefetch, 9);
+        assert_eq!(s.storage.secret_key, "s3cr3t");
+    }
+
+    #[test]
+    fn workers_zero_means_accept_only() {
+        let s = Settings::from_toml("[workers]\ncount = 0\n").unwrap();
+        assert_eq!(s.workers.threads(), 0);
+    }
+}

@@ -1,0 +1,65 @@
+//! PostgreSQL: the connection pool, embedded migrations and the task queries.
+
+pub mod models;
+pub mod schema;
+pub mod tasks;
+
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::bb8::{Pool as Bb8Pool, RunError};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::AsyncPgConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+
+pub type DbPool = Bb8Pool<AsyncPgConnection>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable: {0}")]
+    Pool(#[from] RunError),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database connection failed: {0}")]
+    Connect(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+}
+
+/// A pool of `size` connections to `url`. Connections are made lazily and re-made after a
+/// failure, so a database restart heals by itself.
+pub async fn connect_pool(url: &str, size: u32) -> Result<DbPool, DbError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    Bb8Pool::builder()
+        .max_size(size)
+        .connection_timeout(Duration::from_secs(5))
+        .test_on_check_out(true)
+        .build(manager)
+        .await
+        .map_err(|e| DbError::Connect(e.to_string()))
+}
+
+/// Apply pending migrations. Runs on its own thread: diesel's migration harness is
+/// synchronous, and actix's runtime is single-threaded.
+pub async fn run_migrations(url: &str) -> Result<Vec<String>, DbError> {
+    let url = url.to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("migrations".into())
+        .spawn(move || {
+            let result = (|| {
+                use diesel::Connection;
+                let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+                    .map_err(|e| DbError::Connect(e.to_string()))?;
+                let applied = conn
+                    .run_pending_migrations(MIGRATIONS)
+                    .map_err(|e| DbError::Migration(e.to_string()))?;
+                Ok(applied.iter().map(|v| v.to_string()).collect())
+            })();
+            let _ = tx.send(result);
+        })
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+    rx.await
+        .map_err(|_| DbError::Migration("migration thread died".into()))?
+}

@@ -1,0 +1,59 @@
+//! Rows of the `tasks` table.
+
+use super::schema::tasks;
+use crate::protocol::TaskStatus;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tasks, check_for_backend(diesel::pg::Pg))]
+pub struct TaskRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub payload: Option<Vec<u8>>,
+    pub payload_key: Option<String>,
+    pub payload_size: i64,
+    pub result: Option<Vec<u8>>,
+    pub result_key: Option<String>,
+    pub result_size: Option<i64>,
+    pub error: Option<String>,
+    pub attempts: i32,
+    pub submitted_by: String,
+    pub node: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TaskRow {
+    /// The row's status; an unknown string (a newer schema) reads as `queued`.
+    pub fn status(&self) -> TaskStatus {
+        TaskStatus::parse(&self.status).unwrap_or(TaskStatus::Queued)
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = tasks)]
+pub struct NewTask<'a> {
+    pub id: Uuid,
+    pub kind: &'a str,
+    pub status: &'a str,
+    pub payload: Option<&'a [u8]>,
+    pub payload_key: Option<&'a str>,
+    pub payload_size: i64,
+    pub submitted_by: &'a str,
+}
+
+/// The outcome of a run, as written to the row.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = tasks, treat_none_as_null = true)]
+pub struct Finish {
+    pub status: String,
+    pub result: Option<Vec<u8>>,
+    pub result_key: Option<String>,
+    pub result_size: Option<i64>,
+    pub error: Option<String>,
+}

@@ -1,0 +1,23 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    tasks (id) {
+        id -> Uuid,
+        kind -> Text,
+        status -> Text,
+        payload -> Nullable<Bytea>,
+        payload_key -> Nullable<Text>,
+        payload_size -> Int8,
+        result -> Nullable<Bytea>,
+        result_key -> Nullable<Text>,
+        result_size -> Nullable<Int8>,
+        error -> Nullable<Text>,
+        attempts -> Int4,
+        submitted_by -> Text,
+        node -> Nullable<Text>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}

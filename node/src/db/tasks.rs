@@ -1,0 +1,112 @@
+//! Queries on `tasks`. Every write is idempotent on the task id, so a redelivered message
+//! never makes a second row or undoes a finished one.
+
+use super::models::{Finish, NewTask, TaskRow};
+use super::schema::tasks::dsl;
+use crate::protocol::TaskStatus;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+/// Insert a new task; `false` when a row with that id already exists.
+pub async fn insert(conn: &mut AsyncPgConnection, task: &NewTask<'_>) -> QueryResult<bool> {
+    let n = diesel::insert_into(dsl::tasks)
+        .values(task)
+        .on_conflict(dsl::id)
+        .do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}
+
+pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<TaskRow>> {
+    dsl::tasks
+        .find(id)
+        .select(TaskRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// What [`start`] found.
+#[derive(Debug)]
+pub enum Start {
+    /// The task is now `running` on this node; this is attempt `row.attempts`.
+    Run(TaskRow),
+    /// The task already finished (a redelivery after its row was written): do not run it again.
+    AlreadyFinal(TaskRow),
+    /// No row: the message was not accepted through a node.
+    Missing,
+}
+
+/// Mark a task running on `node`, unless it already finished.
+pub async fn start(conn: &mut AsyncPgConnection, id: Uuid, node: &str) -> QueryResult<Start> {
+    let now = chrono::Utc::now();
+    let updated = diesel::update(dsl::tasks.find(id))
+        .filter(dsl::status.eq_any([TaskStatus::Queued.as_str(), TaskStatus::Running.as_str()]))
+        .set((
+            dsl::status.eq(TaskStatus::Running.as_str()),
+            dsl::attempts.eq(dsl::attempts + 1),
+            dsl::node.eq(node),
+            dsl::started_at.eq(now),
+            dsl::updated_at.eq(now),
+        ))
+        .returning(TaskRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(row) = updated {
+        return Ok(Start::Run(row));
+    }
+    Ok(match get(conn, id).await? {
+        Some(row) => Start::AlreadyFinal(row),
+        None => Start::Missing,
+    })
+}
+
+/// Write the outcome of a run. Returns the row as stored: when another delivery of the same
+/// task finished first, its outcome stands and is returned instead.
+pub async fn finish(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    node: &str,
+    outcome: &Finish,
+) -> QueryResult<Option<TaskRow>> {
+    let now = chrono::Utc::now();
+    let updated = diesel::update(dsl::tasks.find(id))
+        .filter(dsl::status.eq_any([TaskStatus::Queued.as_str(), TaskStatus::Running.as_str()]))
+        .set((
+            outcome,
+            dsl::node.eq(node),
+            dsl::finished_at.eq(now),
+            dsl::updated_at.eq(now),
+        ))
+        .returning(TaskRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    match updated {
+        Some(row) => Ok(Some(row)),
+        None => get(conn, id).await,
+    }
+}
+
+/// Fail a task that never reached the broker (its publish was not confirmed).
+pub async fn fail_unqueued(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    error: &str,
+) -> QueryResult<bool> {
+    let now = chrono::Utc::now();
+    let n = diesel::update(dsl::tasks.find(id))
+        .filter(dsl::status.eq(TaskStatus::Queued.as_str()))
+        .set((
+            dsl::status.eq(TaskStatus::Failed.as_str()),
+            dsl::error.eq(error),
+            dsl::finished_at.eq(now),
+            dsl::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}

@@ -1,0 +1,56 @@
+use super::{read_number, TaskError, TaskKind};
+use num_bigint::BigUint;
+use std::io::{Read, Write};
+
+const MAX_N: u64 = 200_000;
+
+/// The n-th Fibonacci number, exact (fast doubling on big integers).
+pub struct Fib;
+
+impl TaskKind for Fib {
+    fn name(&self) -> &'static str {
+        "fib"
+    }
+    fn about(&self) -> &'static str {
+        "n-th Fibonacci number, exact (n up to 200000)"
+    }
+    fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
+        let n = read_number(input, self.name(), MAX_N)?;
+        write!(output, "{}", fib(n))?;
+        Ok(())
+    }
+}
+
+/// (F(n), F(n+1)) by fast doubling.
+fn fib_pair(n: u64) -> (BigUint, BigUint) {
+    if n == 0 {
+        return (BigUint::from(0u8), BigUint::from(1u8));
+    }
+    let (a, b) = fib_pair(n / 2);
+    let c = &a * (&b * 2u8 - &a);
+    let d = &a * &a + &b * &b;
+    if n % 2 == 0 {
+        (c, d)
+    } else {
+        let e = &c + &d;
+        (d, e)
+    }
+}
+
+pub fn fib(n: u64) -> BigUint {
+    fib_pair(n).0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_values() {
+        assert_eq!(fib(0).to_string(), "0");
+        assert_eq!(fib(1).to_string(), "1");
+        assert_eq!(fib(10).to_string(), "55");
+        assert_eq!(fib(100).to_string(), "354224848179261915075");
+        assert_eq!(super::super::run_on(&Fib, b" 20\n").unwrap(), b"6765");
+    }
+}

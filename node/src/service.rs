@@ -1,0 +1,278 @@
+//! What a node does for a client, independent of the connection: accept a task (persist,
+//! publish with confirm, optionally wait for its result), and look tasks up.
+
+use crate::actors::persister::{FailUnqueued, GetTask, InsertTask, Persister};
+use crate::actors::publisher::{PublishError, PublishTask, Publisher};
+use crate::actors::replies::{Register, ReplyRouter, Unregister};
+use crate::actors::uploader::{PutObject, Uploader};
+use crate::amqp::{PayloadRef, TaskMessage};
+use crate::db::models::TaskRow;
+use crate::db::DbError;
+use crate::kinds::Registry;
+use crate::protocol::{error_line, TaskStatus, TaskView};
+use crate::storage::{Storage, StorageError};
+use actix::prelude::*;
+use base64::Engine;
+use bytes::Bytes;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How often a waiting submission also checks the task row (covers a lost reply).
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// A request that could not be served. `code()` is the protocol's `error` field.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("unknown kind `{kind}`; known kinds: {}", known.join(", "))]
+    UnknownKind { kind: String, known: Vec<&'static str> },
+    #[error("the object store is unavailable ({0}); the task was not accepted, try again")]
+    Storage(#[from] StorageError),
+    #[error("the database is unavailable ({0}); try again")]
+    Database(#[from] DbError),
+    #[error("the task could not be queued ({0}); it was not accepted, try again")]
+    NotAccepted(PublishError),
+    #[error("no task with id {0}")]
+    NotFound(Uuid),
+    #[error("task {id} is still {}; ask `RESULT {id}` later", status.as_str())]
+    NotFinished { id: Uuid, status: TaskStatus },
+    #[error("no result within {secs}s; task {id} goes on, ask `RESULT {id}` later")]
+    Timeout { id: Uuid, secs: u64 },
+    #[error("node is shutting down or overloaded ({0}); try another node")]
+    Unavailable(String),
+}
+
+impl ServiceError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::UnknownKind { .. } => "unknown_kind",
+            ServiceError::Storage(_) => "storage_unavailable",
+            ServiceError::Database(_) => "database_unavailable",
+            ServiceError::NotAccepted(_) => "not_accepted",
+            ServiceError::NotFound(_) => "not_found",
+            ServiceError::NotFinished { .. } => "not_finished",
+            ServiceError::Timeout { .. } => "timeout",
+            ServiceError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    pub fn task_id(&self) -> Option<Uuid> {
+        match self {
+            ServiceError::NotFound(id)
+            | ServiceError::NotFinished { id, .. }
+            | ServiceError::Timeout { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    pub fn to_line(&self) -> serde_json::Value {
+        let mut line = error_line(self.code(), self, self.task_id());
+        if let ServiceError::NotFinished { status, .. } = self {
+            line["status"] = status.as_str().into();
+        }
+        line
+    }
+}
+
+fn mailbox<E: std::fmt::Display>(e: E) -> ServiceError {
+    ServiceError::Unavailable(e.to_string())
+}
+
+/// The payload of a submission.
+pub enum Payload {
+    /// Bytes from a request line or a small `PUT`.
+    Bytes(Bytes),
+    /// Already stored in the bucket (a large `PUT`).
+    Stored { key: String, size: u64 },
+}
+
+/// The actors a session talks to, and the node's settings it needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub node: String,
+    pub kinds: Registry,
+    pub persister: Addr<Persister>,
+    pub uploader: Addr<Uploader>,
+    pub publisher: Addr<Publisher>,
+    pub replies: Addr<ReplyRouter>,
+    pub storage: Storage,
+    pub reply_queue: String,
+    pub inline_limit: usize,
+    pub wait_timeout: Duration,
+}
+
+impl Services {
+    pub fn check_kind(&self, kind: &str) -> Result<(), ServiceError> {
+        match self.kinds.get(kind) {
+            Some(_) => Ok(()),
+            None => Err(ServiceError::UnknownKind {
+                kind: kind.to_string(),
+                known: self.kinds.names(),
+            }),
+        }
+    }
+
+    /// Accept a task: store a large payload, write the row, publish with confirm. With `wait`,
+    /// answer with the finished task; otherwise with its id, `queued`.
+    pub async fn submit(
+        &self,
+        id: Uuid,
+        kind: String,
+        payload: Payload,
+        wait: bool,
+    ) -> Result<TaskView, ServiceError> {
+        self.check_kind(&kind)?;
+        let payload = match payload {
+            Payload::Bytes(data) if data.len() > self.inline_limit => {
+                let key = self.storage.key(&format!("payloads/{id}"));
+                let size = data.len() as u64;
+                self.uploader
+                    .send(PutObject {
+                        key: key.clone(),
+                        data,
+                    })
+                    .await
+                    .map_err(mailbox)??;
+                PayloadRef::Object { key, size }
+            }
+            Payload::Bytes(data) => PayloadRef::Inline {
+                data: data.to_vec(),
+            },
+            Payload::Stored { key, size } => PayloadRef::Object { key, size },
+        };
+        self.persister
+            .send(InsertTask {
+                id,
+                kind: kind.clone(),
+                payload: payload.clone(),
+                submitted_by: self.node.clone(),
+            })
+            .await
+            .map_err(mailbox)??;
+
+        let waiter = if wait {
+            Some(self.replies.send(Register(id)).await.map_err(mailbox)?)
+        } else {
+            None
+        };
+        let published = self
+            .publisher
+            .send(PublishTask {
+                task: TaskMessage {
+                    id,
+                    kind: kind.clone(),
+                    payload,
+                    submitted_by: self.node.clone(),
+                },
+                reply_to: wait.then(|| self.reply_queue.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| Err(PublishError::Amqp(e.to_string())));
+        if let Err(e) = published {
+            tracing::warn!(task = %id, error = %e, "task not accepted");
+            if wait {
+                self.replies.do_send(Unregister(id));
+            }
+            let _ = self
+                .persister
+                .send(FailUnqueued {
+                    id,
+                    error: format!("not accepted: {e}"),
+                })
+                .await;
+            return Err(ServiceError::NotAccepted(e));
+        }
+        match waiter {
+            None => Ok(TaskView {
+                id: Some(id),
+                kind: Some(kind),
+                status: Some(TaskStatus::Queued),
+                ..Default::default()
+            }),
+            Some(rx) => self.wait_for(id, rx).await,
+        }
+    }
+
+    /// Wait for task `id`'s reply, checking its row now and then, up to the wait timeout.
+    async fn wait_for(
+        &self,
+        id: Uuid,
+        mut rx: tokio::sync::oneshot::Receiver<TaskView>,
+    ) -> Result<TaskView, ServiceError> {
+        let deadline = tokio::time::Instant::now() + self.wait_timeout;
+        let mut reply_open = true;
+        loop {
+            let tick = tokio::time::sleep(POLL_EVERY.min(
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+            ));
+            tokio::select! {
+                reply = &mut rx, if reply_open => match reply {
+                    Ok(view) => return Ok(view),
+                    Err(_) => reply_open = false,
+                },
+                _ = tick => {
+                    if let Ok(Ok(Some(row))) = self.persister.send(GetTask(id)).await {
+                        if row.status().is_final() {
+                            self.replies.do_send(Unregister(id));
+                            return Ok(view_of(&row, &self.storage));
+                        }
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        self.replies.do_send(Unregister(id));
+                        return Err(ServiceError::Timeout { id, secs: self.wait_timeout.as_secs() });
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn row(&self, id: Uuid) -> Result<TaskRow, ServiceError> {
+        self.persister
+            .send(GetTask(id))
+            .await
+            .map_err(mailbox)??
+            .ok_or(ServiceError::NotFound(id))
+    }
+
+    /// `STATUS`: the task without its result body.
+    pub async fn status(&self, id: Uuid) -> Result<TaskView, ServiceError> {
+        let row = self.row(id).await?;
+        let mut view = view_of(&row, &self.storage);
+        view.result = None;
+        view.result_encoding = None;
+        view.result_url = None;
+        Ok(view)
+    }
+}
+
+/// What a client is told about a task row.
+pub fn view_of(row: &TaskRow, storage: &Storage) -> TaskView {
+    let status = row.status();
+    let mut view = TaskView {
+        id: Some(row.id),
+        kind: Some(row.kind.clone()),
+        status: Some(status),
+        node: row.node.clone(),
+        attempts: Some(row.attempts),
+        ..Default::default()
+    };
+    if status == TaskStatus::Failed {
+        view.error = Some("task_failed".into());
+        view.message = row.error.clone();
+    }
+    if let Some(data) = &row.result {
+        view.result_size = Some(data.len() as u64);
+        match std::str::from_utf8(data) {
+            Ok(text) => view.result = Some(text.to_string()),
+            Err(_) => {
+                view.result = Some(base64::engine::general_purpose::STANDARD.encode(data));
+                view.result_encoding = Some("base64".into());
+            }
+        }
+    }
+    if let Some(key) = &row.result_key {
+        view.result_size = row.result_size.map(|n| n as u64);
+        view.result_key = Some(key.clone());
+        view.result_url = Some(storage.presign_get(key));
+    }
+    view
+}

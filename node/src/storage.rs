@@ -1,0 +1,345 @@
+//! The S3 object store (MinIO in production), behind one type so rusoto stays in this module.
+//!
+//! Speaks plain S3 with a custom endpoint and path-style addressing (`/{bucket}/{key}`), which
+//! is what rusoto always does, so the same code runs against MinIO, garage or s3s-fs.
+
+use crate::config::StorageSettings;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use rusoto_core::{credential::AwsCredentials, HttpClient, Region, RusotoError};
+use rusoto_credential::StaticProvider;
+use rusoto_s3::util::{PreSignedRequest, PreSignedRequestOption};
+use rusoto_s3::{
+    AbortMultipartUploadRequest, CompleteMultipartUploadRequest, CompletedMultipartUpload,
+    CompletedPart, CreateBucketRequest, CreateMultipartUploadRequest, GetObjectRequest,
+    HeadBucketRequest, PutObjectRequest, S3Client, UploadPartRequest, S3,
+};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object store: {0}")]
+    S3(String),
+    #[error("object `{0}` not found in the bucket")]
+    NotFound(String),
+    #[error("upload ended after {got} of {expected} bytes")]
+    Incomplete { expected: u64, got: u64 },
+    #[error("upload stream failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn s3_err<E: std::error::Error + 'static>(e: RusotoError<E>) -> StorageError {
+    match &e {
+        RusotoError::Unknown(resp) => StorageError::S3(format!(
+            "HTTP {}: {}",
+            resp.status,
+            String::from_utf8_lossy(&resp.body)
+        )),
+        _ => StorageError::S3(e.to_string()),
+    }
+}
+
+fn is_not_found<E: std::error::Error + 'static>(e: &RusotoError<E>) -> bool {
+    match e {
+        RusotoError::Unknown(resp) => resp.status.as_u16() == 404,
+        RusotoError::Service(s) => {
+            let text = s.to_string();
+            text.contains("NoSuchKey") || text.contains("not exist") || text.contains("NotFound")
+        }
+        _ => false,
+    }
+}
+
+/// A bucket on an S3 endpoint. Cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    client: S3Client,
+    region: Region,
+    credentials: AwsCredentials,
+    bucket: String,
+    key_prefix: String,
+    part_size: usize,
+    presign_secs: u64,
+}
+
+impl Storage {
+    pub fn new(settings: &StorageSettings) -> Result<Self, StorageError> {
+        let region = Region::Custom {
+            name: settings.region.clone(),
+            endpoint: settings.endpoint.trim_end_matches('/').to_string(),
+        };
+        // rusoto's own client is https-only; MinIO and local stores are often plain http.
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = HttpClient::from_connector(connector);
+        let provider = StaticProvider::new_minimal(
+            settings.access_key.clone(),
+            settings.secret_key.clone(),
+        );
+        Ok(Storage {
+            client: S3Client::new_with(http, provider, region.clone()),
+            region,
+            credentials: AwsCredentials::new(
+                settings.access_key.clone(),
+                settings.secret_key.clone(),
+                None,
+                None,
+            ),
+            bucket: settings.bucket.clone(),
+            key_prefix: settings.key_prefix.clone(),
+            part_size: settings.part_size,
+            presign_secs: settings.presign_secs,
+        })
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The full object key for `name` (the configured prefix prepended).
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{}", self.key_prefix, name)
+    }
+
+    /// Create the bucket unless it exists.
+    pub async fn ensure_bucket(&self) -> Result<(), StorageError> {
+        let head = self
+            .client
+            .head_bucket(HeadBucketRequest {
+                bucket: self.bucket.clone(),
+                ..Default::default()
+            })
+            .await;
+        if head.is_ok() {
+            return Ok(());
+        }
+        match self
+            .client
+            .create_bucket(CreateBucketRequest {
+                bucket: self.bucket.clone(),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let text = format!("{e:?}");
+                if text.contains("BucketAlreadyOwnedByYou") || text.contains("BucketAlreadyExists")
+                {
+                    Ok(())
+                } else {
+                    Err(s3_err(e))
+                }
+            }
+        }
+    }
+
+    /// Store a small object in one request.
+    pub async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+        self.client
+            .put_object(PutObjectRequest {
+                bucket: self.bucket.clone(),
+                key: key.to_string(),
+                content_length: Some(data.len() as i64),
+                body: Some(data.to_vec().into()),
+                ..Default::default()
+            })
+            .await
+            .map_err(s3_err)?;
+        Ok(())
+    }
+
+    /// Store a stream of unknown length, holding at most one part in memory: one PUT when it
+    /// fits in a part, a multipart upload otherwise (aborted on any failure). With `expected`,
+    /// a stream that ends early or runs long is refused and nothing is kept.
+    pub async fn upload_stream<S>(
+        &self,
+        key: &str,
+        mut stream: S,
+        expected: Option<u64>,
+    ) -> Result<u64, StorageError>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+    {
+        let mut buf = BytesMut::with_capacity(self.part_size.min(1 << 20));
+        let mut total = 0u64;
+        let mut upload: Option<(String, Vec<CompletedPart>)> = None;
+        let result: Result<(), StorageError> = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                total += chunk.len() as u64;
+                if let Some(exp) = expected {
+                    if total > exp {
+                        return Err(StorageError::Incomplete { expected: exp, got: total });
+                    }
+                }
+                buf.extend_from_slice(&chunk);
+                while buf.len() >= self.part_size {
+                    let part = buf.split_to(self.part_size).freeze();
+                    self.upload_part(key, &mut upload, part).await?;
+                }
+            }
+            if let Some(exp) = expected {
+                if total != exp {
+                    return Err(StorageError::Incomplete { expected: exp, got: total });
+                }
+            }
+            if upload.is_none() {
+                self.put(key, buf.split().freeze()).await?;
+            } else if !buf.is_empty() {
+                let part = buf.split().freeze();
+                self.upload_part(key, &mut upload, part).await?;
+            }
+            Ok(())
+        }
+        .await;
+
+        match (result, upload) {
+            (Ok(()), None) => Ok(total),
+            (Ok(()), Some((upload_id, parts))) => {
+                let done = self
+                    .client
+                    .complete_multipart_upload(CompleteMultipartUploadRequest {
+                        bucket: self.bucket.clone(),
+                        key: key.to_string(),
+                        upload_id: upload_id.clone(),
+                        multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
+                        ..Default::default()
+                    })
+                    .await;
+                match done {
+                    Ok(_) => Ok(total),
+                    Err(e) => {
+                        self.abort(key, &upload_id).await;
+                        Err(s3_err(e))
+                    }
+                }
+            }
+            (Err(e), Some((upload_id, _))) => {
+                self.abort(key, &upload_id).await;
+                Err(e)
+            }
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload: &mut Option<(String, Vec<CompletedPart>)>,
+        part: Bytes,
+    ) -> Result<(), StorageError> {
+        if upload.is_none() {
+            let created = self
+                .client
+                .create_multipart_upload(CreateMultipartUploadRequest {
+                    bucket: self.bucket.clone(),
+                    key: key.to_string(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(s3_err)?;
+            let id = created
+                .upload_id
+                .ok_or_else(|| StorageError::S3("no upload id from CreateMultipartUpload".into()))?;
+            *upload = Some((id, Vec::new()));
+        }
+        let (upload_id, parts) = upload.as_mut().expect("set above");
+        let number = parts.len() as i64 + 1;
+        let out = self
+            .client
+            .upload_part(UploadPartRequest {
+                bucket: self.bucket.clone(),
+                key: key.to_string(),
+                upload_id: upload_id.clone(),
+                part_number: number,
+                content_length: Some(part.len() as i64),
+                body: Some(part.to_vec().into()),
+                ..Default::default()
+            })
+            .await
+            .map_err(s3_err)?;
+        parts.push(CompletedPart {
+            e_tag: out.e_tag,
+            part_number: Some(number),
+        });
+        Ok(())
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) {
+        let res = self
+            .client
+            .abort_multipart_upload(AbortMultipartUploadRequest {
+                bucket: self.bucket.clone(),
+                key: key.to_string(),
+                upload_id: upload_id.to_string(),
+                ..Default::default()
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(key, error = %e, "could not abort multipart upload");
+        }
+    }
+
+    /// Stream an object's bytes; also returns its size when the store says it.
+    pub async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<
+        (
+            Option<u64>,
+            impl Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
+        ),
+        StorageError,
+    > {
+        let out = self
+            .client
+            .get_object(GetObjectRequest {
+                bucket: self.bucket.clone(),
+                key: key.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                if is_not_found(&e) {
+                    StorageError::NotFound(key.to_string())
+                } else {
+                    s3_err(e)
+                }
+            })?;
+        let size = out.content_length.map(|n| n as u64);
+        let body = out
+            .body
+            .ok_or_else(|| StorageError::S3(format!("no body for `{key}`")))?;
+        Ok((size, body.map_err(std::io::Error::other)))
+    }
+
+    /// A whole (small) object in memory.
+    pub async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        let (_, mut stream) = self.get_stream(key).await?;
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    /// A URL anyone can GET the object from, valid for the configured time.
+    pub fn presign_get(&self, key: &str) -> String {
+        GetObjectRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            ..Default::default()
+        }
+        .get_presigned_url(
+            &self.region,
+            &self.credentials,
+            &PreSignedRequestOption {
+                expires_in: Duration::from_secs(self.presign_secs),
+            },
+        )
+    }
+}
