@@ -53,7 +53,9 @@ impl Conn {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.map(Into::into).unwrap_or_else(|| anyhow!("no address")))
+        Err(last
+            .map(Into::into)
+            .unwrap_or_else(|| anyhow!("no address")))
     }
 
     pub fn server(&self) -> &str {
@@ -115,7 +117,10 @@ impl Conn {
     pub fn copy_body(&mut self, n: u64, out: &mut dyn Write) -> Result<()> {
         let copied = std::io::copy(&mut (&mut self.reader).take(n), out)?;
         if copied != n {
-            bail!("{} ended the result after {copied} of {n} bytes", self.server);
+            bail!(
+                "{} ended the result after {copied} of {n} bytes",
+                self.server
+            );
         }
         Ok(())
     }

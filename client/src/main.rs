@@ -19,8 +19,14 @@ use std::process::ExitCode;
 #[command(name = "taskctl", version, about = "Send tasks to tasknode nodes")]
 struct Cli {
     /// Node address host:port; repeat for fail-over (the next is tried when one is down).
-    #[arg(long = "server", short = 's', env = "TASKCTL_SERVER", value_delimiter = ',',
-          default_value = "127.0.0.1:7001", global = true)]
+    #[arg(
+        long = "server",
+        short = 's',
+        env = "TASKCTL_SERVER",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7001",
+        global = true
+    )]
     servers: Vec<String>,
     /// Print the node's JSON response lines instead of human output.
     #[arg(long, global = true)]
@@ -97,7 +103,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    let mut conn = Conn::connect_any(&cli.servers).map_err(|e| Failure::Unreachable(e.to_string()))?;
+    let mut conn =
+        Conn::connect_any(&cli.servers).map_err(|e| Failure::Unreachable(e.to_string()))?;
     let json = cli.json;
     match cli.command {
         Command::Submit {
@@ -137,9 +144,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if json {
                 println!("{v}");
             } else {
-                for key in ["id", "kind", "status", "node", "attempts", "result_size", "message"] {
+                for key in [
+                    "id",
+                    "kind",
+                    "status",
+                    "node",
+                    "attempts",
+                    "result_size",
+                    "message",
+                ] {
                     if let Some(value) = v.get(key).filter(|x| !x.is_null()) {
-                        let text = value.as_str().map(str::to_string).unwrap_or(value.to_string());
+                        let text = value
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or(value.to_string());
                         println!("{key}: {text}");
                     }
                 }

@@ -105,7 +105,9 @@ mod tests {
         let m = TaskMessage {
             id: Uuid::new_v4(),
             kind: "echo".into(),
-            payload: PayloadRef::Inline { data: vec![0, 255, 10] },
+            payload: PayloadRef::Inline {
+                data: vec![0, 255, 10],
+            },
             submitted_by: "n1".into(),
         };
         let text = serde_json::to_vec(&m).unwrap();

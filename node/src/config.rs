@@ -234,7 +234,10 @@ mod tests {
     #[test]
     fn defaults_load_and_match_the_issue() {
         let s = Settings::from_toml("").unwrap();
-        assert_eq!(s.database.url, "postgres://postgres@127.0.0.1:5432/tasknode");
+        assert_eq!(
+            s.database.url,
+            "postgres://postgres@127.0.0.1:5432/tasknode"
+        );
         assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(s.storage.endpoint, "http://127.0.0.1:9000");
         assert_eq!(s.storage.bucket, "tasknode");

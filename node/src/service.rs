@@ -24,7 +24,10 @@ const POLL_EVERY: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("unknown kind `{kind}`; known kinds: {}", known.join(", "))]
-    UnknownKind { kind: String, known: Vec<&'static str> },
+    UnknownKind {
+        kind: String,
+        known: Vec<&'static str>,
+    },
     #[error("the object store is unavailable ({0}); the task was not accepted, try again")]
     Storage(#[from] StorageError),
     #[error("the database is unavailable ({0}); try again")]
@@ -201,9 +204,9 @@ impl Services {
         let deadline = tokio::time::Instant::now() + self.wait_timeout;
         let mut reply_open = true;
         loop {
-            let tick = tokio::time::sleep(POLL_EVERY.min(
-                deadline.saturating_duration_since(tokio::time::Instant::now()),
-            ));
+            let tick = tokio::time::sleep(
+                POLL_EVERY.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            );
             tokio::select! {
                 reply = &mut rx, if reply_open => match reply {
                     Ok(view) => return Ok(view),

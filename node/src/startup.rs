@@ -83,9 +83,7 @@ impl Node {
         let pool = db::connect_pool(&settings.database.url, settings.database.pool_size)
             .await
             .map_err(db_err)?;
-        pool.get()
-            .await
-            .map_err(|e| db_err(db::DbError::Pool(e)))?;
+        pool.get().await.map_err(|e| db_err(db::DbError::Pool(e)))?;
 
         let storage_err = |source| StartupError::Storage {
             endpoint: settings.storage.endpoint.clone(),

@@ -75,10 +75,8 @@ impl Storage {
             .enable_http1()
             .build();
         let http = HttpClient::from_connector(connector);
-        let provider = StaticProvider::new_minimal(
-            settings.access_key.clone(),
-            settings.secret_key.clone(),
-        );
+        let provider =
+            StaticProvider::new_minimal(settings.access_key.clone(), settings.secret_key.clone());
         Ok(Storage {
             client: S3Client::new_with(http, provider, region.clone()),
             region,
@@ -173,7 +171,10 @@ impl Storage {
                 total += chunk.len() as u64;
                 if let Some(exp) = expected {
                     if total > exp {
-                        return Err(StorageError::Incomplete { expected: exp, got: total });
+                        return Err(StorageError::Incomplete {
+                            expected: exp,
+                            got: total,
+                        });
                     }
                 }
                 buf.extend_from_slice(&chunk);
@@ -184,7 +185,10 @@ impl Storage {
             }
             if let Some(exp) = expected {
                 if total != exp {
-                    return Err(StorageError::Incomplete { expected: exp, got: total });
+                    return Err(StorageError::Incomplete {
+                        expected: exp,
+                        got: total,
+                    });
                 }
             }
             if upload.is_none() {
@@ -242,9 +246,9 @@ impl Storage {
                 })
                 .await
                 .map_err(s3_err)?;
-            let id = created
-                .upload_id
-                .ok_or_else(|| StorageError::S3("no upload id from CreateMultipartUpload".into()))?;
+            let id = created.upload_id.ok_or_else(|| {
+                StorageError::S3("no upload id from CreateMultipartUpload".into())
+            })?;
             *upload = Some((id, Vec::new()));
         }
         let (upload_id, parts) = upload.as_mut().expect("set above");

@@ -25,11 +25,17 @@ fn env_or(key: &str, default: &str) -> String {
 }
 
 pub fn pg_admin_url() -> String {
-    env_or("TASKNODE_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
+    env_or(
+        "TASKNODE_TEST_PG",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    )
 }
 
 pub fn amqp_url() -> String {
-    env_or("TASKNODE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2f")
+    env_or(
+        "TASKNODE_TEST_AMQP",
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+    )
 }
 
 pub fn s3_endpoint() -> String {
@@ -147,9 +153,7 @@ impl Drop for TestEnv {
                 {
                     if let Ok(ch) = conn.create_channel().await {
                         for q in queues {
-                            let _ = ch
-                                .queue_delete(q.as_str().into(), Default::default())
-                                .await;
+                            let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
                         }
                     }
                     let _ = conn.close(200, "test done".into()).await;

@@ -18,7 +18,9 @@ use crate::service::view_of;
 use crate::storage::Storage;
 use actix::prelude::*;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use std::time::Duration;
@@ -124,10 +126,7 @@ impl Actor for TaskConsumer {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.connect(ctx);
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
-            let healthy = act
-                .channel
-                .as_ref()
-                .is_some_and(|c| c.status().connected());
+            let healthy = act.channel.as_ref().is_some_and(|c| c.status().connected());
             if !healthy && !act.connecting {
                 if act.channel.take().is_some() {
                     tracing::warn!(actor = "consumer", "lost RabbitMQ channel; reconnecting");

@@ -3,10 +3,10 @@
 //! Handlers return futures that own a clone of the pool, so many queries run at once and
 //! the actor never blocks. A lost database connection is replaced by the pool on next use.
 
+use crate::amqp::PayloadRef;
 use crate::db::models::{Finish, NewTask, TaskRow};
 use crate::db::tasks::{self, Start};
 use crate::db::{DbError, DbPool};
-use crate::amqp::PayloadRef;
 use actix::prelude::*;
 use uuid::Uuid;
 

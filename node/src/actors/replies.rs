@@ -54,12 +54,18 @@ impl ReplyRouter {
         self
     }
 
-    fn attach(&mut self, ctx: &mut Context<Self>, (conn, channel, consumer): (Connection, Channel, lapin::Consumer)) {
+    fn attach(
+        &mut self,
+        ctx: &mut Context<Self>,
+        (conn, channel, consumer): (Connection, Channel, lapin::Consumer),
+    ) {
         self.generation += 1;
         self.connection = Some(conn);
         self.channel = Some(channel);
         let generation = self.generation;
-        ctx.add_stream(futures_util::StreamExt::map(consumer, move |d| (generation, d)));
+        ctx.add_stream(futures_util::StreamExt::map(consumer, move |d| {
+            (generation, d)
+        }));
     }
 
     /// Declare and consume the reply queue. Used by [`crate::startup`] to fail fast, too.
@@ -159,7 +165,11 @@ impl Actor for ReplyRouter {
 }
 
 impl StreamHandler<(u64, Result<Delivery, lapin::Error>)> for ReplyRouter {
-    fn handle(&mut self, (generation, item): (u64, Result<Delivery, lapin::Error>), ctx: &mut Context<Self>) {
+    fn handle(
+        &mut self,
+        (generation, item): (u64, Result<Delivery, lapin::Error>),
+        ctx: &mut Context<Self>,
+    ) {
         match item {
             Ok(delivery) => self.deliver(delivery),
             Err(e) if generation == self.generation => {

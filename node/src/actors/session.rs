@@ -47,7 +47,9 @@ enum UploadSink {
     Store {
         key: String,
         tx: Option<mpsc::Sender<Bytes>>,
-        done: tokio::task::JoinHandle<Result<Result<u64, crate::storage::StorageError>, MailboxError>>,
+        done: tokio::task::JoinHandle<
+            Result<Result<u64, crate::storage::StorageError>, MailboxError>,
+        >,
     },
     /// Refused (unknown kind): the body is read and dropped, then this error is answered.
     Discard(ServiceError),
@@ -56,7 +58,13 @@ enum UploadSink {
 impl Session {
     /// Serve `stream` until the peer leaves. The caller counted it in `connections`; the
     /// session uncounts it when it stops.
-    pub fn serve(stream: TcpStream, svc: Services, connections: Arc<AtomicUsize>, max_line: usize, max_payload: u64) {
+    pub fn serve(
+        stream: TcpStream,
+        svc: Services,
+        connections: Arc<AtomicUsize>,
+        max_line: usize,
+        max_payload: u64,
+    ) {
         let (read, write) = stream.into_split();
         let (tx, mut rx) = mpsc::channel::<Outbound>(OUTBOX);
         actix::spawn(async move {
@@ -87,8 +95,9 @@ impl Session {
         });
     }
 
-    /// Send `items` in order, pausing this session until they are queued for writing.
-    fn reply(&mut self, ctx: &mut Context<Self>, items: Vec<Outbound>) {
+    /// Send `items` in order, pausing this session until they are queued for writing; then
+    /// close the connection if `close`.
+    fn reply(&mut self, ctx: &mut Context<Self>, items: Vec<Outbound>, close: bool) {
         let out = self.out.clone();
         async move {
             for item in items {
@@ -98,6 +107,11 @@ impl Session {
             }
         }
         .into_actor(self)
+        .map(move |_, _, ctx: &mut Context<Self>| {
+            if close {
+                ctx.stop();
+            }
+        })
         .wait(ctx);
     }
 
@@ -107,11 +121,11 @@ impl Session {
         match req {
             Request::Ping => {
                 let line = serde_json::json!({"pong": true, "node": svc.node});
-                self.reply(ctx, vec![Outbound::Json(line)]);
+                self.reply(ctx, vec![Outbound::Json(line)], false);
             }
             Request::Help => {
                 let line = serde_json::json!({"help": HELP});
-                self.reply(ctx, vec![Outbound::Json(line)]);
+                self.reply(ctx, vec![Outbound::Json(line)], false);
             }
             Request::Kinds => {
                 let kinds: Vec<_> = svc
@@ -120,11 +134,18 @@ impl Session {
                     .into_iter()
                     .map(|(name, about)| serde_json::json!({"name": name, "about": about}))
                     .collect();
-                self.reply(ctx, vec![Outbound::Json(serde_json::json!({"kinds": kinds}))]);
+                self.reply(
+                    ctx,
+                    vec![Outbound::Json(serde_json::json!({"kinds": kinds}))],
+                    false,
+                );
             }
             Request::Quit => {
-                self.reply(ctx, vec![Outbound::Json(serde_json::json!({"bye": true}))]);
-                ctx.stop();
+                self.reply(
+                    ctx,
+                    vec![Outbound::Json(serde_json::json!({"bye": true}))],
+                    true,
+                );
             }
             Request::Submit {
                 kind,
@@ -246,7 +267,10 @@ impl Session {
                 }
             };
             let res = match payload {
-                Ok(payload) => svc.submit(upload.id, upload.kind, payload, upload.wait).await,
+                Ok(payload) => {
+                    svc.submit(upload.id, upload.kind, payload, upload.wait)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             let _ = out.send(Outbound::Json(json_or_error(res))).await;
@@ -300,7 +324,9 @@ async fn send_result(svc: &Services, out: &mpsc::Sender<Outbound>, id: Uuid) -> 
             return false;
         }
         Ok(Err(e)) => {
-            let _ = out.send(Outbound::Json(ServiceError::Storage(e).to_line())).await;
+            let _ = out
+                .send(Outbound::Json(ServiceError::Storage(e).to_line()))
+                .await;
             return false;
         }
         Err(e) => {
@@ -310,7 +336,11 @@ async fn send_result(svc: &Services, out: &mpsc::Sender<Outbound>, id: Uuid) -> 
         }
     };
     view.bytes = Some(size);
-    if out.send(Outbound::Json(json_or_error(Ok(view)))).await.is_err() {
+    if out
+        .send(Outbound::Json(json_or_error(Ok(view))))
+        .await
+        .is_err()
+    {
         return false;
     }
     let mut sent = 0u64;
@@ -351,10 +381,7 @@ impl StreamHandler<Result<Inbound, std::io::Error>> for Session {
             Ok(Inbound::Request(Err(e))) => {
                 let fatal = matches!(e, ProtocolError::PayloadTooLarge { .. });
                 let line = error_line(e.code(), &e, None);
-                self.reply(ctx, vec![Outbound::Json(line)]);
-                if fatal {
-                    ctx.stop();
-                }
+                self.reply(ctx, vec![Outbound::Json(line)], fatal);
             }
             Ok(Inbound::Chunk(chunk)) => self.upload_chunk(chunk, ctx),
             Ok(Inbound::UploadEnd) => self.finish_upload(ctx),

@@ -21,6 +21,9 @@ impl TaskKind for Echo {
 mod tests {
     #[test]
     fn echoes_bytes() {
-        assert_eq!(super::super::run_on(&super::Echo, b"a\0b").unwrap(), b"a\0b");
+        assert_eq!(
+            super::super::run_on(&super::Echo, b"a\0b").unwrap(),
+            b"a\0b"
+        );
     }
 }

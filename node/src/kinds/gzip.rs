@@ -28,7 +28,9 @@ mod tests {
         use std::io::Read;
         let out = super::super::run_on(&super::Gzip, b"hello hello hello").unwrap();
         let mut text = String::new();
-        flate2::read::GzDecoder::new(&out[..]).read_to_string(&mut text).unwrap();
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_string(&mut text)
+            .unwrap();
         assert_eq!(text, "hello hello hello");
     }
 }

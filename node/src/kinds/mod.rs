@@ -87,8 +87,7 @@ pub(crate) fn read_text(input: &mut dyn Read, limit: u64, kind: &str) -> Result<
             "payload too large for {kind}: at most {limit} bytes"
         )));
     }
-    String::from_utf8(bytes)
-        .map_err(|_| TaskError::BadInput(format!("{kind} needs UTF-8 text")))
+    String::from_utf8(bytes).map_err(|_| TaskError::BadInput(format!("{kind} needs UTF-8 text")))
 }
 
 /// Read a small numeric argument such as `primes 1000`.
@@ -101,7 +100,9 @@ pub(crate) fn read_number(input: &mut dyn Read, kind: &str, max: u64) -> Result<
         ))
     })?;
     if n > max {
-        return Err(TaskError::BadInput(format!("{kind} accepts at most {max}, got {n}")));
+        return Err(TaskError::BadInput(format!(
+            "{kind} accepts at most {max}, got {n}"
+        )));
     }
     Ok(n)
 }
@@ -121,7 +122,15 @@ mod tests {
     fn registry_lists_the_issue_kinds() {
         let names = Registry::builtin().names();
         for k in [
-            "echo", "upper", "lower", "reverse", "wordcount", "sha256", "primes", "fib", "sleep",
+            "echo",
+            "upper",
+            "lower",
+            "reverse",
+            "wordcount",
+            "sha256",
+            "primes",
+            "fib",
+            "sleep",
             "gzip",
         ] {
             assert!(names.contains(&k), "{k} missing from {names:?}");

@@ -62,9 +62,15 @@ mod tests {
 
     #[test]
     fn transforms() {
-        assert_eq!(run_on(&Upper, "hello wörld".as_bytes()).unwrap(), "HELLO WÖRLD".as_bytes());
+        assert_eq!(
+            run_on(&Upper, "hello wörld".as_bytes()).unwrap(),
+            "HELLO WÖRLD".as_bytes()
+        );
         assert_eq!(run_on(&Lower, b"HeLLo").unwrap(), b"hello");
-        assert_eq!(run_on(&Reverse, "abç".as_bytes()).unwrap(), "çba".as_bytes());
+        assert_eq!(
+            run_on(&Reverse, "abç".as_bytes()).unwrap(),
+            "çba".as_bytes()
+        );
         assert!(run_on(&Upper, b"\xff").is_err());
     }
 }

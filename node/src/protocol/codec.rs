@@ -32,7 +32,9 @@ enum Mode {
     Lines,
     /// Skipping the rest of an over-long line.
     Discarding,
-    Upload { remaining: u64 },
+    Upload {
+        remaining: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -123,11 +125,9 @@ impl Decoder for LineCodec {
                             buf.clear();
                             self.scanned = 0;
                             self.mode = Mode::Discarding;
-                            return Ok(Some(Inbound::Request(Err(
-                                ProtocolError::LineTooLong {
-                                    limit: self.max_line,
-                                },
-                            ))));
+                            return Ok(Some(Inbound::Request(Err(ProtocolError::LineTooLong {
+                                limit: self.max_line,
+                            }))));
                         }
                         None => {
                             self.scanned = buf.len();
@@ -190,7 +190,10 @@ mod tests {
         let mut c = LineCodec::new(100, 1000);
         let out = decode_all(&mut c, b"PING\r\nPUT echo 5\nab\ncdPING\n");
         assert!(matches!(out[0], Inbound::Request(Ok(Request::Ping))));
-        assert!(matches!(out[1], Inbound::Request(Ok(Request::Put { size: 5, .. }))));
+        assert!(matches!(
+            out[1],
+            Inbound::Request(Ok(Request::Put { size: 5, .. }))
+        ));
         let body: Vec<u8> = out
             .iter()
             .filter_map(|i| match i {
@@ -201,7 +204,10 @@ mod tests {
             .collect();
         assert_eq!(body, b"ab\ncd");
         assert!(matches!(out[out.len() - 2], Inbound::UploadEnd));
-        assert!(matches!(out[out.len() - 1], Inbound::Request(Ok(Request::Ping))));
+        assert!(matches!(
+            out[out.len() - 1],
+            Inbound::Request(Ok(Request::Ping))
+        ));
     }
 
     #[test]
@@ -250,7 +256,10 @@ mod tests {
         let out = decode_all(&mut c, b"PUT echo 11\nPING\n");
         assert!(matches!(
             out[0],
-            Inbound::Request(Err(ProtocolError::PayloadTooLarge { size: 11, limit: 10 }))
+            Inbound::Request(Err(ProtocolError::PayloadTooLarge {
+                size: 11,
+                limit: 10
+            }))
         ));
     }
 

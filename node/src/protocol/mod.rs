@@ -31,7 +31,11 @@ pub enum Request {
         wait: bool,
     },
     /// `PUT <kind> <nbytes> [ASYNC]`: exactly `size` raw bytes follow the line.
-    Put { kind: String, size: u64, wait: bool },
+    Put {
+        kind: String,
+        size: u64,
+        wait: bool,
+    },
     Status(Uuid),
     Result(Uuid),
     Kinds,
@@ -47,7 +51,9 @@ pub enum ProtocolError {
     Empty,
     #[error("request line is not valid UTF-8 (use PUT for binary payloads)")]
     InvalidUtf8,
-    #[error("request line is longer than {limit} bytes; use PUT <kind> <nbytes> for large payloads")]
+    #[error(
+        "request line is longer than {limit} bytes; use PUT <kind> <nbytes> for large payloads"
+    )]
     LineTooLong { limit: usize },
     #[error("line contains a NUL byte; use PUT <kind> <nbytes> for binary payloads")]
     NulByte,
@@ -190,9 +196,7 @@ fn parse_json(text: &str) -> Result<Request, ProtocolError> {
             .map_err(|e| malformed(format!("payload_base64 is not base64: {e}")))?,
         (None, None) => Vec::new(),
         (Some(_), Some(_)) => {
-            return Err(malformed(
-                "give either payload or payload_base64, not both",
-            ))
+            return Err(malformed("give either payload or payload_base64, not both"))
         }
     };
     if req.kind.trim().is_empty() {
@@ -275,7 +279,11 @@ pub struct TaskView {
 }
 
 /// An error line: `{"error":"<code>","message":"<what to do>"}`, with the task id when known.
-pub fn error_line(code: &str, message: impl std::fmt::Display, id: Option<Uuid>) -> serde_json::Value {
+pub fn error_line(
+    code: &str,
+    message: impl std::fmt::Display,
+    id: Option<Uuid>,
+) -> serde_json::Value {
     let mut v = serde_json::json!({ "error": code, "message": message.to_string() });
     if let Some(id) = id {
         v["id"] = serde_json::Value::String(id.to_string());
@@ -355,12 +363,21 @@ mod tests {
     fn bad_lines_have_codes() {
         assert_eq!(parse_request(b"").unwrap_err().code(), "empty_line");
         assert_eq!(parse_request(b"  \r").unwrap_err().code(), "empty_line");
-        assert_eq!(parse_request(b"upper \xff\xfe").unwrap_err().code(), "invalid_utf8");
+        assert_eq!(
+            parse_request(b"upper \xff\xfe").unwrap_err().code(),
+            "invalid_utf8"
+        );
         assert_eq!(parse_request(b"upper a\0b").unwrap_err().code(), "nul_byte");
-        assert_eq!(parse_request(b"STATUS nope").unwrap_err().code(), "malformed");
+        assert_eq!(
+            parse_request(b"STATUS nope").unwrap_err().code(),
+            "malformed"
+        );
         assert_eq!(parse_request(b"STATUS").unwrap_err().code(), "malformed");
         assert_eq!(parse_request(b"PING now").unwrap_err().code(), "malformed");
-        assert_eq!(parse_request(b"{\"kind\":1}").unwrap_err().code(), "malformed");
+        assert_eq!(
+            parse_request(b"{\"kind\":1}").unwrap_err().code(),
+            "malformed"
+        );
         assert_eq!(parse_request(b"{not json").unwrap_err().code(), "malformed");
     }
 

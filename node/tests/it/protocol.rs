@@ -11,5 +11,158 @@ async fn raw_socket_submit_returns_result_and_node() {
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["result"], "HELLO WORLD", "{r}");
     assert_eq!(r["node"], "n1", "{r}");
-    assert!(r["id"].as_str().unwrap().len() == 36, "{r}");
+    assert_eq!(r["id"].as_str().unwrap().len(), 36, "{r}");
+
+    // CRLF line endings and JSON requests work the same way.
+    c.send_raw(b"reverse abc\r\n").await;
+    assert_eq!(c.recv().await["result"], "cba");
+    let r = c.call(r#"{"kind":"wordcount","payload":"a b a"}"#).await;
+    assert_eq!(r["result"], r#"{"a":2,"b":1}"#, "{r}");
+}
+
+#[actix_rt::test]
+async fn help_kinds_ping_and_quit() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let mut c = node.connect().await;
+    let help = c.call("HELP").await;
+    let text = help["help"].to_string();
+    for word in ["SUBMIT", "STATUS", "RESULT", "PUT", "KINDS", "PING", "QUIT"] {
+        assert!(text.contains(word), "HELP lacks {word}: {text}");
+    }
+    let kinds = c.call("KINDS").await;
+    let names: Vec<_> = kinds["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"sha256".to_string()), "{kinds}");
+    assert_eq!(c.call("ping").await["node"], "n1");
+    assert_eq!(c.call("QUIT").await["bye"], true);
+    assert!(c.closed().await, "QUIT must close the connection");
+}
+
+#[actix_rt::test]
+async fn bad_input_gets_errors_and_the_connection_keeps_working() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n1", |s| s.listener.max_line_bytes = 1024)
+        .await;
+    let mut c = node.connect().await;
+    let mut other = node.connect().await;
+
+    let r = c.call("frobnicate something").await;
+    assert_eq!(r["error"], "unknown_kind", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("upper"),
+        "lists known kinds: {r}"
+    );
+
+    let r = c.call("STATUS not-a-uuid").await;
+    assert_eq!(r["error"], "malformed", "{r}");
+
+    let r = c.call(r#"{"kind": "upper", "payload": 5}"#).await;
+    assert_eq!(r["error"], "malformed", "{r}");
+
+    c.send(&"x".repeat(5000)).await;
+    let r = c.recv().await;
+    assert_eq!(r["error"], "line_too_long", "{r}");
+
+    c.send_raw(b"upper \xff\xfe\n").await;
+    let r = c.recv().await;
+    assert_eq!(r["error"], "invalid_utf8", "{r}");
+
+    c.send_raw(b"upper a\0b\n").await;
+    assert_eq!(c.recv().await["error"], "nul_byte");
+
+    c.send("").await;
+    assert_eq!(c.recv().await["error"], "empty_line");
+
+    let r = c.call(&format!("STATUS {}", uuid::Uuid::new_v4())).await;
+    assert_eq!(r["error"], "not_found", "{r}");
+
+    // The same connection, and another one, still work.
+    assert_eq!(c.call("upper still here").await["result"], "STILL HERE");
+    assert_eq!(other.call("lower OK").await["result"], "ok");
+}
+
+#[actix_rt::test]
+async fn oversized_upload_is_refused_and_others_keep_working() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n1", |s| s.listener.max_payload_bytes = 1000)
+        .await;
+    let mut c = node.connect().await;
+    let mut other = node.connect().await;
+    let r = c.call("PUT echo 5000").await;
+    assert_eq!(r["error"], "payload_too_large", "{r}");
+    assert!(
+        c.closed().await,
+        "a refused PUT body cannot be resynchronised"
+    );
+    assert_eq!(other.call("upper fine").await["result"], "FINE");
+}
+
+#[actix_rt::test]
+async fn task_errors_are_failed_tasks_not_protocol_errors() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let mut c = node.connect().await;
+    let r = c.call("fib banana").await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"], "task_failed", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("whole number"),
+        "{r}"
+    );
+    assert_eq!(c.call("fib 90").await["result"], "2880067194370816120");
+    assert_eq!(c.call("primes 100").await["result"], "25");
+}
+
+#[actix_rt::test]
+async fn binary_results_come_back_base64() {
+    use base64::Engine;
+    use std::io::Read;
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let mut c = node.connect().await;
+    let r = c.call("gzip hello hello hello").await;
+    assert_eq!(r["result_encoding"], "base64", "{r}");
+    let gz = base64::engine::general_purpose::STANDARD
+        .decode(r["result"].as_str().unwrap())
+        .unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "hello hello hello");
+}
+
+#[actix_rt::test]
+async fn connections_over_the_limit_are_refused_with_a_line() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n1", |s| s.listener.max_connections = 2)
+        .await;
+    let mut a = node.connect().await;
+    let mut b = node.connect().await;
+    assert_eq!(a.call("PING").await["pong"], true);
+    assert_eq!(b.call("PING").await["pong"], true);
+    let mut c = node.connect().await;
+    assert_eq!(c.recv().await["error"], "busy");
+    assert!(c.closed().await);
+    drop(a);
+    // Once a slot frees, new connections are served again.
+    let mut ok = false;
+    for _ in 0..50 {
+        let mut d = node.connect().await;
+        d.send("PING").await;
+        if d.recv().await.get("pong").is_some() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ok, "a freed slot was not reused");
 }
