@@ -13,6 +13,9 @@ struct Cli {
     /// (see config/default.toml); TASKNODE__SECTION__KEY variables override both.
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// Apply database migrations and create the bucket, then exit.
+    #[arg(long)]
+    prepare: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -20,7 +23,13 @@ fn main() -> anyhow::Result<()> {
     tasknode::telemetry::init();
     let settings = Settings::load(cli.config.as_deref())?;
     let system = actix_rt::System::new();
+    let prepare_only = cli.prepare;
     let result = system.block_on(async move {
+        if prepare_only {
+            return tasknode::startup::prepare(&settings)
+                .await
+                .context("prepare failed");
+        }
         let listener = tokio::net::TcpListener::bind(&settings.listener.address)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listener.address))?;

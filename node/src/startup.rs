@@ -65,6 +65,28 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Apply pending migrations and create the bucket, then return: what `tasknode --prepare`
+/// does, for deploy scripts that prepare before starting a fleet.
+pub async fn prepare(settings: &Settings) -> Result<(), StartupError> {
+    let db_err = |source| StartupError::Database {
+        url: redact(&settings.database.url),
+        source,
+    };
+    let applied = db::run_migrations(&settings.database.url)
+        .await
+        .map_err(db_err)?;
+    tracing::info!(?applied, "database ready");
+    let storage_err = |source| StartupError::Storage {
+        endpoint: settings.storage.endpoint.clone(),
+        bucket: settings.storage.bucket.clone(),
+        source,
+    };
+    let storage = Storage::new(&settings.storage).map_err(storage_err)?;
+    storage.ensure_bucket().await.map_err(storage_err)?;
+    tracing::info!(bucket = %settings.storage.bucket, "bucket ready");
+    Ok(())
+}
+
 impl Node {
     /// Check the database (and migrate it), the bucket and the broker, then start the actors
     /// and serve `listener`. Must run inside an actix system.

@@ -1,0 +1,166 @@
+//! `taskctl` end to end: the real binary against real nodes (see `tasknode::testing`).
+
+use sha2::Digest;
+use std::path::PathBuf;
+use std::process::Output;
+use tasknode::testing::TestEnv;
+
+/// Run `taskctl` with `args` off the actix thread (the node under test runs on it).
+async fn taskctl(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_taskctl"))
+            .args(&args)
+            .env_remove("TASKCTL_SERVER")
+            .output()
+            .expect("run taskctl")
+    })
+    .await
+    .unwrap()
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[actix_rt::test]
+async fn submit_prints_the_result_and_json_on_request() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let server = node.addr.to_string();
+
+    let o = taskctl(args(&[
+        "--server",
+        &server,
+        "submit",
+        "upper",
+        "hello world",
+    ]))
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o), "HELLO WORLD\n");
+
+    // Several words are joined; the payload may hold characters the line protocol would not.
+    let o = taskctl(args(&[
+        "--server", &server, "submit", "reverse", "a", "b\nc",
+    ]))
+    .await;
+    assert_eq!(stdout(&o), "c\nb a\n");
+
+    let o = taskctl(args(&[
+        "--server", &server, "--json", "submit", "upper", "hi",
+    ]))
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["result"], "HI");
+    assert_eq!(v["status"], "succeeded");
+    assert_eq!(v["node"], "n1");
+}
+
+#[actix_rt::test]
+async fn async_submit_then_status_and_result() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let server = node.addr.to_string();
+    let o = taskctl(args(&[
+        "--server", &server, "submit", "fib", "100", "--async",
+    ]))
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    let id = stdout(&o).trim().to_string();
+    assert_eq!(id.len(), 36, "prints the id: {id}");
+
+    let mut done = false;
+    for _ in 0..200 {
+        let o = taskctl(args(&["--server", &server, "status", &id])).await;
+        if stdout(&o).contains("status: succeeded") {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(done, "task finished");
+    let o = taskctl(args(&["--server", &server, "result", &id])).await;
+    assert_eq!(stdout(&o), "354224848179261915075\n");
+}
+
+#[actix_rt::test]
+async fn failures_exit_non_zero_with_a_message() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let server = node.addr.to_string();
+
+    let o = taskctl(args(&["--server", &server, "submit", "nosuchkind", "x"])).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unknown kind"),
+        "{o:?}"
+    );
+
+    let o = taskctl(args(&["--server", &server, "submit", "primes", "lots"])).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("failed"),
+        "{o:?}"
+    );
+
+    let o = taskctl(args(&["--server", "127.0.0.1:1", "ping"])).await;
+    assert_eq!(o.status.code(), Some(3), "unreachable: {o:?}");
+}
+
+#[actix_rt::test]
+async fn falls_over_to_the_next_server() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let servers = format!("127.0.0.1:1,{}", node.addr);
+    let o = taskctl(args(&["--server", &servers, "submit", "lower", "ABC"])).await;
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o), "abc\n");
+}
+
+#[actix_rt::test]
+async fn file_payloads_stream_and_large_results_download() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let server = node.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let input: PathBuf = dir.path().join("big.bin");
+    let data: Vec<u8> = (0..9 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    std::fs::write(&input, &data).unwrap();
+
+    let o = taskctl(args(&[
+        "--server",
+        &server,
+        "submit",
+        "sha256",
+        "--file",
+        input.to_str().unwrap(),
+    ]))
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o).trim(), hex::encode(sha2::Sha256::digest(&data)));
+
+    // echo of a 9 MiB file: the result lives in the bucket and downloads to -o.
+    let out = dir.path().join("echoed.bin");
+    let o = taskctl(args(&[
+        "--server",
+        &server,
+        "submit",
+        "echo",
+        "--file",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]))
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "downloaded result matches"
+    );
+}
