@@ -5,7 +5,7 @@
 
 use async_rs::Runtime;
 use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -26,6 +26,66 @@ pub async fn declare_task_queue(channel: &Channel, name: &str) -> Result<(), lap
     channel
         .queue_declare(
             name.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map(|_| ())
+}
+
+/// The queue a failed task waits in for `delay_ms` before flowing back to `task_queue`.
+pub fn retry_queue(task_queue: &str, delay_ms: u64) -> String {
+    format!("{task_queue}.retry.{delay_ms}ms")
+}
+
+/// Where tasks that used up their attempts are kept.
+pub fn dead_queue(task_queue: &str) -> String {
+    format!("{task_queue}.dead")
+}
+
+/// Declare a delay queue: messages expire after `delay_ms` and are dead-lettered back onto
+/// the task queue. One queue per delay, so no message waits behind a longer one; the delay is
+/// in the name, so changing `tasks.retry_base_ms` makes new queues instead of clashing.
+pub async fn declare_retry_queue(
+    channel: &Channel,
+    task_queue: &str,
+    delay_ms: u64,
+) -> Result<String, lapin::Error> {
+    let name = retry_queue(task_queue, delay_ms);
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-message-ttl".into(),
+        AMQPValue::LongLongInt(delay_ms as i64),
+    );
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("".into()),
+    );
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(task_queue.into()),
+    );
+    channel
+        .queue_declare(
+            name.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await?;
+    Ok(name)
+}
+
+/// Declare the durable dead-letter queue.
+pub async fn declare_dead_queue(channel: &Channel, task_queue: &str) -> Result<(), lapin::Error> {
+    channel
+        .queue_declare(
+            dead_queue(task_queue).as_str().into(),
             QueueDeclareOptions {
                 durable: true,
                 ..Default::default()

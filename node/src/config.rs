@@ -27,6 +27,8 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     pub database: DatabaseSettings,
     pub storage: StorageSettings,
+    pub tasks: TaskSettings,
+    pub supervision: SupervisionSettings,
     pub workers: WorkerSettings,
 }
 
@@ -45,6 +47,8 @@ pub struct ListenerSettings {
     pub max_payload_bytes: u64,
     pub max_connections: usize,
     pub wait_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub write_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +79,67 @@ pub struct StorageSettings {
     pub inline_limit: usize,
     pub part_size: usize,
     pub presign_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSettings {
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub kinds: std::collections::BTreeMap<String, KindSettings>,
+    pub enable_panic_kind: bool,
+}
+
+/// Per-kind overrides of [`TaskSettings`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindSettings {
+    pub max_attempts: Option<u32>,
+    pub timeout_secs: Option<u64>,
+}
+
+impl TaskSettings {
+    pub fn max_attempts(&self, kind: &str) -> u32 {
+        self.kinds
+            .get(kind)
+            .and_then(|k| k.max_attempts)
+            .unwrap_or(self.max_attempts)
+    }
+
+    pub fn timeout(&self, kind: &str) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.kinds
+                .get(kind)
+                .and_then(|k| k.timeout_secs)
+                .unwrap_or(self.timeout_secs),
+        )
+    }
+
+    /// Broker-side delay before attempt `next` (2 for the first retry).
+    pub fn retry_delay_ms(&self, next: u32) -> u64 {
+        self.retry_base_ms
+            .saturating_mul(1u64 << (next.saturating_sub(2)).min(20))
+    }
+
+    /// The largest attempt count of any kind.
+    pub fn most_attempts(&self) -> u32 {
+        self.kinds
+            .values()
+            .filter_map(|k| k.max_attempts)
+            .chain([self.max_attempts])
+            .max()
+            .unwrap_or(1)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisionSettings {
+    pub max_restarts: u32,
+    pub window_secs: u64,
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,6 +288,45 @@ impl Settings {
         if self.storage.inline_limit > 16 * 1024 * 1024 {
             return Err(invalid("storage.inline_limit", "must be at most 16 MiB"));
         }
+        if self.listener.idle_timeout_secs == 0 {
+            return Err(invalid("listener.idle_timeout_secs", "must be at least 1"));
+        }
+        if self.listener.write_timeout_secs == 0 {
+            return Err(invalid("listener.write_timeout_secs", "must be at least 1"));
+        }
+        if self.tasks.max_attempts == 0 || self.tasks.max_attempts > 50 {
+            return Err(invalid("tasks.max_attempts", "must be from 1 to 50"));
+        }
+        if self.tasks.retry_base_ms == 0 {
+            return Err(invalid("tasks.retry_base_ms", "must be at least 1"));
+        }
+        // RabbitMQ closes a channel holding a delivery unacked past its consumer_timeout.
+        if self.tasks.timeout_secs == 0 || self.tasks.timeout_secs > 1500 {
+            return Err(invalid(
+                "tasks.timeout_secs",
+                "must be from 1 to 1500 (below RabbitMQ's 30-minute consumer timeout)",
+            ));
+        }
+        for (kind, k) in &self.tasks.kinds {
+            if k.max_attempts.is_some_and(|n| n == 0 || n > 50) {
+                return Err(ConfigError::Invalid {
+                    key: "tasks.kinds.<kind>.max_attempts",
+                    problem: format!("`{kind}`: must be from 1 to 50"),
+                });
+            }
+            if k.timeout_secs.is_some_and(|n| n == 0 || n > 1500) {
+                return Err(ConfigError::Invalid {
+                    key: "tasks.kinds.<kind>.timeout_secs",
+                    problem: format!("`{kind}`: must be from 1 to 1500"),
+                });
+            }
+        }
+        if self.supervision.max_restarts == 0 {
+            return Err(invalid("supervision.max_restarts", "must be at least 1"));
+        }
+        if self.supervision.window_secs == 0 {
+            return Err(invalid("supervision.window_secs", "must be at least 1"));
+        }
         Ok(())
     }
 }
@@ -283,6 +387,25 @@ mod tests {
         assert_eq!(s.node.name, "filename");
         assert_eq!(s.amqp.prefetch, 9);
         assert_eq!(s.storage.secret_key, "s3cr3t");
+    }
+
+    #[test]
+    fn per_kind_overrides() {
+        let s = Settings::from_toml(
+            "[tasks]\nmax_attempts = 4\n[tasks.kinds.sleep]\ntimeout_secs = 900\nmax_attempts = 1\n",
+        )
+        .unwrap();
+        assert_eq!(s.tasks.max_attempts("sleep"), 1);
+        assert_eq!(s.tasks.max_attempts("upper"), 4);
+        assert_eq!(s.tasks.timeout("sleep").as_secs(), 900);
+        assert_eq!(s.tasks.timeout("upper").as_secs(), 300);
+        assert_eq!(s.tasks.retry_delay_ms(2), 1000);
+        assert_eq!(s.tasks.retry_delay_ms(4), 4000);
+        assert_eq!(s.tasks.most_attempts(), 4);
+        let err = Settings::from_toml("[tasks.kinds.sleep]\ntimeout = 9\n").unwrap_err();
+        assert!(err.to_string().contains("timeout"), "{err}");
+        let err = Settings::from_toml("[tasks]\ntimeout_secs = 4000\n").unwrap_err();
+        assert!(err.to_string().contains("tasks.timeout_secs"), "{err}");
     }
 
     #[test]

@@ -28,5 +28,6 @@ pub mod protocol;
 pub mod service;
 pub mod startup;
 pub mod storage;
+pub mod supervision;
 pub mod telemetry;
 pub mod testing;

@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
         let node = Node::build(settings, listener)
             .await
             .context("node could not start")?;
-        node.run_until_stopped(shutdown_signal()).await;
+        node.run_until_stopped(shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     });
     if let Err(e) = &result {

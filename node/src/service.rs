@@ -1,8 +1,10 @@
 //! What a node does for a client, independent of the connection: accept a task (persist,
 //! publish with confirm, optionally wait for its result), and look tasks up.
 
-use crate::actors::persister::{FailUnqueued, GetTask, InsertTask, Persister};
-use crate::actors::publisher::{PublishError, PublishTask, Publisher};
+use crate::actors::persister::{
+    FailUnqueued, GetTask, InsertTask, ListDead, Persister, ResetForRetry,
+};
+use crate::actors::publisher::{PublishError, PublishTask, Publisher, Republish, Target};
 use crate::actors::replies::{Register, ReplyRouter, Unregister};
 use crate::actors::uploader::{PutObject, Uploader};
 use crate::amqp::{PayloadRef, TaskMessage};
@@ -38,6 +40,8 @@ pub enum ServiceError {
     NotFound(Uuid),
     #[error("task {id} is still {}; ask `RESULT {id}` later", status.as_str())]
     NotFinished { id: Uuid, status: TaskStatus },
+    #[error("task {id} is {}; only dead or failed tasks can be retried", status.as_str())]
+    NotRetryable { id: Uuid, status: TaskStatus },
     #[error("no result within {secs}s; task {id} goes on, ask `RESULT {id}` later")]
     Timeout { id: Uuid, secs: u64 },
     #[error("node is shutting down or overloaded ({0}); try another node")]
@@ -53,6 +57,7 @@ impl ServiceError {
             ServiceError::NotAccepted(_) => "not_accepted",
             ServiceError::NotFound(_) => "not_found",
             ServiceError::NotFinished { .. } => "not_finished",
+            ServiceError::NotRetryable { .. } => "not_retryable",
             ServiceError::Timeout { .. } => "timeout",
             ServiceError::Unavailable(_) => "unavailable",
         }
@@ -62,6 +67,7 @@ impl ServiceError {
         match self {
             ServiceError::NotFound(id)
             | ServiceError::NotFinished { id, .. }
+            | ServiceError::NotRetryable { id, .. }
             | ServiceError::Timeout { id, .. } => Some(*id),
             _ => None,
         }
@@ -236,6 +242,92 @@ impl Services {
             .ok_or(ServiceError::NotFound(id))
     }
 
+    /// `DEAD`: the newest dead tasks.
+    pub async fn dead(&self, limit: i64) -> Result<serde_json::Value, ServiceError> {
+        let rows = self
+            .persister
+            .send(ListDead(limit))
+            .await
+            .map_err(mailbox)??;
+        let dead: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.id,
+                    "kind": r.kind,
+                    "attempts": r.attempts,
+                    "message": r.error,
+                    "node": r.node,
+                    "finished_at": r.finished_at,
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({ "dead": dead }))
+    }
+
+    /// `RETRY <id>`: queue a dead or failed task again with a fresh attempt budget.
+    pub async fn retry(&self, id: Uuid) -> Result<TaskView, ServiceError> {
+        let row = match self
+            .persister
+            .send(ResetForRetry(id))
+            .await
+            .map_err(mailbox)??
+        {
+            Some(row) => row,
+            None => {
+                let row = self.row(id).await?;
+                return Err(ServiceError::NotRetryable {
+                    id,
+                    status: row.status(),
+                });
+            }
+        };
+        let payload = match (&row.payload, &row.payload_key) {
+            (_, Some(key)) => PayloadRef::Object {
+                key: key.clone(),
+                size: row.payload_size as u64,
+            },
+            (data, None) => PayloadRef::Inline {
+                data: data.clone().unwrap_or_default(),
+            },
+        };
+        let message = TaskMessage {
+            id,
+            kind: row.kind.clone(),
+            payload,
+            submitted_by: self.node.clone(),
+        };
+        let body = serde_json::to_vec(&message).map_err(|e| mailbox(e))?;
+        let sent = self
+            .publisher
+            .send(Republish {
+                target: Target::Tasks,
+                id,
+                body,
+                reply_to: None,
+            })
+            .await
+            .unwrap_or_else(|e| Err(PublishError::Amqp(e.to_string())));
+        if let Err(e) = sent {
+            let _ = self
+                .persister
+                .send(FailUnqueued {
+                    id,
+                    error: format!("retry not accepted: {e}"),
+                })
+                .await;
+            return Err(ServiceError::NotAccepted(e));
+        }
+        tracing::info!(task = %id, "task queued again by RETRY");
+        Ok(TaskView {
+            id: Some(id),
+            kind: Some(row.kind),
+            status: Some(TaskStatus::Queued),
+            attempts: Some(0),
+            ..Default::default()
+        })
+    }
+
     /// `STATUS`: the task without its result body.
     pub async fn status(&self, id: Uuid) -> Result<TaskView, ServiceError> {
         let row = self.row(id).await?;
@@ -258,9 +350,18 @@ pub fn view_of(row: &TaskRow, storage: &Storage) -> TaskView {
         attempts: Some(row.attempts),
         ..Default::default()
     };
-    if status == TaskStatus::Failed {
-        view.error = Some("task_failed".into());
-        view.message = row.error.clone();
+    match status {
+        TaskStatus::Failed => {
+            view.error = Some("task_failed".into());
+            view.message = row.error.clone();
+        }
+        TaskStatus::Dead => {
+            view.error = Some("task_dead".into());
+            view.message = row.error.clone();
+        }
+        // A task waiting for a retry shows why its last run failed.
+        TaskStatus::Queued | TaskStatus::Running => view.message = row.error.clone(),
+        TaskStatus::Succeeded => {}
     }
     if let Some(data) = &row.result {
         view.result_size = Some(data.len() as u64);

@@ -1,19 +1,22 @@
 //! Building a node: check every dependency, then start the actors in dependency order.
 
-use crate::actors::consumer::{ConsumerDeps, TaskConsumer};
-use crate::actors::listener::SocketListener;
+use crate::actors::consumer::{ConsumerDeps, StopConsuming, TaskConsumer};
+use crate::actors::listener::{SocketListener, StopListening};
 use crate::actors::persister::Persister;
 use crate::actors::publisher::{IsConnected, Publisher};
 use crate::actors::replies::ReplyRouter;
 use crate::actors::uploader::Uploader;
-use crate::actors::worker_pool::Worker;
+use crate::actors::worker_pool::{PoolStats, Worker};
 use crate::config::Settings;
 use crate::kinds::Registry;
 use crate::service::Services;
 use crate::storage::Storage;
+use crate::supervision::RestartBudget;
 use crate::{amqp, db};
 use actix::prelude::*;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -41,15 +44,29 @@ pub enum StartupError {
     PublisherNotReady(Duration),
     #[error("listener: {0}")]
     Listener(std::io::Error),
+    #[error("configuration key `tasks.kinds.{0}`: there is no kind `{0}`")]
+    UnknownKindOverride(String),
 }
 
 /// A running node. Dropping it does not stop it; stop the actix system.
 pub struct Node {
     local_addr: SocketAddr,
     services: Services,
-    _listener: Addr<SocketListener>,
-    _consumer: Option<Addr<TaskConsumer>>,
+    /// Worker pool counters (executor threads started, panics, timeouts).
+    pub pool_stats: Arc<PoolStats>,
+    /// Deliveries being processed.
+    pub inflight: Arc<AtomicUsize>,
+    listener: Addr<SocketListener>,
+    consumer: Option<Addr<TaskConsumer>>,
+    /// A supervised actor that spent its restart budget reports here.
+    fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
+    grace: Duration,
 }
+
+/// The node stopped because an actor could not recover.
+#[derive(Debug, thiserror::Error)]
+#[error("node stopped: {0}")]
+pub struct Fatal(pub String);
 
 /// Hide the password in a URL for messages.
 fn redact(url: &str) -> String {
@@ -92,6 +109,15 @@ impl Node {
     /// and serve `listener`. Must run inside an actix system.
     pub async fn build(settings: Settings, listener: TcpListener) -> Result<Node, StartupError> {
         let node = settings.node.name.clone();
+        let kinds = if settings.tasks.enable_panic_kind {
+            tracing::warn!("the `panic` kind is enabled (tasks.enable_panic_kind)");
+            Registry::with_panic_kind()
+        } else {
+            Registry::builtin()
+        };
+        if let Some(unknown) = settings.tasks.kinds.keys().find(|k| kinds.get(k).is_none()) {
+            return Err(StartupError::UnknownKindOverride(unknown.clone()));
+        }
         let db_err = |source| StartupError::Database {
             url: redact(&settings.database.url),
             source,
@@ -140,17 +166,38 @@ impl Node {
                 source,
             })?;
 
+        let (fatal_tx, fatal) = tokio::sync::mpsc::unbounded_channel();
+        let budget = |actor: &'static str| {
+            Arc::new(RestartBudget::new(
+                actor,
+                settings.supervision.max_restarts,
+                Duration::from_secs(settings.supervision.window_secs),
+                fatal_tx.clone(),
+            ))
+        };
+        // Persister and Uploader hold no connection of their own (the pool and the HTTP
+        // client heal themselves), so they never stop; the connection actors are supervised.
         let persister = Persister::new(pool).start();
         let uploader = Uploader::new(storage.clone()).start();
-        let publisher = Publisher::new(
-            settings.amqp.url.clone(),
-            &node,
-            settings.amqp.task_queue.clone(),
-        )
-        .start();
-        let replies = ReplyRouter::new(settings.amqp.url.clone(), &node, reply_queue.clone())
-            .with_open(replies_open)
-            .start();
+        let publisher = {
+            let (url, queue, budget) = (
+                settings.amqp.url.clone(),
+                settings.amqp.task_queue.clone(),
+                budget("publisher"),
+            );
+            let node = node.clone();
+            Supervisor::start(move |_| Publisher::new(url, &node, queue, budget))
+        };
+        let replies = {
+            let router = ReplyRouter::new(
+                settings.amqp.url.clone(),
+                &node,
+                reply_queue.clone(),
+                budget("replies"),
+            )
+            .with_open(replies_open);
+            Supervisor::start(move |_| router)
+        };
 
         let ready_within = Duration::from_secs(15);
         let deadline = tokio::time::Instant::now() + ready_within;
@@ -161,16 +208,19 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
 
-        let kinds = Registry::builtin();
         let threads = settings.workers.threads();
+        let pool_stats = Arc::new(PoolStats::default());
+        let inflight = Arc::new(AtomicUsize::new(0));
+        let task_settings = Arc::new(settings.tasks.clone());
         let consumer = (threads > 0).then(|| {
             let workers = Worker::start_pool(
                 threads,
                 kinds.clone(),
                 uploader.clone(),
                 settings.storage.inline_limit,
+                pool_stats.clone(),
             );
-            TaskConsumer::new(
+            let consumer = TaskConsumer::new(
                 settings.amqp.url.clone(),
                 settings.amqp.task_queue.clone(),
                 settings.amqp.prefetch,
@@ -181,9 +231,12 @@ impl Node {
                     uploader: uploader.clone(),
                     publisher: publisher.clone(),
                     storage: storage.clone(),
+                    tasks: task_settings.clone(),
+                    inflight: inflight.clone(),
                 },
-            )
-            .start()
+                budget("consumer"),
+            );
+            Supervisor::start(move |_| consumer)
         });
 
         let services = Services {
@@ -210,8 +263,12 @@ impl Node {
         Ok(Node {
             local_addr,
             services,
-            _listener: listener,
-            _consumer: consumer,
+            pool_stats,
+            inflight,
+            listener,
+            consumer,
+            fatal,
+            grace: Duration::from_secs(settings.supervision.shutdown_grace_secs),
         })
     }
 
@@ -224,10 +281,45 @@ impl Node {
         &self.services
     }
 
-    /// Serve until `shutdown` resolves.
-    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()>) {
-        shutdown.await;
-        tracing::info!(node = %self.services.node, "shutting down");
+    /// Serve until `shutdown` resolves, then stop gracefully: stop accepting connections and
+    /// taking tasks, give in-flight tasks up to `supervision.shutdown_grace_secs` to finish
+    /// (each is acked only once its row is written; any still running when the grace ends is
+    /// simply not acked, so the broker hands it to another node). Returns `Err` when an actor
+    /// could not recover, so the process exits non-zero.
+    pub async fn run_until_stopped(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), Fatal> {
+        tokio::select! {
+            _ = shutdown => {}
+            reason = self.fatal.recv() => {
+                return Err(Fatal(reason.unwrap_or_else(|| "supervision channel closed".into())));
+            }
+        }
+        let node = self.services.node.clone();
+        tracing::info!(%node, grace = ?self.grace, "shutting down: no new connections or tasks");
+        self.listener.do_send(StopListening);
+        if let Some(consumer) = &self.consumer {
+            let _ = consumer.send(StopConsuming).await;
+        }
+        let deadline = tokio::time::Instant::now() + self.grace;
+        loop {
+            let left = self.inflight.load(std::sync::atomic::Ordering::SeqCst);
+            if left == 0 {
+                tracing::info!(%node, "in-flight tasks done; stopped");
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(%node, left, "grace period over; unfinished tasks go back to the queue");
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Resolves when an actor spent its restart budget (for tests that run nodes in-process).
+    pub async fn fatal(&mut self) -> Option<String> {
+        self.fatal.recv().await
     }
 }
 

@@ -6,23 +6,27 @@
 //! so a crash anywhere before it gets the task redelivered (at-least-once); a redelivery of a
 //! task whose row is already final is not run again, only answered and acked.
 
-use super::persister::{FinishTask, Persister, StartTask};
-use super::publisher::{PublishReply, Publisher};
+use super::persister::{FinishTask, Persister, RetryLater, StartTask};
+use super::publisher::{PublishReply, Publisher, Republish, Target};
 use super::uploader::{UploadFile, Uploader};
-use super::worker_pool::{RunTask, TaskInput, TaskOutput, Worker};
+use super::worker_pool::{RunError, RunTask, TaskInput, TaskOutput, Worker};
 use crate::amqp::{self, PayloadRef, TaskMessage};
+use crate::config::TaskSettings;
 use crate::db::models::{Finish, TaskRow};
 use crate::db::tasks::Start;
 use crate::protocol::TaskStatus;
 use crate::service::view_of;
 use crate::storage::Storage;
+use crate::supervision::{Link, RestartBudget};
 use actix::prelude::*;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Pause before handing a delivery back after a database failure, so an outage does not
@@ -38,6 +42,25 @@ pub struct ConsumerDeps {
     pub uploader: Addr<Uploader>,
     pub publisher: Addr<Publisher>,
     pub storage: Storage,
+    pub tasks: Arc<TaskSettings>,
+    /// Deliveries being processed now (graceful shutdown waits for them).
+    pub inflight: Arc<AtomicUsize>,
+}
+
+/// Counts a delivery in `inflight` while it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct TaskConsumer {
@@ -45,35 +68,40 @@ pub struct TaskConsumer {
     queue: String,
     prefetch: u16,
     deps: ConsumerDeps,
-    connection: Option<Connection>,
-    channel: Option<Channel>,
-    attempt: u32,
-    connecting: bool,
-    generation: u64,
+    link: Link,
+    /// Set by [`StopConsuming`]: no new deliveries, no reconnecting.
+    stopping: bool,
 }
 
 impl TaskConsumer {
-    pub fn new(url: String, queue: String, prefetch: u16, deps: ConsumerDeps) -> Self {
+    pub fn new(
+        url: String,
+        queue: String,
+        prefetch: u16,
+        deps: ConsumerDeps,
+        budget: Arc<RestartBudget>,
+    ) -> Self {
         TaskConsumer {
             url,
             queue,
             prefetch,
             deps,
-            connection: None,
-            channel: None,
-            attempt: 0,
-            connecting: false,
-            generation: 0,
+            link: Link::new(budget),
+            stopping: false,
         }
     }
 
+    fn tag(&self) -> String {
+        format!("{}-consumer", self.deps.node)
+    }
+
     fn connect(&mut self, ctx: &mut Context<Self>) {
-        if self.connecting {
-            return;
-        }
-        self.connecting = true;
-        let (url, queue, prefetch) = (self.url.clone(), self.queue.clone(), self.prefetch);
-        let name = format!("{}-consumer", self.deps.node);
+        let (url, queue, prefetch, name) = (
+            self.url.clone(),
+            self.queue.clone(),
+            self.prefetch,
+            self.tag(),
+        );
         async move {
             let conn = amqp::connect(&url, &name).await?;
             let channel = conn.create_channel().await?;
@@ -92,28 +120,14 @@ impl TaskConsumer {
             Ok::<_, lapin::Error>((conn, channel, consumer))
         }
         .into_actor(self)
-        .map(|res, act, ctx| {
-            act.connecting = false;
-            match res {
-                Ok((conn, channel, consumer)) => {
-                    if act.attempt > 0 {
-                        tracing::info!(actor = "consumer", "consuming tasks again");
-                    }
-                    act.attempt = 0;
-                    act.generation += 1;
-                    act.connection = Some(conn);
-                    act.channel = Some(channel);
-                    let generation = act.generation;
-                    ctx.add_stream(futures_util::StreamExt::map(consumer, move |d| {
-                        (generation, d)
-                    }));
-                }
-                Err(e) => {
-                    let delay = amqp::backoff(act.attempt);
-                    act.attempt += 1;
-                    tracing::warn!(actor = "consumer", error = %e, ?delay, "cannot consume tasks; retrying");
-                    ctx.run_later(delay, |act, ctx| act.connect(ctx));
-                }
+        .map(|res, act, ctx| match res {
+            Ok((conn, channel, consumer)) => {
+                act.link.up(conn, channel);
+                ctx.add_stream(consumer);
+            }
+            Err(e) => {
+                act.link.failed(format!("cannot consume tasks: {e}"));
+                ctx.stop();
             }
         })
         .spawn(ctx);
@@ -124,43 +138,74 @@ impl Actor for TaskConsumer {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.connect(ctx);
+        if self.stopping {
+            return;
+        }
+        let Some(delay) = self.link.start_delay() else {
+            return;
+        };
+        ctx.run_later(delay, |act, ctx| act.connect(ctx));
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
-            let healthy = act.channel.as_ref().is_some_and(|c| c.status().connected());
-            if !healthy && !act.connecting {
-                if act.channel.take().is_some() {
-                    tracing::warn!(actor = "consumer", "lost RabbitMQ channel; reconnecting");
-                }
-                act.connection = None;
-                act.connect(ctx);
+            if act.link.lost() && !act.stopping {
+                act.link.failed("RabbitMQ channel closed");
+                ctx.stop();
             }
         });
     }
 }
 
-impl StreamHandler<(u64, Result<Delivery, lapin::Error>)> for TaskConsumer {
-    fn handle(
-        &mut self,
-        (generation, item): (u64, Result<Delivery, lapin::Error>),
-        ctx: &mut Context<Self>,
-    ) {
+impl actix::Supervised for TaskConsumer {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.link.restarting();
+    }
+}
+
+impl StreamHandler<Result<Delivery, lapin::Error>> for TaskConsumer {
+    fn handle(&mut self, item: Result<Delivery, lapin::Error>, ctx: &mut Context<Self>) {
         match item {
             Ok(delivery) => {
-                let deps = self.deps.clone();
-                actix::spawn(process(delivery, deps));
+                actix::spawn(process(delivery, self.deps.clone()));
             }
-            Err(e) if generation == self.generation => {
-                tracing::warn!(actor = "consumer", error = %e, "task consumer failed; reconnecting");
-                self.channel = None;
-                self.connection = None;
-                self.connect(ctx);
+            Err(e) if !self.stopping => {
+                self.link.failed(format!("task consumer failed: {e}"));
+                ctx.stop();
             }
             Err(_) => {}
         }
     }
 
     fn finished(&mut self, _ctx: &mut Context<Self>) {
-        // A consumer stream ends with its connection; the health check reconnects.
+        // The stream ends with its connection (the health check restarts the actor) or after
+        // StopConsuming.
+    }
+}
+
+/// Graceful shutdown: cancel the consumer so no new task arrives; deliveries already taken
+/// are finished (and acked) as usual.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopConsuming;
+
+impl Handler<StopConsuming> for TaskConsumer {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: StopConsuming, _: &mut Context<Self>) -> Self::Result {
+        self.stopping = true;
+        let channel = self.link.channel.clone();
+        let tag = self.tag();
+        Box::pin(
+            async move {
+                if let Some(channel) = channel {
+                    if let Err(e) = channel
+                        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not cancel the task consumer");
+                    }
+                }
+            }
+            .into_actor(self),
+        )
     }
 }
 
@@ -200,6 +245,7 @@ async fn answer_and_ack(deps: &ConsumerDeps, delivery: &Delivery, row: &TaskRow)
 }
 
 async fn process(delivery: Delivery, deps: ConsumerDeps) {
+    let _inflight = InFlight::new(&deps.inflight);
     let msg: TaskMessage = match serde_json::from_slice(&delivery.data) {
         Ok(m) => m,
         Err(e) => {
@@ -219,8 +265,8 @@ async fn process(delivery: Delivery, deps: ConsumerDeps) {
             node: deps.node.clone(),
         })
         .await;
-    match start {
-        Ok(Ok(Start::Run(_))) => {}
+    let attempt = match start {
+        Ok(Ok(Start::Run(row))) => row.attempts.max(1) as u32,
         Ok(Ok(Start::AlreadyFinal(row))) => {
             tracing::info!(task = %id, status = %row.status, "redelivered task already finished; not run again");
             answer_and_ack(&deps, &delivery, &row).await;
@@ -244,20 +290,26 @@ async fn process(delivery: Delivery, deps: ConsumerDeps) {
             requeue(&delivery).await;
             return;
         }
-    }
+    };
 
-    let input = match msg.payload {
-        PayloadRef::Inline { data } => TaskInput::Inline(data.into()),
-        PayloadRef::Object { key, .. } => TaskInput::Object { key },
+    let input = match &msg.payload {
+        PayloadRef::Inline { data } => TaskInput::Inline(data.clone().into()),
+        PayloadRef::Object { key, .. } => TaskInput::Object { key: key.clone() },
     };
     let run = deps
         .workers
         .send(RunTask {
             kind: msg.kind.clone(),
             input,
+            timeout: deps.tasks.timeout(&msg.kind),
         })
         .await
-        .unwrap_or_else(|e| Err(format!("worker pool unavailable: {e}")));
+        .unwrap_or_else(|e| {
+            Err(RunError {
+                message: format!("worker pool unavailable: {e}"),
+                retryable: true,
+            })
+        });
 
     let outcome = match run {
         Ok(TaskOutput::Inline(data)) => Finish {
@@ -284,13 +336,115 @@ async fn process(delivery: Delivery, deps: ConsumerDeps) {
                     result_size: Some(size as i64),
                     error: None,
                 },
-                Ok(Err(e)) => failed(format!("could not store the result: {e}")),
-                Err(e) => failed(format!("could not store the result: {e}")),
+                Ok(Err(e)) => {
+                    return retry_or_bury(
+                        &deps,
+                        &delivery,
+                        &msg,
+                        attempt,
+                        format!("could not store the result: {e}"),
+                    )
+                    .await
+                }
+                Err(e) => {
+                    return retry_or_bury(
+                        &deps,
+                        &delivery,
+                        &msg,
+                        attempt,
+                        format!("could not store the result: {e}"),
+                    )
+                    .await
+                }
             }
         }
-        Err(message) => failed(message),
+        Err(e) if e.retryable => {
+            return retry_or_bury(&deps, &delivery, &msg, attempt, e.message).await;
+        }
+        Err(e) => failed(TaskStatus::Failed, e.message),
     };
+    write_outcome(&deps, &delivery, id, outcome).await;
+}
 
+/// A retryable failure: run again after a broker-side delay, or, past the kind's attempts,
+/// mark the task `dead` and park its message in the dead-letter queue.
+async fn retry_or_bury(
+    deps: &ConsumerDeps,
+    delivery: &Delivery,
+    msg: &TaskMessage,
+    attempt: u32,
+    error: String,
+) {
+    let id = msg.id;
+    let reply_to = delivery
+        .properties
+        .reply_to()
+        .as_ref()
+        .map(|q| q.to_string());
+    let max = deps.tasks.max_attempts(&msg.kind);
+    if attempt >= max {
+        tracing::warn!(task = %id, attempt, error = %error, "task failed its last attempt; dead-lettered");
+        let parked = deps
+            .publisher
+            .send(Republish {
+                target: Target::Dead,
+                id,
+                body: delivery.data.clone(),
+                reply_to: None,
+            })
+            .await;
+        if !matches!(parked, Ok(Ok(()))) {
+            tracing::warn!(task = %id, "could not dead-letter the task; requeued");
+            requeue(delivery).await;
+            return;
+        }
+        let outcome = failed(
+            TaskStatus::Dead,
+            format!("{error} (after {attempt} attempts)"),
+        );
+        write_outcome(deps, delivery, id, outcome).await;
+        return;
+    }
+    let delay_ms = deps.tasks.retry_delay_ms(attempt + 1);
+    tracing::info!(task = %id, attempt, delay_ms, error = %error, "task failed; will retry");
+    let next = chrono::Utc::now() + chrono::Duration::milliseconds(delay_ms as i64);
+    let noted = deps
+        .persister
+        .send(RetryLater {
+            id,
+            node: deps.node.clone(),
+            error: error.clone(),
+            next_attempt_at: next,
+        })
+        .await;
+    if !matches!(noted, Ok(Ok(_))) {
+        requeue(delivery).await;
+        return;
+    }
+    let sent = deps
+        .publisher
+        .send(Republish {
+            target: Target::Retry { delay_ms },
+            id,
+            body: delivery.data.clone(),
+            reply_to,
+        })
+        .await;
+    match sent {
+        Ok(Ok(())) => {
+            if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+                tracing::warn!(task = %id, error = %e, "ack after scheduling a retry failed");
+            }
+        }
+        _ => {
+            tracing::warn!(task = %id, "could not schedule the retry; requeued");
+            requeue(delivery).await;
+        }
+    }
+}
+
+/// Write a final outcome; once written, answer and ack.
+async fn write_outcome(deps: &ConsumerDeps, delivery: &Delivery, id: uuid::Uuid, outcome: Finish) {
     let finished = deps
         .persister
         .send(FinishTask {
@@ -300,25 +454,25 @@ async fn process(delivery: Delivery, deps: ConsumerDeps) {
         })
         .await;
     match finished {
-        Ok(Ok(Some(row))) => answer_and_ack(&deps, &delivery, &row).await,
+        Ok(Ok(Some(row))) => answer_and_ack(deps, delivery, &row).await,
         Ok(Ok(None)) => {
             tracing::error!(task = %id, "task row vanished while running");
             let _ = delivery.acker.ack(BasicAckOptions::default()).await;
         }
         Ok(Err(e)) => {
             tracing::warn!(task = %id, error = %e, "cannot write task outcome; requeued");
-            requeue(&delivery).await;
+            requeue(delivery).await;
         }
         Err(e) => {
             tracing::warn!(task = %id, error = %e, "persister unavailable; requeued");
-            requeue(&delivery).await;
+            requeue(delivery).await;
         }
     }
 }
 
-fn failed(message: String) -> Finish {
+fn failed(status: TaskStatus, message: String) -> Finish {
     Finish {
-        status: TaskStatus::Failed.as_str().into(),
+        status: status.as_str().into(),
         result: None,
         result_key: None,
         result_size: None,

@@ -44,6 +44,19 @@ impl Actor for SocketListener {
     type Context = Context<Self>;
 }
 
+/// Stop accepting connections (graceful shutdown); open sessions go on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopListening;
+
+impl Handler<StopListening> for SocketListener {
+    type Result = ();
+
+    fn handle(&mut self, _: StopListening, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
 impl StreamHandler<std::io::Result<TcpStream>> for SocketListener {
     fn handle(&mut self, item: std::io::Result<TcpStream>, _ctx: &mut Context<Self>) {
         let stream = match item {
@@ -79,7 +92,8 @@ impl StreamHandler<std::io::Result<TcpStream>> for SocketListener {
         );
     }
 
-    fn finished(&mut self, _ctx: &mut Context<Self>) {
+    fn finished(&mut self, ctx: &mut Context<Self>) {
         tracing::error!("listening socket closed");
+        ctx.stop();
     }
 }

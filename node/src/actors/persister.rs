@@ -139,3 +139,66 @@ impl Handler<FailUnqueued> for Persister {
         })
     }
 }
+
+/// A run failed and will be retried at `next_attempt_at` (see [`tasks::retry_later`]).
+#[derive(Message)]
+#[rtype(result = "Result<bool, DbError>")]
+pub struct RetryLater {
+    pub id: Uuid,
+    pub node: String,
+    pub error: String,
+    pub next_attempt_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The newest `limit` dead tasks.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<TaskRow>, DbError>")]
+pub struct ListDead(pub i64);
+
+/// Make a dead or failed task runnable again (see [`tasks::reset_for_retry`]).
+#[derive(Message)]
+#[rtype(result = "Result<Option<TaskRow>, DbError>")]
+pub struct ResetForRetry(pub Uuid);
+
+impl Handler<RetryLater> for Persister {
+    type Result = ResponseFuture<Result<bool, DbError>>;
+
+    fn handle(&mut self, msg: RetryLater, _: &mut Context<Self>) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let mut conn = pool.get().await?;
+            Ok(tasks::retry_later(
+                &mut conn,
+                msg.id,
+                &msg.node,
+                &msg.error,
+                msg.next_attempt_at,
+            )
+            .await?)
+        })
+    }
+}
+
+impl Handler<ListDead> for Persister {
+    type Result = ResponseFuture<Result<Vec<TaskRow>, DbError>>;
+
+    fn handle(&mut self, msg: ListDead, _: &mut Context<Self>) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let mut conn = pool.get().await?;
+            Ok(tasks::list_dead(&mut conn, msg.0).await?)
+        })
+    }
+}
+
+impl Handler<ResetForRetry> for Persister {
+    type Result = ResponseFuture<Result<Option<TaskRow>, DbError>>;
+
+    fn handle(&mut self, msg: ResetForRetry, _: &mut Context<Self>) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let mut conn = pool.get().await?;
+            Ok(tasks::reset_for_retry(&mut conn, msg.0).await?)
+        })
+    }
+}

@@ -3,14 +3,19 @@
 //! (`mandatory`) or nacked message, a lost connection or a confirm that does not come in time
 //! is an error, never a false "accepted".
 //!
-//! The actor owns its connection: it connects in `started()`, checks the channel every second,
-//! and on loss reconnects with backoff. Publishes while disconnected fail at once with
-//! [`PublishError::NotConnected`].
+//! The actor owns its connection and runs under a `Supervisor`: it connects in `started()`,
+//! checks the channel every second, and when the connection is lost (or cannot be made) it
+//! stops itself; the supervisor restarts it after the backoff its
+//! [`RestartBudget`](crate::supervision::RestartBudget) allows. Publishes in flight at that
+//! moment fail; publishes while disconnected fail at once with [`PublishError::NotConnected`].
 
 use crate::amqp::{self, TaskMessage};
+use crate::supervision::{Link, RestartBudget};
 use actix::prelude::*;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use lapin::{BasicProperties, Confirmation};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -35,30 +40,23 @@ pub struct Publisher {
     url: String,
     name: String,
     task_queue: String,
-    connection: Option<Connection>,
-    channel: Option<Channel>,
-    attempt: u32,
-    connecting: bool,
+    link: Link,
+    /// Delay queues declared on the current channel.
+    retry_queues: HashSet<u64>,
 }
 
 impl Publisher {
-    pub fn new(url: String, node: &str, task_queue: String) -> Self {
+    pub fn new(url: String, node: &str, task_queue: String, budget: Arc<RestartBudget>) -> Self {
         Publisher {
             url,
             name: format!("{node}-publisher"),
             task_queue,
-            connection: None,
-            channel: None,
-            attempt: 0,
-            connecting: false,
+            link: Link::new(budget),
+            retry_queues: HashSet::new(),
         }
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
-        if self.connecting {
-            return;
-        }
-        self.connecting = true;
         let (url, name, queue) = (self.url.clone(), self.name.clone(), self.task_queue.clone());
         async move {
             let conn = amqp::connect(&url, &name).await?;
@@ -67,38 +65,21 @@ impl Publisher {
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
             amqp::declare_task_queue(&channel, &queue).await?;
+            amqp::declare_dead_queue(&channel, &queue).await?;
             Ok::<_, lapin::Error>((conn, channel))
         }
         .into_actor(self)
-        .map(|res, act, ctx| {
-            act.connecting = false;
-            match res {
-                Ok((conn, channel)) => {
-                    if act.attempt > 0 {
-                        tracing::info!(actor = "publisher", "reconnected to RabbitMQ");
-                    }
-                    act.attempt = 0;
-                    act.connection = Some(conn);
-                    act.channel = Some(channel);
-                }
-                Err(e) => {
-                    let delay = amqp::backoff(act.attempt);
-                    act.attempt += 1;
-                    tracing::warn!(actor = "publisher", error = %e, ?delay, "cannot reach RabbitMQ; retrying");
-                    ctx.run_later(delay, |act, ctx| act.connect(ctx));
-                }
+        .map(|res, act, ctx| match res {
+            Ok((conn, channel)) => {
+                act.retry_queues.clear();
+                act.link.up(conn, channel);
+            }
+            Err(e) => {
+                act.link.failed(format!("cannot reach RabbitMQ: {e}"));
+                ctx.stop();
             }
         })
         .spawn(ctx);
-    }
-
-    /// Drop a dead channel and start reconnecting.
-    fn lost(&mut self, ctx: &mut Context<Self>) {
-        if self.channel.take().is_some() {
-            tracing::warn!(actor = "publisher", "lost RabbitMQ channel; reconnecting");
-        }
-        self.connection = None;
-        self.connect(ctx);
     }
 
     fn publish(
@@ -107,7 +88,7 @@ impl Publisher {
         body: Vec<u8>,
         properties: BasicProperties,
     ) -> impl std::future::Future<Output = Result<(), PublishError>> + 'static {
-        let channel = self.channel.clone();
+        let channel = self.link.channel.clone();
         async move {
             let channel = channel.ok_or(PublishError::NotConnected)?;
             let confirm = channel
@@ -142,14 +123,10 @@ impl Publisher {
         fut: impl std::future::Future<Output = Result<(), PublishError>> + 'static,
     ) -> ResponseActFuture<Self, Result<(), PublishError>> {
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
-            if let Err(PublishError::Amqp(_) | PublishError::Timeout(_)) = &res {
-                let healthy = act
-                    .channel
-                    .as_ref()
-                    .map(|c| c.status().connected())
-                    .unwrap_or(false);
-                if !healthy {
-                    act.lost(ctx);
+            if let Err(e @ (PublishError::Amqp(_) | PublishError::Timeout(_))) = &res {
+                if act.link.lost() {
+                    act.link.failed(e);
+                    ctx.stop();
                 }
             }
             res
@@ -162,17 +139,23 @@ impl Actor for Publisher {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
-        self.connect(ctx);
+        let Some(delay) = self.link.start_delay() else {
+            return;
+        };
+        ctx.run_later(delay, |act, ctx| act.connect(ctx));
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
-            let healthy = act
-                .channel
-                .as_ref()
-                .map(|c| c.status().connected())
-                .unwrap_or(false);
-            if !healthy && !act.connecting {
-                act.lost(ctx);
+            if act.link.lost() {
+                act.link.failed("RabbitMQ channel closed");
+                ctx.stop();
             }
         });
+    }
+}
+
+impl actix::Supervised for Publisher {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.retry_queues.clear();
+        self.link.restarting();
     }
 }
 
@@ -191,6 +174,27 @@ pub struct PublishReply {
     pub queue: String,
     pub id: Uuid,
     pub body: Vec<u8>,
+}
+
+/// Where [`Republish`] sends a task message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Back on the task queue after `delay_ms`, through a delay queue.
+    Retry { delay_ms: u64 },
+    /// The dead-letter queue.
+    Dead,
+    /// Straight onto the task queue (an operator's `RETRY`).
+    Tasks,
+}
+
+/// Publish a task message body again (persistent, confirmed), keeping its reply routing.
+#[derive(Message)]
+#[rtype(result = "Result<(), PublishError>")]
+pub struct Republish {
+    pub target: Target,
+    pub id: Uuid,
+    pub body: Vec<u8>,
+    pub reply_to: Option<String>,
 }
 
 /// Whether the publisher has a live channel (for health reporting).
@@ -230,13 +234,51 @@ impl Handler<PublishReply> for Publisher {
     }
 }
 
+impl Handler<Republish> for Publisher {
+    type Result = ResponseActFuture<Self, Result<(), PublishError>>;
+
+    fn handle(&mut self, msg: Republish, _: &mut Context<Self>) -> Self::Result {
+        let mut props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_correlation_id(msg.id.to_string().into());
+        if let Some(reply_to) = msg.reply_to {
+            props = props.with_reply_to(reply_to.into());
+        }
+        let task_queue = self.task_queue.clone();
+        let channel = self.link.channel.clone();
+        let (queue, declare) = match msg.target {
+            Target::Tasks => (task_queue.clone(), None),
+            Target::Dead => (amqp::dead_queue(&task_queue), None),
+            Target::Retry { delay_ms } => (
+                amqp::retry_queue(&task_queue, delay_ms),
+                (!self.retry_queues.contains(&delay_ms)).then_some(delay_ms),
+            ),
+        };
+        let publish = self.publish(queue, msg.body, props);
+        let fut = async move {
+            if let Some(delay_ms) = declare {
+                let channel = channel.ok_or(PublishError::NotConnected)?;
+                amqp::declare_retry_queue(&channel, &task_queue, delay_ms)
+                    .await
+                    .map_err(|e| PublishError::Amqp(e.to_string()))?;
+            }
+            publish.await
+        };
+        let declared = declare;
+        Box::pin(self.track(fut).map(move |res, act, _| {
+            if let (Ok(()), Some(delay_ms)) = (&res, declared) {
+                act.retry_queues.insert(delay_ms);
+            }
+            res
+        }))
+    }
+}
+
 impl Handler<IsConnected> for Publisher {
     type Result = bool;
 
     fn handle(&mut self, _: IsConnected, _: &mut Context<Self>) -> bool {
-        self.channel
-            .as_ref()
-            .map(|c| c.status().connected())
-            .unwrap_or(false)
+        self.link.healthy()
     }
 }

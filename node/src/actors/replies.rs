@@ -1,6 +1,7 @@
 //! ReplyRouter: consumes this node's reply queue (`<reply_queue_prefix>.<node name>`) and hands
 //! each finished task to the session waiting for it, whichever node ran the task.
 //!
+//! Runs under a `Supervisor` (see [`crate::supervision`]); waiters survive its restarts.
 //! The queue is exclusive to this node's connection, so two nodes configured with the same
 //! name cannot steal each other's replies: the second one fails at startup. A reply that is
 //! lost (the connection dropped while it was in flight) is covered by the waiting session,
@@ -8,12 +9,14 @@
 
 use crate::amqp;
 use crate::protocol::TaskView;
+use crate::supervision::{Link, RestartBudget};
 use actix::prelude::*;
 use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -21,30 +24,22 @@ pub struct ReplyRouter {
     url: String,
     node: String,
     queue: String,
+    /// Survive restarts: a waiting session keeps waiting across a reconnect.
     waiters: HashMap<Uuid, oneshot::Sender<TaskView>>,
-    connection: Option<Connection>,
-    channel: Option<Channel>,
-    attempt: u32,
-    connecting: bool,
+    link: Link,
     /// Opened at startup (to fail fast on a name clash), taken over in `started()`.
     initial: Option<(Connection, Channel, lapin::Consumer)>,
-    /// Bumped on every (re)connect so a stale stream's end is not mistaken for the live one's.
-    generation: u64,
 }
 
 impl ReplyRouter {
-    pub fn new(url: String, node: &str, queue: String) -> Self {
+    pub fn new(url: String, node: &str, queue: String, budget: Arc<RestartBudget>) -> Self {
         ReplyRouter {
             url,
             node: node.to_string(),
             queue,
             waiters: HashMap::new(),
-            connection: None,
-            channel: None,
-            attempt: 0,
-            connecting: false,
+            link: Link::new(budget),
             initial: None,
-            generation: 0,
         }
     }
 
@@ -59,13 +54,8 @@ impl ReplyRouter {
         ctx: &mut Context<Self>,
         (conn, channel, consumer): (Connection, Channel, lapin::Consumer),
     ) {
-        self.generation += 1;
-        self.connection = Some(conn);
-        self.channel = Some(channel);
-        let generation = self.generation;
-        ctx.add_stream(futures_util::StreamExt::map(consumer, move |d| {
-            (generation, d)
-        }));
+        self.link.up(conn, channel);
+        ctx.add_stream(consumer);
     }
 
     /// Declare and consume the reply queue. Used by [`crate::startup`] to fail fast, too.
@@ -102,28 +92,15 @@ impl ReplyRouter {
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
-        if self.connecting {
-            return;
-        }
-        self.connecting = true;
         let (url, node, queue) = (self.url.clone(), self.node.clone(), self.queue.clone());
         async move { Self::open(&url, &node, &queue).await }
             .into_actor(self)
             .map(|res, act, ctx| match res {
-                Ok((conn, channel, consumer)) => {
-                    act.connecting = false;
-                    if act.attempt > 0 {
-                        tracing::info!(actor = "replies", "reply queue consumed again");
-                    }
-                    act.attempt = 0;
-                    act.attach(ctx, (conn, channel, consumer));
-                }
+                Ok(opened) => act.attach(ctx, opened),
                 Err(e) => {
-                    act.connecting = false;
-                    let delay = amqp::backoff(act.attempt);
-                    act.attempt += 1;
-                    tracing::warn!(actor = "replies", error = %e, ?delay, "cannot consume reply queue; retrying");
-                    ctx.run_later(delay, |act, ctx| act.connect(ctx));
+                    act.link
+                        .failed(format!("cannot consume the reply queue: {e}"));
+                    ctx.stop();
                 }
             })
             .spawn(ctx);
@@ -149,42 +126,42 @@ impl Actor for ReplyRouter {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
-        match self.initial.take() {
-            Some(opened) => self.attach(ctx, opened),
-            None => self.connect(ctx),
+        if let Some(opened) = self.initial.take() {
+            self.attach(ctx, opened);
+        } else {
+            let Some(delay) = self.link.start_delay() else {
+                return;
+            };
+            ctx.run_later(delay, |act, ctx| act.connect(ctx));
         }
         ctx.run_interval(std::time::Duration::from_secs(1), |act, ctx| {
-            let healthy = act.channel.as_ref().is_some_and(|c| c.status().connected());
-            if !healthy && !act.connecting {
-                act.channel = None;
-                act.connection = None;
-                act.connect(ctx);
+            if act.link.lost() {
+                act.link.failed("RabbitMQ channel closed");
+                ctx.stop();
             }
         });
     }
 }
 
-impl StreamHandler<(u64, Result<Delivery, lapin::Error>)> for ReplyRouter {
-    fn handle(
-        &mut self,
-        (generation, item): (u64, Result<Delivery, lapin::Error>),
-        ctx: &mut Context<Self>,
-    ) {
+impl actix::Supervised for ReplyRouter {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.link.restarting();
+    }
+}
+
+impl StreamHandler<Result<Delivery, lapin::Error>> for ReplyRouter {
+    fn handle(&mut self, item: Result<Delivery, lapin::Error>, ctx: &mut Context<Self>) {
         match item {
             Ok(delivery) => self.deliver(delivery),
-            Err(e) if generation == self.generation => {
-                tracing::warn!(actor = "replies", error = %e, "reply consumer failed; reconnecting");
-                self.channel = None;
-                self.connection = None;
-                self.connect(ctx);
+            Err(e) => {
+                self.link.failed(format!("reply consumer failed: {e}"));
+                ctx.stop();
             }
-            Err(_) => {}
         }
     }
 
     fn finished(&mut self, _ctx: &mut Context<Self>) {
-        // Each consumer stream ends when its connection does; errors above trigger the
-        // reconnect, so the context must not stop here.
+        // The consumer stream ends with its connection; the health check restarts the actor.
     }
 }
 

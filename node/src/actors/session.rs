@@ -169,6 +169,22 @@ impl Session {
                 .into_actor(self)
                 .wait(ctx);
             }
+            Request::Dead(limit) => {
+                async move {
+                    let res = svc.dead(limit).await;
+                    let _ = out.send(Outbound::Json(json_or_error(res))).await;
+                }
+                .into_actor(self)
+                .wait(ctx);
+            }
+            Request::Retry(id) => {
+                async move {
+                    let res = svc.retry(id).await;
+                    let _ = out.send(Outbound::Json(json_or_error(res))).await;
+                }
+                .into_actor(self)
+                .wait(ctx);
+            }
             Request::Result(id) => {
                 async move { send_result(&svc, &out, id).await }
                     .into_actor(self)

@@ -1,87 +1,245 @@
 //! WorkerPool: task handlers on `workers.count` threads (an actix `SyncArbiter`).
 //!
-//! A handler may block and may panic: the panic is caught here and becomes a failed task, so
-//! the thread lives on and the pool stays at full size. Inputs stream from the object store
-//! through the [`Uploader`]; outputs spill to a temporary file past the inline limit, so
-//! neither needs to fit in memory.
+//! Each worker hands its task to an executor thread of its own and waits at most the task's
+//! timeout. A handler that panics is caught there and fails only its task. A handler that
+//! overruns its timeout is abandoned (told to stop at its next read or write, its result
+//! discarded) and the worker gets a fresh executor thread, so the pool is back at full size at
+//! once. Inputs stream from the object store through the [`Uploader`]; outputs spill to a
+//! temporary file past the inline limit, so neither needs to fit in memory.
 
 use super::uploader::{ChannelReader, OpenObject, Uploader};
-use crate::kinds::Registry;
+use crate::kinds::{Registry, TaskKind};
 use actix::prelude::*;
 use bytes::Bytes;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
 use tempfile::{SpooledData, SpooledTempFile};
+
+/// Counters shared by all workers of a node (for tests and health reporting).
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    /// Executor threads started (one per worker at first, one more per replacement).
+    pub executors_started: AtomicU64,
+    /// Handler panics caught.
+    pub panics: AtomicU64,
+    /// Runs abandoned past their timeout.
+    pub timeouts: AtomicU64,
+}
+
+/// Why a run failed, and whether running it again could help.
+#[derive(Debug, Clone)]
+pub struct RunError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl RunError {
+    fn retryable(message: impl Into<String>) -> Self {
+        RunError {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+}
+
+type Outcome = (Result<(), RunError>, SpooledTempFile);
+
+struct Job {
+    kind: Arc<dyn TaskKind>,
+    input: Box<dyn Read + Send>,
+    output: SpooledTempFile,
+    cancel: Arc<AtomicBool>,
+}
+
+/// A thread that runs handlers for one worker.
+struct Executor {
+    jobs: mpsc::Sender<Job>,
+    outcomes: mpsc::Receiver<Outcome>,
+}
+
+impl Executor {
+    fn spawn(stats: &PoolStats) -> Executor {
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let (outcome_tx, outcomes) = mpsc::channel::<Outcome>();
+        stats.executors_started.fetch_add(1, Ordering::Relaxed);
+        std::thread::Builder::new()
+            .name("task-executor".into())
+            .spawn(move || {
+                // Ends when its worker drops the sender (after a timeout, or at shutdown).
+                while let Ok(mut job) = job_rx.recv() {
+                    let mut input = Cancellable {
+                        inner: job.input,
+                        cancel: job.cancel.clone(),
+                    };
+                    let mut output = Cancellable {
+                        inner: &mut job.output,
+                        cancel: job.cancel.clone(),
+                    };
+                    let kind = job.kind.clone();
+                    let result =
+                        catch_unwind(AssertUnwindSafe(|| kind.run(&mut input, &mut output)));
+                    let result = match result {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(RunError {
+                            retryable: e.retryable(),
+                            message: e.to_string(),
+                        }),
+                        Err(panic) => {
+                            let text = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "unknown panic".into());
+                            // A panic is a bug in the handler for this input; running it
+                            // again would panic again.
+                            Err(RunError {
+                                message: format!("task handler panicked: {text}"),
+                                retryable: false,
+                            })
+                        }
+                    };
+                    if outcome_tx.send((result, job.output)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("spawn executor thread");
+        Executor { jobs, outcomes }
+    }
+}
+
+/// Fails reads and writes once its task is cancelled, so a streaming handler stops early.
+struct Cancellable<T> {
+    inner: T,
+    cancel: Arc<AtomicBool>,
+}
+
+impl<T> Cancellable<T> {
+    fn check(&self) -> std::io::Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "task cancelled after its timeout",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<T: Read> Read for Cancellable<T> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.check()?;
+        self.inner.read(buf)
+    }
+}
+
+impl<T: Write> Write for Cancellable<T> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.check()?;
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 pub struct Worker {
     kinds: Registry,
     uploader: Addr<Uploader>,
     spill_limit: usize,
+    stats: Arc<PoolStats>,
+    executor: Option<Executor>,
 }
 
 impl Worker {
-    pub fn new(kinds: Registry, uploader: Addr<Uploader>, spill_limit: usize) -> Self {
-        Worker {
-            kinds,
-            uploader,
-            spill_limit,
-        }
-    }
-
     /// Start `threads` workers.
     pub fn start_pool(
         threads: usize,
         kinds: Registry,
         uploader: Addr<Uploader>,
         spill_limit: usize,
+        stats: Arc<PoolStats>,
     ) -> Addr<Worker> {
-        SyncArbiter::start(threads, move || {
-            Worker::new(kinds.clone(), uploader.clone(), spill_limit)
+        SyncArbiter::start(threads, move || Worker {
+            kinds: kinds.clone(),
+            uploader: uploader.clone(),
+            spill_limit,
+            stats: stats.clone(),
+            executor: None,
         })
     }
 
-    fn open(&self, input: TaskInput) -> Result<Box<dyn Read>, String> {
+    fn open(&self, input: TaskInput) -> Result<Box<dyn Read + Send>, RunError> {
         match input {
             TaskInput::Inline(bytes) => Ok(Box::new(std::io::Cursor::new(bytes))),
             TaskInput::Object { key } => {
-                let reply = futures_executor::block_on(self.uploader.send(OpenObject { key }))
-                    .map_err(|e| format!("object store unavailable: {e}"))?
-                    .map_err(|e| e.to_string())?;
-                let (size, rx) = reply;
+                let (size, rx) = futures_executor::block_on(self.uploader.send(OpenObject { key }))
+                    .map_err(|e| RunError::retryable(format!("object store unavailable: {e}")))?
+                    .map_err(|e| RunError::retryable(e.to_string()))?;
                 Ok(Box::new(ChannelReader::new(rx, size)))
             }
         }
     }
 
-    fn run(&self, msg: RunTask) -> Result<TaskOutput, String> {
-        let kind = self
-            .kinds
-            .get(&msg.kind)
-            .ok_or_else(|| format!("unknown kind `{}`", msg.kind))?;
-        let mut input = self.open(msg.input)?;
-        let mut output = SpooledTempFile::new(self.spill_limit);
-        let outcome = catch_unwind(AssertUnwindSafe(|| kind.run(&mut input, &mut output)));
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(panic) => {
-                let text = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                tracing::error!(kind = %msg.kind, panic = %text, "task handler panicked");
-                return Err(format!("task handler panicked: {text}"));
+    fn run(&mut self, msg: RunTask) -> Result<TaskOutput, RunError> {
+        let kind = self.kinds.get(&msg.kind).ok_or_else(|| RunError {
+            message: format!("unknown kind `{}`", msg.kind),
+            retryable: false,
+        })?;
+        let input = self.open(msg.input)?;
+        let executor = match self.executor.take() {
+            Some(e) => e,
+            None => Executor::spawn(&self.stats),
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        let job = Job {
+            kind,
+            input,
+            output: SpooledTempFile::new(self.spill_limit),
+            cancel: cancel.clone(),
+        };
+        if executor.jobs.send(job).is_err() {
+            return Err(RunError::retryable("task executor thread died"));
+        }
+        let (result, mut output) = match executor.outcomes.recv_timeout(msg.timeout) {
+            Ok(outcome) => {
+                self.executor = Some(executor);
+                outcome
             }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Abandon this executor (it exits once the handler returns) and replace it.
+                cancel.store(true, Ordering::Relaxed);
+                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(kind = %msg.kind, timeout = ?msg.timeout, "task timed out; worker thread replaced");
+                return Err(RunError::retryable(format!(
+                    "timeout: the task ran longer than {}s",
+                    msg.timeout.as_secs()
+                )));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(RunError::retryable("task executor thread died"));
+            }
+        };
+        if let Err(e) = result {
+            if e.message.starts_with("task handler panicked") {
+                self.stats.panics.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(kind = %msg.kind, error = %e.message, "task handler panicked");
+            }
+            return Err(e);
         }
         let size = output
             .seek(SeekFrom::End(0))
-            .map_err(|e| format!("result spill file: {e}"))?;
+            .map_err(|e| RunError::retryable(format!("result spill file: {e}")))?;
         match output.into_inner() {
             SpooledData::InMemory(cursor) => Ok(TaskOutput::Inline(cursor.into_inner())),
             SpooledData::OnDisk(mut file) => {
                 file.seek(SeekFrom::Start(0))
-                    .map_err(|e| format!("result spill file: {e}"))?;
+                    .map_err(|e| RunError::retryable(format!("result spill file: {e}")))?;
                 Ok(TaskOutput::Spilled { file, size })
             }
         }
@@ -107,16 +265,17 @@ pub enum TaskOutput {
     Spilled { file: std::fs::File, size: u64 },
 }
 
-/// Run one task. `Err` carries the failure message for the task row.
+/// Run one task within `timeout`.
 #[derive(Message)]
-#[rtype(result = "Result<TaskOutput, String>")]
+#[rtype(result = "Result<TaskOutput, RunError>")]
 pub struct RunTask {
     pub kind: String,
     pub input: TaskInput,
+    pub timeout: Duration,
 }
 
 impl Handler<RunTask> for Worker {
-    type Result = Result<TaskOutput, String>;
+    type Result = Result<TaskOutput, RunError>;
 
     fn handle(&mut self, msg: RunTask, _: &mut SyncContext<Self>) -> Self::Result {
         self.run(msg)

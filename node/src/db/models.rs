@@ -26,6 +26,8 @@ pub struct TaskRow {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// When a failed run is retried (set while waiting in a delay queue).
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 impl TaskRow {

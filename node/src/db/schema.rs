@@ -19,5 +19,6 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        next_attempt_at -> Nullable<Timestamptz>,
     }
 }

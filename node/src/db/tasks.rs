@@ -80,6 +80,7 @@ pub async fn finish(
             dsl::node.eq(node),
             dsl::finished_at.eq(now),
             dsl::updated_at.eq(now),
+            dsl::next_attempt_at.eq(None::<chrono::DateTime<chrono::Utc>>),
         ))
         .returning(TaskRow::as_returning())
         .get_result(conn)
@@ -109,4 +110,64 @@ pub async fn fail_unqueued(
         .execute(conn)
         .await?;
     Ok(n == 1)
+}
+
+/// A run failed and the task will run again after a delay: back to `queued`, with the error
+/// and when the next attempt is due.
+pub async fn retry_later(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    node: &str,
+    error: &str,
+    next_attempt_at: chrono::DateTime<chrono::Utc>,
+) -> QueryResult<bool> {
+    let now = chrono::Utc::now();
+    let n = diesel::update(dsl::tasks.find(id))
+        .filter(dsl::status.eq(TaskStatus::Running.as_str()))
+        .set((
+            dsl::status.eq(TaskStatus::Queued.as_str()),
+            dsl::error.eq(error),
+            dsl::node.eq(node),
+            dsl::next_attempt_at.eq(next_attempt_at),
+            dsl::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}
+
+/// The most recently dead tasks, newest first.
+pub async fn list_dead(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<TaskRow>> {
+    dsl::tasks
+        .filter(dsl::status.eq(TaskStatus::Dead.as_str()))
+        .order(dsl::finished_at.desc())
+        .limit(limit)
+        .select(TaskRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// Make a dead or failed task runnable again with a fresh attempt budget.
+pub async fn reset_for_retry(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Option<TaskRow>> {
+    let now = chrono::Utc::now();
+    diesel::update(dsl::tasks.find(id))
+        .filter(dsl::status.eq_any([TaskStatus::Dead.as_str(), TaskStatus::Failed.as_str()]))
+        .set((
+            dsl::status.eq(TaskStatus::Queued.as_str()),
+            dsl::attempts.eq(0),
+            dsl::error.eq(None::<String>),
+            dsl::result.eq(None::<Vec<u8>>),
+            dsl::result_key.eq(None::<String>),
+            dsl::result_size.eq(None::<i64>),
+            dsl::finished_at.eq(None::<chrono::DateTime<chrono::Utc>>),
+            dsl::next_attempt_at.eq(None::<chrono::DateTime<chrono::Utc>>),
+            dsl::updated_at.eq(now),
+        ))
+        .returning(TaskRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
 }

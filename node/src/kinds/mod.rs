@@ -8,6 +8,7 @@
 mod echo;
 mod fib;
 mod gzip;
+mod panic;
 mod primes;
 mod sha256;
 mod sleep;
@@ -21,10 +22,18 @@ use std::sync::Arc;
 /// Why a task failed. The message is what the client and the task row show.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
+    /// The input is wrong; running again would not help, so the task is not retried.
     #[error("{0}")]
     BadInput(String),
+    /// Anything else (reading the payload, writing the result): retried.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl TaskError {
+    pub fn retryable(&self) -> bool {
+        !matches!(self, TaskError::BadInput(_))
+    }
 }
 
 pub trait TaskKind: Send + Sync + 'static {
@@ -57,6 +66,15 @@ impl Registry {
             Arc::new(sleep::Sleep),
             Arc::new(gzip::Gzip),
         ])
+    }
+
+    /// The built-in kinds plus `panic`, which panics on purpose (supervision tests only;
+    /// enabled by `tasks.enable_panic_kind`).
+    pub fn with_panic_kind() -> Self {
+        let mut kinds: Vec<Arc<dyn TaskKind>> =
+            Registry::builtin().kinds.values().cloned().collect();
+        kinds.push(Arc::new(panic::Panic));
+        Registry::from_kinds(kinds)
     }
 
     pub fn from_kinds(kinds: Vec<Arc<dyn TaskKind>>) -> Self {

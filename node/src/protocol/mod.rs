@@ -14,6 +14,8 @@ pub const HELP: &[&str] = &[
     "PUT <kind> <nbytes> [ASYNC]  then exactly <nbytes> raw bytes: binary-safe upload, streamed to the object store",
     "STATUS <id>               state of any task, whichever node accepted it",
     "RESULT <id>               result of a finished task; a large result answers a header line with \"bytes\":N, then N raw bytes",
+    "DEAD [limit]              tasks that failed every attempt (newest first, default 50)",
+    "RETRY <id>                run a dead or failed task again, with a fresh attempt budget",
     "KINDS                     the task kinds this node knows",
     "PING                      liveness check",
     "HELP                      this text",
@@ -38,6 +40,9 @@ pub enum Request {
     },
     Status(Uuid),
     Result(Uuid),
+    /// List up to this many dead tasks.
+    Dead(i64),
+    Retry(Uuid),
     Kinds,
     Ping,
     Help,
@@ -166,6 +171,18 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
         }
         "STATUS" => Ok(Request::Status(parse_id(rest, "STATUS")?)),
         "RESULT" => Ok(Request::Result(parse_id(rest, "RESULT")?)),
+        "RETRY" => Ok(Request::Retry(parse_id(rest, "RETRY")?)),
+        "DEAD" => {
+            let limit = match rest.trim() {
+                "" => 50,
+                n => n
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n))
+                    .ok_or_else(|| malformed("DEAD takes a limit from 1 to 10000"))?,
+            };
+            Ok(Request::Dead(limit))
+        }
         "KINDS" | "PING" | "HELP" | "QUIT" if !rest.trim().is_empty() => Err(malformed(format!(
             "{} takes no arguments",
             word.to_ascii_uppercase()
@@ -217,6 +234,8 @@ pub enum TaskStatus {
     Running,
     Succeeded,
     Failed,
+    /// Failed on every allowed attempt; its message is in the dead-letter queue.
+    Dead,
 }
 
 impl TaskStatus {
@@ -226,6 +245,7 @@ impl TaskStatus {
             TaskStatus::Running => "running",
             TaskStatus::Succeeded => "succeeded",
             TaskStatus::Failed => "failed",
+            TaskStatus::Dead => "dead",
         }
     }
 
@@ -235,12 +255,16 @@ impl TaskStatus {
             "running" => TaskStatus::Running,
             "succeeded" => TaskStatus::Succeeded,
             "failed" => TaskStatus::Failed,
+            "dead" => TaskStatus::Dead,
             _ => return None,
         })
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, TaskStatus::Succeeded | TaskStatus::Failed)
+        matches!(
+            self,
+            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Dead
+        )
     }
 }
 
@@ -320,6 +344,9 @@ mod tests {
     fn commands_are_case_insensitive() {
         assert_eq!(parse_request(b"ping").unwrap(), Request::Ping);
         assert_eq!(parse_request(b"KINDS").unwrap(), Request::Kinds);
+        assert_eq!(parse_request(b"dead").unwrap(), Request::Dead(50));
+        assert_eq!(parse_request(b"DEAD 5").unwrap(), Request::Dead(5));
+        assert!(parse_request(b"DEAD 0").is_err());
         assert_eq!(
             parse_request(b"SUBMIT fib 10").unwrap(),
             submit("fib", "10", false)
