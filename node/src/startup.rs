@@ -5,6 +5,7 @@ use crate::actors::listener::{SocketListener, StopListening};
 use crate::actors::persister::Persister;
 use crate::actors::publisher::{IsConnected, Publisher};
 use crate::actors::replies::ReplyRouter;
+use crate::actors::session::SessionLimits;
 use crate::actors::uploader::Uploader;
 use crate::actors::worker_pool::{PoolStats, Worker};
 use crate::config::Settings;
@@ -256,8 +257,12 @@ impl Node {
             listener,
             services.clone(),
             settings.listener.max_connections,
-            settings.listener.max_line_bytes,
-            settings.listener.max_payload_bytes,
+            SessionLimits {
+                max_line: settings.listener.max_line_bytes,
+                max_payload: settings.listener.max_payload_bytes,
+                idle_timeout: Duration::from_secs(settings.listener.idle_timeout_secs),
+                write_timeout: Duration::from_secs(settings.listener.write_timeout_secs),
+            },
         );
         tracing::info!(node = %node, addr = %local_addr, workers = threads, "node ready");
         Ok(Node {

@@ -1,7 +1,7 @@
 //! SocketListener: accepts TCP connections and starts a [`Session`] for each, up to
 //! `listener.max_connections`; past that a client gets one `busy` error line and is closed.
 
-use super::session::Session;
+use super::session::{Session, SessionLimits};
 use crate::protocol::error_line;
 use crate::service::Services;
 use actix::prelude::*;
@@ -14,8 +14,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub struct SocketListener {
     svc: Services,
     max_connections: usize,
-    max_line: usize,
-    max_payload: u64,
+    limits: SessionLimits,
     connections: Arc<AtomicUsize>,
 }
 
@@ -24,16 +23,14 @@ impl SocketListener {
         listener: TcpListener,
         svc: Services,
         max_connections: usize,
-        max_line: usize,
-        max_payload: u64,
+        limits: SessionLimits,
     ) -> Addr<Self> {
         SocketListener::create(move |ctx| {
             ctx.add_stream(TcpListenerStream::new(listener));
             SocketListener {
                 svc,
                 max_connections,
-                max_line,
-                max_payload,
+                limits,
                 connections: Arc::new(AtomicUsize::new(0)),
             }
         })
@@ -87,8 +84,7 @@ impl StreamHandler<std::io::Result<TcpStream>> for SocketListener {
             stream,
             self.svc.clone(),
             self.connections.clone(),
-            self.max_line,
-            self.max_payload,
+            self.limits,
         );
     }
 

@@ -30,6 +30,18 @@ pub struct PoolStats {
     pub timeouts: AtomicU64,
 }
 
+impl PoolStats {
+    pub fn executors_started(&self) -> u64 {
+        self.executors_started.load(Ordering::Relaxed)
+    }
+    pub fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
+    }
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts.load(Ordering::Relaxed)
+    }
+}
+
 /// Why a run failed, and whether running it again could help.
 #[derive(Debug, Clone)]
 pub struct RunError {

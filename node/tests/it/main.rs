@@ -1,5 +1,6 @@
 //! Integration tests: real nodes against the real RabbitMQ, PostgreSQL and S3 store, each test
 //! in its own database, queues and key prefix (see `tasknode::testing`).
 
+mod faults;
 mod protocol;
 mod tasks;

@@ -1,0 +1,418 @@
+//! Faults a node must survive, each bounded in time and isolated to its own env: a dependency
+//! is taken away from the node under test through a [`Proxy`], or the node is a real process
+//! that gets killed. (Faults of the shared services themselves are in `chaos.rs`.)
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use std::path::Path;
+use std::time::Duration;
+use tasknode::db::models::TaskRow;
+use tasknode::db::schema::tasks;
+use tasknode::testing::{self, LineClient, Proxy, TestEnv};
+use uuid::Uuid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tasknode");
+
+async fn rows(env: &TestEnv) -> Vec<TaskRow> {
+    let mut conn = env.db().await;
+    tasks::table
+        .select(TaskRow::as_select())
+        .load(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn wait_status(c: &mut LineClient, id: &str, want: &[&str], secs: u64) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..secs * 20 {
+        last = c.call(&format!("STATUS {id}")).await;
+        if want.iter().any(|w| last["status"] == *w) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("task {id} never reached {want:?}; last {last}");
+}
+
+async fn dead_letters(env: &TestEnv) -> u32 {
+    let conn = tasknode::amqp::connect(&testing::amqp_url(), "test-peek")
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let q = ch
+        .queue_declare(
+            tasknode::amqp::dead_queue(&env.task_queue).as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let _ = conn.close(200, "done".into()).await;
+    q.message_count()
+}
+
+#[actix_rt::test]
+async fn a_panicking_handler_fails_its_task_and_the_pool_stays_full() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n1", |s| {
+            s.tasks.enable_panic_kind = true;
+            s.workers.count = Some(2);
+        })
+        .await;
+    let mut c = node.connect().await;
+    for i in 0..4 {
+        let r = c.call(&format!("panic boom{i}")).await;
+        assert_eq!(r["status"], "failed", "{r}");
+        let msg = r["message"].as_str().unwrap();
+        assert!(
+            msg.contains("panicked") && msg.contains(&format!("boom{i}")),
+            "{r}"
+        );
+        assert_eq!(r["attempts"], 1, "a panic is not retried: {r}");
+    }
+    assert_eq!(node.pool_stats().panics(), 4);
+
+    // Both workers still run tasks, side by side: two sleeps overlap in time.
+    let mut a = node.connect().await;
+    let mut b = node.connect().await;
+    a.send("sleep 700").await;
+    b.send("sleep 700").await;
+    let (ra, rb) = (a.recv().await, b.recv().await);
+    assert_eq!(ra["status"], "succeeded");
+    assert_eq!(rb["status"], "succeeded");
+    let all = rows(&env).await;
+    let sleeps: Vec<_> = all.iter().filter(|r| r.kind == "sleep").collect();
+    let (x, y) = (sleeps[0], sleeps[1]);
+    assert!(
+        x.started_at.unwrap() < y.finished_at.unwrap()
+            && y.started_at.unwrap() < x.finished_at.unwrap(),
+        "the two sleeps ran at the same time on the two workers"
+    );
+    // Panic kind is off by default.
+    let off = env.spawn_node("n2").await;
+    let r = off.connect().await.call("panic x").await;
+    assert_eq!(r["error"], "unknown_kind", "{r}");
+}
+
+#[actix_rt::test]
+async fn a_task_over_its_timeout_fails_and_frees_its_worker_then_goes_dead() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n1", |s| {
+            s.workers.count = Some(1);
+            s.tasks.retry_base_ms = 200;
+            s.tasks.kinds.insert(
+                "sleep".into(),
+                tasknode::config::KindSettings {
+                    timeout_secs: Some(1),
+                    max_attempts: Some(2),
+                },
+            );
+        })
+        .await;
+    let mut c = node.connect().await;
+    let r = c.call("sleep 5000").await;
+    assert_eq!(r["status"], "dead", "{r}");
+    assert_eq!(r["error"], "task_dead");
+    assert!(r["message"].as_str().unwrap().contains("timeout"), "{r}");
+    assert_eq!(r["attempts"], 2, "{r}");
+    // The only worker is free again at once, though the abandoned sleep is still going.
+    assert_eq!(c.call("upper free").await["result"], "FREE");
+    let stats = node.pool_stats();
+    assert_eq!(stats.timeouts(), 2);
+    assert_eq!(stats.executors_started(), 3, "1 + 2 replacements");
+
+    assert_eq!(
+        dead_letters(&env).await,
+        1,
+        "its message is in the dead-letter queue"
+    );
+    let dead = c.call("DEAD").await;
+    assert_eq!(dead["dead"][0]["id"], r["id"], "{dead}");
+}
+
+#[actix_rt::test]
+async fn an_object_store_outage_fails_tasks_retryably_and_they_succeed_later() {
+    let env = TestEnv::new().await;
+    let proxy = Proxy::start(testing::url_addr(&testing::s3_endpoint())).await;
+    let node = env
+        .spawn_node_with("n1", |s| {
+            s.storage.endpoint = proxy.http();
+            s.tasks.max_attempts = 6;
+            s.tasks.retry_base_ms = 300;
+        })
+        .await;
+    let data = vec![b'x'; 200 * 1024];
+    let mut c = node.connect().await;
+    c.send("PUT sha256 204800 ASYNC").await;
+    c.send_raw(&data).await;
+    // Accepted before the outage (the payload is in the bucket)...
+    let r = c.recv().await;
+    assert_eq!(r["status"], "queued", "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    proxy.set_up(false);
+    // ...and its runs fail while the store is away: it waits for a retry.
+    let mut retried = false;
+    for _ in 0..100 {
+        let s = c.call(&format!("STATUS {id}")).await;
+        if s["attempts"].as_i64().unwrap_or(0) >= 1
+            && s["message"].as_str().is_some_and(|m| !m.is_empty())
+        {
+            retried = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(retried, "a run failed against the missing store");
+    // A large submission meanwhile is refused clearly, not accepted.
+    let big = format!("upper {}", "y".repeat(100 * 1024));
+    let refused = c.call(&big).await;
+    assert_eq!(refused["error"], "storage_unavailable", "{refused}");
+
+    proxy.set_up(true);
+    let done = wait_status(&mut c, &id, &["succeeded", "dead"], 30).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(done["attempts"].as_i64().unwrap() >= 2, "{done}");
+    let r = c.call(&format!("RESULT {id}")).await;
+    use sha2::Digest;
+    assert_eq!(r["result"], hex::encode(sha2::Sha256::digest(&data)));
+}
+
+#[actix_rt::test]
+async fn dead_tasks_are_listed_and_can_be_retried() {
+    let env = TestEnv::new().await;
+    let proxy = Proxy::start(testing::url_addr(&testing::s3_endpoint())).await;
+    let node = env
+        .spawn_node_with("n1", |s| {
+            s.storage.endpoint = proxy.http();
+            s.tasks.max_attempts = 2;
+            s.tasks.retry_base_ms = 100;
+        })
+        .await;
+    let mut c = node.connect().await;
+    c.send("PUT wordcount 70000 ASYNC").await;
+    c.send_raw(&b"word ".repeat(14000)).await;
+    let id = c.recv().await["id"].as_str().unwrap().to_string();
+    proxy.set_up(false);
+    let dead = wait_status(&mut c, &id, &["dead", "succeeded"], 30).await;
+    assert_eq!(dead["status"], "dead", "{dead}");
+    let list = c.call("DEAD 10").await;
+    assert!(list["dead"].to_string().contains(&id), "{list}");
+    assert_eq!(dead_letters(&env).await, 1);
+
+    let r = c.call(&format!("RETRY {}", Uuid::new_v4())).await;
+    assert_eq!(r["error"], "not_found", "{r}");
+    proxy.set_up(true);
+    let r = c.call(&format!("RETRY {id}")).await;
+    assert_eq!(r["status"], "queued", "{r}");
+    let done = wait_status(&mut c, &id, &["succeeded", "dead"], 30).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        c.call(&format!("RESULT {id}")).await["result"],
+        r#"{"word":14000}"#
+    );
+    let r = c.call(&format!("RETRY {id}")).await;
+    assert_eq!(
+        r["error"], "not_retryable",
+        "a succeeded task is not retried: {r}"
+    );
+}
+
+#[actix_rt::test]
+async fn killed_database_sessions_lose_nothing() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let admin_url = testing::pg_admin_url();
+    let db = env.database.clone();
+    let killer = tokio::spawn(async move {
+        use diesel_async::AsyncConnection;
+        let mut conn = diesel_async::AsyncPgConnection::establish(&admin_url)
+            .await
+            .unwrap();
+        for _ in 0..15 {
+            let _ = diesel::sql_query(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+            ))
+            .execute(&mut conn)
+            .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut accepted = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(node.connect().await);
+    }
+    for round in 0..15 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            let r = c.call(&format!("SUBMIT upper r{round}c{i}")).await;
+            match r["status"].as_str() {
+                Some("queued") => accepted.push((
+                    r["id"].as_str().unwrap().to_string(),
+                    format!("R{round}C{i}"),
+                )),
+                _ => assert!(
+                    ["database_unavailable", "not_accepted"]
+                        .contains(&r["error"].as_str().unwrap_or("")),
+                    "a refusal must be a clear error: {r}"
+                ),
+            }
+        }
+    }
+    killer.await.unwrap();
+    assert!(
+        accepted.len() > 30,
+        "most submissions were accepted: {}",
+        accepted.len()
+    );
+    let c = &mut clients[0];
+    for (id, want) in &accepted {
+        let s = wait_status(c, id, &["succeeded", "failed", "dead"], 30).await;
+        assert_eq!(s["status"], "succeeded", "{s}");
+        assert_eq!(
+            c.call(&format!("RESULT {id}")).await["result"],
+            want.as_str()
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn losing_rabbitmq_refuses_clearly_then_heals() {
+    let env = TestEnv::new().await;
+    let proxy = Proxy::start(testing::url_addr(&testing::amqp_url())).await;
+    let amqp_via_proxy = testing::amqp_url().replace(
+        &testing::url_addr(&testing::amqp_url()).to_string(),
+        &proxy.addr.to_string(),
+    );
+    let node = env
+        .spawn_node_with("n1", |s| s.amqp.url = amqp_via_proxy.clone())
+        .await;
+    let mut c = node.connect().await;
+    assert_eq!(c.call("upper before").await["result"], "BEFORE");
+
+    proxy.set_up(false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While the broker is unreachable nothing is falsely accepted.
+    let r = c.call("SUBMIT upper during").await;
+    assert_eq!(r["error"], "not_accepted", "{r}");
+
+    proxy.set_up(true);
+    let mut healed = false;
+    for _ in 0..200 {
+        let r = c.call("upper after").await;
+        if r["result"] == "AFTER" {
+            healed = true;
+            break;
+        }
+        assert_eq!(r["error"], "not_accepted", "{r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        healed,
+        "the node reconnected, redeclared and consumes again"
+    );
+    // The refused task is recorded as never accepted.
+    let failed: Vec<_> = rows(&env)
+        .await
+        .into_iter()
+        .filter(|r| r.payload.as_deref() == Some(&b"during"[..]))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].status, "failed");
+    assert!(failed[0].error.as_deref().unwrap().contains("not accepted"));
+}
+
+#[actix_rt::test]
+async fn a_node_that_cannot_recover_exits_non_zero() {
+    let env = TestEnv::new().await;
+    let proxy = Proxy::start(testing::url_addr(&testing::amqp_url())).await;
+    let via = testing::amqp_url().replace(
+        &testing::url_addr(&testing::amqp_url()).to_string(),
+        &proxy.addr.to_string(),
+    );
+    let mut child = env
+        .spawn_process(
+            Path::new(BIN),
+            "doomed",
+            &[
+                ("TASKNODE__AMQP__URL", &via),
+                ("TASKNODE__SUPERVISION__MAX_RESTARTS", "3"),
+            ],
+        )
+        .await;
+    proxy.set_up(false);
+    let status = child
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .expect("the node gave up and exited");
+    assert!(!status.success(), "exit status must be non-zero: {status}");
+    assert!(
+        child.log_text().contains("restart budget spent"),
+        "{}",
+        child.log_text()
+    );
+}
+
+#[actix_rt::test]
+async fn a_node_killed_mid_work_has_its_tasks_redelivered() {
+    let env = TestEnv::new().await;
+    let front = env
+        .spawn_node_with("front", |s| s.workers.count = Some(0))
+        .await;
+    let victim = env.spawn_process(Path::new(BIN), "victim", &[]).await;
+    let mut c = front.connect().await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let r = c.call(&format!("SUBMIT sleep {}", 1500 + i)).await;
+        ids.push(r["id"].as_str().unwrap().to_string());
+    }
+    // Wait until the victim is running some of them, then kill -9 it.
+    wait_status(&mut c, &ids[0], &["running"], 10).await;
+    victim.signal("KILL");
+    drop(victim);
+    let _rescuer = env.spawn_node("rescuer").await;
+    for id in &ids {
+        let s = wait_status(&mut c, id, &["succeeded", "failed", "dead"], 30).await;
+        assert_eq!(s["status"], "succeeded", "{s}");
+    }
+    let all = rows(&env).await;
+    assert_eq!(all.len(), 4, "exactly one row per task");
+    assert!(
+        all.iter()
+            .any(|r| r.attempts == 2 && r.node.as_deref() == Some("rescuer")),
+        "the killed node's tasks ran again elsewhere"
+    );
+}
+
+#[actix_rt::test]
+async fn sigterm_finishes_in_flight_work_and_exits_zero() {
+    let env = TestEnv::new().await;
+    let front = env
+        .spawn_node_with("front", |s| s.workers.count = Some(0))
+        .await;
+    let mut node = env.spawn_process(Path::new(BIN), "leaving", &[]).await;
+    let mut c = front.connect().await;
+    let id = c.call("SUBMIT sleep 1200").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_status(&mut c, &id, &["running"], 10).await;
+    node.signal("TERM");
+    let status = node
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("exits within the grace period");
+    assert!(status.success(), "exit 0 on SIGTERM: {status}");
+    let s = c.call(&format!("STATUS {id}")).await;
+    assert_eq!(
+        s["status"], "succeeded",
+        "in-flight task finished before exit: {s}"
+    );
+    assert_eq!(s["node"], "leaving");
+    assert_eq!(s["attempts"], 1);
+}
