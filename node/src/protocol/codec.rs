@@ -274,3 +274,67 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Property tests over the parser and codec: arbitrary input never panics, the decoder
+    //! never yields more than it was given, and valid requests survive any chunking.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parser_never_panics(line in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_request(&line);
+        }
+
+        #[test]
+        fn decoder_handles_any_bytes_in_any_chunks(
+            data in proptest::collection::vec(any::<u8>(), 0..4000),
+            cuts in proptest::collection::vec(1usize..500, 1..20),
+        ) {
+            let mut codec = LineCodec::new(100, 2000);
+            let mut buf = BytesMut::new();
+            let mut rest = &data[..];
+            let mut raw = 0usize;
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() { break; }
+                let n = (*cut).min(rest.len());
+                buf.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                while let Some(item) = codec.decode(&mut buf).unwrap() {
+                    if let Inbound::Chunk(b) = item { raw += b.len(); }
+                }
+            }
+            prop_assert!(raw <= data.len());
+        }
+
+        #[test]
+        fn valid_requests_survive_chunking(
+            words in proptest::collection::vec("[a-z]{1,8}", 1..6),
+            cut in 1usize..40,
+        ) {
+            let line = format!("upper {}\r\nPING\n", words.join(" "));
+            let mut codec = LineCodec::new(1000, 1000);
+            let mut buf = BytesMut::new();
+            let mut items = vec![];
+            for chunk in line.as_bytes().chunks(cut) {
+                buf.extend_from_slice(chunk);
+                while let Some(item) = codec.decode(&mut buf).unwrap() {
+                    items.push(item);
+                }
+            }
+            prop_assert_eq!(items.len(), 2);
+            match &items[0] {
+                Inbound::Request(Ok(Request::Submit { kind, payload, wait: true })) => {
+                    prop_assert_eq!(kind, "upper");
+                    prop_assert_eq!(payload, &words.join(" ").into_bytes());
+                }
+                other => prop_assert!(false, "unexpected {:?}", other),
+            }
+            prop_assert!(matches!(items[1], Inbound::Request(Ok(Request::Ping))));
+        }
+    }
+}

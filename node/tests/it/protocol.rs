@@ -166,3 +166,84 @@ async fn connections_over_the_limit_are_refused_with_a_line() {
     }
     assert!(ok, "a freed slot was not reused");
 }
+
+#[actix_rt::test]
+async fn an_idle_client_is_told_and_closed() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n1", |s| s.listener.idle_timeout_secs = 1)
+        .await;
+    let mut idle = node.connect().await;
+    let mut busy = node.connect().await;
+    // A request that takes longer than the idle timeout does not count as idle.
+    assert_eq!(busy.call("sleep 1500").await["status"], "succeeded");
+    let r = idle.recv().await;
+    assert_eq!(r["error"], "idle_timeout", "{r}");
+    assert!(idle.closed().await);
+    assert_eq!(busy.call("PING").await["pong"], true);
+}
+
+#[actix_rt::test]
+async fn a_client_that_never_reads_is_dropped_and_others_are_served() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n1", |s| s.listener.write_timeout_secs = 1)
+        .await;
+    // Pipeline many requests whose answers fill the socket buffers, and never read.
+    let stuck = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    let (_r, mut w) = stuck.into_split();
+    let line = format!("echo {}\n", "z".repeat(60_000));
+    let mut written = 0usize;
+    let writer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        for _ in 0..400 {
+            match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                w.write_all(line.as_bytes()),
+            )
+            .await
+            {
+                Ok(Ok(())) => written += 1,
+                _ => break,
+            }
+        }
+        written
+    });
+    let mut other = node.connect().await;
+    for i in 0..5 {
+        assert_eq!(
+            other.call(&format!("upper ok{i}")).await["result"],
+            format!("OK{i}")
+        );
+    }
+    let written = writer.await.unwrap();
+    assert!(
+        written < 400,
+        "the node stopped reading from the stuck client"
+    );
+    assert_eq!(other.call("PING").await["pong"], true);
+}
+
+#[actix_rt::test]
+async fn a_truncated_upload_is_not_a_task() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    {
+        let mut c = node.connect().await;
+        c.send("PUT sha256 1000000").await;
+        c.send_raw(&[7u8; 300_000]).await;
+        // The client goes away mid-body.
+    }
+    let mut c = node.connect().await;
+    assert_eq!(c.call("upper still fine").await["result"], "STILL FINE");
+    let mut conn = env.db().await;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let n: i64 = tasknode::db::schema::tasks::table
+        .filter(tasknode::db::schema::tasks::kind.eq("sha256"))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "no task from a truncated upload");
+}
