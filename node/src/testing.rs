@@ -132,6 +132,11 @@ impl TestEnv {
         }
     }
 
+    /// A direct connection to this env's database, if it can be had now.
+    pub async fn db_try(&self) -> Option<AsyncPgConnection> {
+        AsyncPgConnection::establish(&self.database_url).await.ok()
+    }
+
     /// A direct connection to this env's database.
     pub async fn db(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(&self.database_url)
@@ -242,6 +247,16 @@ impl LineClient {
             .expect("read from node");
         assert!(n > 0, "node closed the connection");
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+    }
+
+    /// The next response line, or `None` if the connection ended (or nothing came in 60 s).
+    pub async fn try_recv(&mut self) -> Option<serde_json::Value> {
+        let mut line = String::new();
+        match tokio::time::timeout(Duration::from_secs(60), self.reader.read_line(&mut line)).await
+        {
+            Ok(Ok(n)) if n > 0 => serde_json::from_str(&line).ok(),
+            _ => None,
+        }
     }
 
     /// Exactly `n` raw bytes.

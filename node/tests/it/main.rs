@@ -1,6 +1,7 @@
 //! Integration tests: real nodes against the real RabbitMQ, PostgreSQL and S3 store, each test
 //! in its own database, queues and key prefix (see `tasknode::testing`).
 
+mod chaos;
 mod faults;
 mod protocol;
 mod tasks;
