@@ -62,6 +62,14 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// List tasks that failed every attempt (newest first).
+    Dead {
+        /// How many to list.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Run a dead or failed task again, with a fresh attempt budget.
+    Retry { id: String },
     /// List the task kinds.
     Kinds,
     /// Check that a node answers.
@@ -180,6 +188,36 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 None => print_result(&mut conn, reply.json, json, output.as_deref()),
             }
         }
+        Command::Dead { limit } => {
+            let v = expect_ok(conn.call(&format!("DEAD {limit}"))?.json)?;
+            if json {
+                println!("{v}");
+            } else {
+                let dead = v["dead"].as_array().cloned().unwrap_or_default();
+                if dead.is_empty() {
+                    println!("no dead tasks");
+                }
+                for t in dead {
+                    println!(
+                        "{}  {:<10} attempts={}  {}",
+                        str_field(&t, "id"),
+                        str_field(&t, "kind"),
+                        t["attempts"],
+                        str_field(&t, "message")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Retry { id } => {
+            let v = expect_ok(conn.call(&format!("RETRY {id}"))?.json)?;
+            if json {
+                println!("{v}");
+            } else {
+                println!("{} queued again", str_field(&v, "id"));
+            }
+            Ok(())
+        }
         Command::Kinds => {
             let v = expect_ok(conn.call("KINDS")?.json)?;
             if json {
@@ -212,7 +250,11 @@ fn str_field(v: &Value, key: &str) -> String {
 
 /// An `{"error":..}` line becomes a failure (unless it describes a failed task, handled later).
 fn expect_ok(v: Value) -> Result<Value, Failure> {
-    if v.get("error").is_some() && v.get("status").and_then(Value::as_str) != Some("failed") {
+    let task_outcome = matches!(
+        v.get("status").and_then(Value::as_str),
+        Some("failed" | "dead")
+    );
+    if v.get("error").is_some() && !task_outcome {
         return Err(Failure::Task(format!(
             "{} ({})",
             str_field(&v, "message"),
@@ -236,7 +278,7 @@ fn print_result(
     }
     match v.get("status").and_then(Value::as_str) {
         Some("succeeded") => {}
-        Some("failed") => {
+        Some("failed" | "dead") => {
             return Err(Failure::Task(format!(
                 "task {} failed: {}",
                 str_field(&v, "id"),

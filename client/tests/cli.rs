@@ -164,3 +164,42 @@ async fn file_payloads_stream_and_large_results_download() {
         "downloaded result matches"
     );
 }
+
+#[actix_rt::test]
+async fn dead_and_retry_commands() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n1", |s| {
+            s.tasks.retry_base_ms = 50;
+            s.tasks.kinds.insert(
+                "sleep".into(),
+                tasknode::config::KindSettings {
+                    timeout_secs: Some(1),
+                    max_attempts: Some(1),
+                },
+            );
+        })
+        .await;
+    let server = node.addr.to_string();
+    let o = taskctl(args(&["--server", &server, "dead"])).await;
+    assert_eq!(stdout(&o), "no dead tasks\n");
+    let o = taskctl(args(&[
+        "--server", &server, "--json", "submit", "sleep", "3000",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(1), "a dead task is a failure: {o:?}");
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(v["status"], "dead");
+
+    let o = taskctl(args(&["--server", &server, "dead"])).await;
+    assert!(
+        stdout(&o).contains(&id) && stdout(&o).contains("timeout"),
+        "{o:?}"
+    );
+    let o = taskctl(args(&["--server", &server, "retry", &id])).await;
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o), format!("{id} queued again\n"));
+    let o = taskctl(args(&["--server", &server, "retry", "not-an-id"])).await;
+    assert_eq!(o.status.code(), Some(1));
+}

@@ -297,7 +297,7 @@ impl Services {
             payload,
             submitted_by: self.node.clone(),
         };
-        let body = serde_json::to_vec(&message).map_err(|e| mailbox(e))?;
+        let body = serde_json::to_vec(&message).map_err(mailbox)?;
         let sent = self
             .publisher
             .send(Republish {

@@ -63,35 +63,6 @@ impl RestartBudget {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gives_up_past_the_budget_and_says_why() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let b = RestartBudget::new("publisher", 3, Duration::from_secs(60), tx);
-        assert!(b.restart(0, "x").is_some());
-        assert!(b.restart(1, "x").is_some());
-        assert!(b.restart(2, "x").is_some());
-        assert!(b.restart(3, "broker gone").is_none());
-        let reason = rx.try_recv().unwrap();
-        assert!(
-            reason.contains("publisher") && reason.contains("broker gone"),
-            "{reason}"
-        );
-    }
-
-    #[test]
-    fn old_restarts_leave_the_window() {
-        let (tx, _rx) = mpsc::unbounded_channel();
-        let b = RestartBudget::new("consumer", 1, Duration::from_millis(20), tx);
-        assert!(b.restart(0, "x").is_some());
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(b.restart(0, "x").is_some());
-    }
-}
-
 /// The connection state every AMQP actor keeps across supervisor restarts.
 pub struct Link {
     pub connection: Option<lapin::Connection>,
@@ -167,5 +138,34 @@ impl Link {
         } else {
             Some(self.delay.take().unwrap_or_default())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gives_up_past_the_budget_and_says_why() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let b = RestartBudget::new("publisher", 3, Duration::from_secs(60), tx);
+        assert!(b.restart(0, "x").is_some());
+        assert!(b.restart(1, "x").is_some());
+        assert!(b.restart(2, "x").is_some());
+        assert!(b.restart(3, "broker gone").is_none());
+        let reason = rx.try_recv().unwrap();
+        assert!(
+            reason.contains("publisher") && reason.contains("broker gone"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn old_restarts_leave_the_window() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let b = RestartBudget::new("consumer", 1, Duration::from_millis(20), tx);
+        assert!(b.restart(0, "x").is_some());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(b.restart(0, "x").is_some());
     }
 }

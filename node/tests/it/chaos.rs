@@ -70,7 +70,7 @@ async fn connect_any(addrs: &[std::net::SocketAddr], start: usize) -> LineClient
 #[ignore = "restarts shared services; scripts/test runs it alone"]
 async fn chaos_nothing_accepted_is_lost() {
     let env = TestEnv::new().await;
-    let mut nodes = vec![
+    let mut nodes = [
         spawn(&env, "c1").await,
         spawn(&env, "c2").await,
         spawn(&env, "c3").await,
