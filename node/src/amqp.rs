@@ -23,6 +23,10 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, lapin::Error> 
 
 /// Declare the durable task queue every node consumes.
 pub async fn declare_task_queue(channel: &Channel, name: &str) -> Result<(), lapin::Error> {
+    declare_durable(channel, name).await
+}
+
+async fn declare_durable(channel: &Channel, name: &str) -> Result<(), lapin::Error> {
     channel
         .queue_declare(
             name.into(),
@@ -83,17 +87,7 @@ pub async fn declare_retry_queue(
 
 /// Declare the durable dead-letter queue.
 pub async fn declare_dead_queue(channel: &Channel, task_queue: &str) -> Result<(), lapin::Error> {
-    channel
-        .queue_declare(
-            dead_queue(task_queue).as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map(|_| ())
+    declare_durable(channel, &dead_queue(task_queue)).await
 }
 
 /// Exponential backoff with jitter for reconnect attempt `attempt` (0-based), capped at 10 s.

@@ -26,9 +26,11 @@ fn main() -> anyhow::Result<()> {
     let prepare_only = cli.prepare;
     let result = system.block_on(async move {
         if prepare_only {
-            return tasknode::startup::prepare(&settings)
+            tasknode::startup::prepare(&settings)
                 .await
-                .context("prepare failed");
+                .context("prepare failed")?;
+            tracing::info!("database migrated and bucket ready");
+            return Ok(());
         }
         let listener = tokio::net::TcpListener::bind(&settings.listener.address)
             .await

@@ -83,17 +83,22 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Apply pending migrations and create the bucket, then return: what `tasknode --prepare`
-/// does, for deploy scripts that prepare before starting a fleet.
-pub async fn prepare(settings: &Settings) -> Result<(), StartupError> {
-    let db_err = |source| StartupError::Database {
+fn db_err(settings: &Settings) -> impl Fn(db::DbError) -> StartupError + '_ {
+    move |source| StartupError::Database {
         url: redact(&settings.database.url),
         source,
-    };
+    }
+}
+
+/// Apply pending migrations and create the bucket (what `tasknode --prepare` does, for deploy
+/// scripts; every node also does it at startup). Returns the bucket.
+pub async fn prepare(settings: &Settings) -> Result<Storage, StartupError> {
     let applied = db::run_migrations(&settings.database.url)
         .await
-        .map_err(db_err)?;
-    tracing::info!(?applied, "database ready");
+        .map_err(db_err(settings))?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "applied database migrations");
+    }
     let storage_err = |source| StartupError::Storage {
         endpoint: settings.storage.endpoint.clone(),
         bucket: settings.storage.bucket.clone(),
@@ -101,8 +106,7 @@ pub async fn prepare(settings: &Settings) -> Result<(), StartupError> {
     };
     let storage = Storage::new(&settings.storage).map_err(storage_err)?;
     storage.ensure_bucket().await.map_err(storage_err)?;
-    tracing::info!(bucket = %settings.storage.bucket, "bucket ready");
-    Ok(())
+    Ok(storage)
 }
 
 impl Node {
@@ -119,28 +123,13 @@ impl Node {
         if let Some(unknown) = settings.tasks.kinds.keys().find(|k| kinds.get(k).is_none()) {
             return Err(StartupError::UnknownKindOverride(unknown.clone()));
         }
-        let db_err = |source| StartupError::Database {
-            url: redact(&settings.database.url),
-            source,
-        };
-        let applied = db::run_migrations(&settings.database.url)
-            .await
-            .map_err(db_err)?;
-        if !applied.is_empty() {
-            tracing::info!(?applied, "applied database migrations");
-        }
+        let storage = prepare(&settings).await?;
         let pool = db::connect_pool(&settings.database.url, settings.database.pool_size)
             .await
-            .map_err(db_err)?;
-        pool.get().await.map_err(|e| db_err(db::DbError::Pool(e)))?;
-
-        let storage_err = |source| StartupError::Storage {
-            endpoint: settings.storage.endpoint.clone(),
-            bucket: settings.storage.bucket.clone(),
-            source,
-        };
-        let storage = Storage::new(&settings.storage).map_err(storage_err)?;
-        storage.ensure_bucket().await.map_err(storage_err)?;
+            .map_err(db_err(&settings))?;
+        pool.get()
+            .await
+            .map_err(|e| db_err(&settings)(db::DbError::Pool(e)))?;
 
         let amqp_url = redact(&settings.amqp.url);
         let amqp_err = |source| StartupError::Amqp {

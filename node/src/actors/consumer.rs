@@ -321,7 +321,7 @@ async fn process(delivery: Delivery, deps: ConsumerDeps) {
         },
         Ok(TaskOutput::Spilled { file, size }) => {
             let key = deps.storage.key(&format!("results/{id}"));
-            match deps
+            let stored = match deps
                 .uploader
                 .send(UploadFile {
                     key: key.clone(),
@@ -329,33 +329,20 @@ async fn process(delivery: Delivery, deps: ConsumerDeps) {
                 })
                 .await
             {
-                Ok(Ok(_)) => Finish {
-                    status: TaskStatus::Succeeded.as_str().into(),
-                    result: None,
-                    result_key: Some(key),
-                    result_size: Some(size as i64),
-                    error: None,
-                },
-                Ok(Err(e)) => {
-                    return retry_or_bury(
-                        &deps,
-                        &delivery,
-                        &msg,
-                        attempt,
-                        format!("could not store the result: {e}"),
-                    )
-                    .await
-                }
-                Err(e) => {
-                    return retry_or_bury(
-                        &deps,
-                        &delivery,
-                        &msg,
-                        attempt,
-                        format!("could not store the result: {e}"),
-                    )
-                    .await
-                }
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = stored {
+                let error = format!("could not store the result: {e}");
+                return retry_or_bury(&deps, &delivery, &msg, attempt, error).await;
+            }
+            Finish {
+                status: TaskStatus::Succeeded.as_str().into(),
+                result: None,
+                result_key: Some(key),
+                result_size: Some(size as i64),
+                error: None,
             }
         }
         Err(e) if e.retryable => {
