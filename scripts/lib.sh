@@ -50,6 +50,29 @@ ensure_rabbitmq() {
   rabbitmqctl await_startup >/dev/null 2>&1 || true
 }
 
+# HAProxy (Debian package) for the load balancer in front of the nodes.
+ensure_haproxy() {
+  command -v haproxy >/dev/null 2>&1 && return 0
+  log "installing haproxy (Debian package)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+  else
+    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+  fi
+  command -v haproxy >/dev/null 2>&1 || die "could not install haproxy"
+}
+
+# Write the HAProxy config for N nodes on 127.0.0.1:7001.. to $RUN_DIR/haproxy.cfg:
+# config/haproxy.cfg plus one server line per node past 3.
+haproxy_config() { # N -> path
+  local n="$1" f="$RUN_DIR/haproxy.cfg" k
+  cp "$REPO/config/haproxy.cfg" "$f"
+  for ((k = 4; k <= n; k++)); do
+    printf '    server node%s 127.0.0.1:%s check\n' "$k" "$((7000 + k))" >>"$f"
+  done
+  echo "$f"
+}
+
 install_s3s() {
   if command -v s3s-fs >/dev/null 2>&1 && s3s-fs --version 2>/dev/null | grep -q "$S3S_VERSION"; then
     return 0

@@ -23,10 +23,17 @@ pub struct Reply {
 }
 
 impl Conn {
-    /// Connect to the first of `servers` that accepts.
+    /// Connect to one of `servers`: starting at a random one (so many clients spread over
+    /// the fleet), then the next, until one accepts.
     pub fn connect_any(servers: &[String]) -> Result<Conn> {
+        Self::connect_from(servers, spread_start(servers.len()))
+    }
+
+    /// Connect to the first of `servers` that accepts, trying from index `start` on.
+    pub fn connect_from(servers: &[String], start: usize) -> Result<Conn> {
         let mut errors = Vec::new();
-        for server in servers {
+        let n = servers.len().max(1);
+        for server in servers.iter().cycle().skip(start % n).take(servers.len()) {
             match Self::connect(server) {
                 Ok(c) => return Ok(c),
                 Err(e) => errors.push(format!("{server}: {e:#}")),
@@ -124,4 +131,16 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// A starting index that differs between processes and calls.
+fn spread_start(n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as usize)
+        .unwrap_or(0);
+    (nanos ^ std::process::id() as usize) % n
 }

@@ -2,11 +2,13 @@
 //! publish with confirm, optionally wait for its result), and look tasks up.
 
 use crate::actors::persister::{
-    FailUnqueued, GetTask, InsertTask, ListDead, Persister, ResetForRetry,
+    CheckDatabase, FailUnqueued, GetTask, InsertTask, ListDead, Persister, ResetForRetry,
 };
-use crate::actors::publisher::{PublishError, PublishTask, Publisher, Republish, Target};
+use crate::actors::publisher::{
+    IsConnected, PublishError, PublishTask, Publisher, Republish, Target,
+};
 use crate::actors::replies::{Register, ReplyRouter, Unregister};
-use crate::actors::uploader::{PutObject, Uploader};
+use crate::actors::uploader::{CheckStore, PutObject, Uploader};
 use crate::amqp::{PayloadRef, TaskMessage};
 use crate::db::models::TaskRow;
 use crate::db::DbError;
@@ -240,6 +242,30 @@ impl Services {
             .await
             .map_err(mailbox)??
             .ok_or(ServiceError::NotFound(id))
+    }
+
+    /// `PING`: the node's name and whether each dependency answers (within 2 s). A load
+    /// balancer's health check expects `"healthy":true`.
+    pub async fn health(&self) -> serde_json::Value {
+        let limit = Duration::from_secs(2);
+        let ok = |r: Result<Result<bool, MailboxError>, tokio::time::error::Elapsed>| {
+            matches!(r, Ok(Ok(true)))
+        };
+        let (amqp, pg, s3) = tokio::join!(
+            tokio::time::timeout(limit, self.publisher.send(IsConnected)),
+            tokio::time::timeout(limit, self.persister.send(CheckDatabase)),
+            tokio::time::timeout(limit, self.uploader.send(CheckStore)),
+        );
+        let (amqp, pg, s3) = (ok(amqp), ok(pg), ok(s3));
+        let word = |up: bool| if up { "ok" } else { "down" };
+        serde_json::json!({
+            "pong": true,
+            "node": self.node,
+            "healthy": amqp && pg && s3,
+            "amqp": word(amqp),
+            "postgres": word(pg),
+            "s3": word(s3),
+        })
     }
 
     /// `DEAD`: the newest dead tasks.

@@ -135,6 +135,17 @@ impl Storage {
         }
     }
 
+    /// Whether the bucket answers (for health checks).
+    pub async fn reachable(&self) -> bool {
+        self.client
+            .head_bucket(HeadBucketRequest {
+                bucket: self.bucket.clone(),
+                ..Default::default()
+            })
+            .await
+            .is_ok()
+    }
+
     /// Store a small object in one request.
     pub async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
         self.client

@@ -202,3 +202,26 @@ impl Handler<ResetForRetry> for Persister {
         })
     }
 }
+
+/// Whether PostgreSQL answers `SELECT 1` (for health checks).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct CheckDatabase;
+
+impl Handler<CheckDatabase> for Persister {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, _: CheckDatabase, _: &mut Context<Self>) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            use diesel_async::RunQueryDsl;
+            let Ok(mut conn) = pool.get().await else {
+                return false;
+            };
+            diesel::sql_query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .is_ok()
+        })
+    }
+}

@@ -165,8 +165,7 @@ impl Session {
         let out = self.out.clone();
         match req {
             Request::Ping => {
-                let line = serde_json::json!({"pong": true, "node": svc.node});
-                self.answer(ctx, line, false);
+                self.serve_one(ctx, async move { !out.json(svc.health().await).await })
             }
             Request::Help => self.answer(ctx, serde_json::json!({ "help": HELP }), false),
             Request::Kinds => {

@@ -158,3 +158,17 @@ impl std::io::Read for ChannelReader {
         Ok(n)
     }
 }
+
+/// Whether the bucket answers (for health checks).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct CheckStore;
+
+impl Handler<CheckStore> for Uploader {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, _: CheckStore, _: &mut Context<Self>) -> Self::Result {
+        let storage = self.storage.clone();
+        Box::pin(async move { storage.reachable().await })
+    }
+}

@@ -172,6 +172,12 @@ async fn an_object_store_outage_fails_tasks_retryably_and_they_succeed_later() {
     let big = format!("upper {}", "y".repeat(100 * 1024));
     let refused = c.call(&big).await;
     assert_eq!(refused["error"], "storage_unavailable", "{refused}");
+    let ping = c.call("PING").await;
+    assert_eq!(
+        (ping["healthy"].clone(), ping["s3"].clone()),
+        (false.into(), "down".into()),
+        "{ping}"
+    );
 
     proxy.set_up(true);
     let done = wait_status(&mut c, &id, &["succeeded", "dead"], 30).await;
@@ -297,6 +303,18 @@ async fn losing_rabbitmq_refuses_clearly_then_heals() {
 
     proxy.set_up(false);
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // PING tells a load balancer to take this node out.
+    let mut down = serde_json::Value::Null;
+    for _ in 0..40 {
+        down = c.call("PING").await;
+        if down["amqp"] == "down" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(down["healthy"], false, "{down}");
+    assert_eq!(down["amqp"], "down", "{down}");
+    assert_eq!(down["postgres"], "ok", "{down}");
     // While the broker is unreachable nothing is falsely accepted.
     let r = c.call("SUBMIT upper during").await;
     assert_eq!(r["error"], "not_accepted", "{r}");

@@ -3,5 +3,6 @@
 
 mod chaos;
 mod faults;
+mod fleet;
 mod protocol;
 mod tasks;

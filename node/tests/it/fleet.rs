@@ -1,0 +1,148 @@
+//! A fleet of node processes behind a real HAProxy (TCP mode, `PING` health check), using the
+//! project's own `config/haproxy.cfg` with the test's addresses.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+use tasknode::db::models::TaskRow;
+use tasknode::db::schema::tasks;
+use tasknode::testing::{LineClient, TestEnv};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tasknode");
+
+/// HAProxy on a free port in front of `nodes`; killed on drop.
+struct Balancer {
+    addr: std::net::SocketAddr,
+    child: std::process::Child,
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn balancer(nodes: &[std::net::SocketAddr]) -> Balancer {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/haproxy.cfg");
+    // Faster checks than production, so the test sees a dead node taken out quickly.
+    let text = std::fs::read_to_string(cfg)
+        .unwrap()
+        .replace("inter 1s fall 2", "inter 200ms fall 1");
+    let path = std::env::temp_dir().join(format!("haproxy-{port}.cfg"));
+    std::fs::write(&path, text).unwrap();
+    let child = std::process::Command::new("haproxy")
+        .args(["-db", "-f", path.to_str().unwrap()])
+        .env("TASKNODE_LB_BIND", format!("127.0.0.1:{port}"))
+        .env("TASKNODE_NODE1", nodes[0].to_string())
+        .env("TASKNODE_NODE2", nodes[1].to_string())
+        .env("TASKNODE_NODE3", nodes[2].to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("haproxy must be installed (scripts/test installs it)");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            // Let the first health checks mark the nodes up.
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            return Balancer { addr, child };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("haproxy did not listen on {addr}");
+}
+
+#[actix_rt::test]
+async fn three_nodes_behind_haproxy_share_work_and_survive_losing_one() {
+    let env = TestEnv::new().await;
+    let mut nodes = Vec::new();
+    for name in ["f1", "f2", "f3"] {
+        nodes.push(env.spawn_process(Path::new(BIN), name, &[]).await);
+    }
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
+    let lb = balancer(&addrs).await;
+
+    let (progress_tx, mut progress) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut clients = Vec::new();
+    for c in 0..6usize {
+        let lb_addr = lb.addr;
+        let progress_tx = progress_tx.clone();
+        clients.push(tokio::spawn(async move {
+            let mut results = BTreeMap::new();
+            let mut conn = LineClient::connect(lb_addr).await;
+            for i in (c..600).step_by(6) {
+                loop {
+                    conn.send(&format!("upper fleet-{i}")).await;
+                    match conn.try_recv().await {
+                        Some(r) if r["status"] == "succeeded" => {
+                            results.insert(i, r["result"].as_str().unwrap().to_string());
+                            let _ = progress_tx.send(());
+                            break;
+                        }
+                        // Our node went away (or refused): reconnect through the balancer
+                        // and submit again.
+                        _ => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            conn = LineClient::connect(lb_addr).await;
+                        }
+                    }
+                }
+            }
+            results
+        }));
+    }
+    drop(progress_tx);
+    // Stop one node a third of the way through.
+    for _ in 0..200 {
+        progress.recv().await;
+    }
+    nodes[1].signal("KILL");
+
+    let mut all = BTreeMap::new();
+    for c in clients {
+        all.extend(c.await.unwrap());
+    }
+    assert_eq!(all.len(), 600, "every task answered");
+    for (i, result) in &all {
+        assert_eq!(result, &format!("FLEET-{i}"));
+    }
+    let mut conn = env.db().await;
+    let rows: Vec<TaskRow> = tasks::table
+        .select(TaskRow::as_select())
+        .load(&mut conn)
+        .await
+        .unwrap();
+    let mut per_node: HashMap<String, usize> = HashMap::new();
+    for r in rows.iter().filter(|r| r.status == "succeeded") {
+        *per_node
+            .entry(r.node.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
+    for name in ["f1", "f2", "f3"] {
+        assert!(
+            per_node.get(name).copied().unwrap_or(0) > 0,
+            "{name} ran some tasks: {per_node:?}"
+        );
+    }
+    drop(lb);
+}
+
+#[actix_rt::test]
+async fn ping_reports_each_dependency() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let r = node.connect().await.call("PING").await;
+    assert_eq!(r["node"], "n1");
+    assert_eq!(r["healthy"], true, "{r}");
+    for dep in ["amqp", "postgres", "s3"] {
+        assert_eq!(r[dep], "ok", "{r}");
+    }
+}
