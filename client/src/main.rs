@@ -4,6 +4,7 @@
 //! the first that accepts a connection. Exit status: 0 on success, 1 when the task failed or
 //! a node answered an error, 3 when no node could be reached (2 is clap's usage error).
 
+mod bench;
 mod connection;
 
 use anyhow::{anyhow, Context};
@@ -72,8 +73,10 @@ enum Command {
     Retry { id: String },
     /// List the task kinds.
     Kinds,
-    /// Check that a node answers.
+    /// Check that a node answers (and whether its dependencies do).
     Ping,
+    /// Load the fleet and report throughput and latency (see README, Benchmark).
+    Bench(bench::BenchArgs),
 }
 
 /// A failure that maps to an exit code.
@@ -111,6 +114,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    if let Command::Bench(args) = &cli.command {
+        let report = bench::run(args, &cli.servers, cli.json)?;
+        let errors = report["errors"].as_u64().unwrap_or(0);
+        if errors > 0 {
+            return Err(Failure::Task(format!("benchmark had {errors} errors")));
+        }
+        return Ok(());
+    }
     let mut conn =
         Conn::connect_any(&cli.servers).map_err(|e| Failure::Unreachable(e.to_string()))?;
     let json = cli.json;
@@ -234,10 +245,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if json {
                 println!("{v}");
             } else {
-                println!("pong from {} ({})", str_field(&v, "node"), conn.server());
+                println!(
+                    "pong from {} ({}): amqp {}, postgres {}, s3 {}",
+                    str_field(&v, "node"),
+                    conn.server(),
+                    str_field(&v, "amqp"),
+                    str_field(&v, "postgres"),
+                    str_field(&v, "s3")
+                );
+            }
+            if v["healthy"] == false {
+                return Err(Failure::Task(format!(
+                    "{} is unhealthy",
+                    str_field(&v, "node")
+                )));
             }
             Ok(())
         }
+        Command::Bench(_) => unreachable!("handled above"),
     }
 }
 

@@ -41,6 +41,9 @@ pub struct Publisher {
     name: String,
     task_queue: String,
     link: Link,
+    /// A second channel, not in confirm mode, for replies: a lost reply costs only the
+    /// waiting session's next poll of the task row, so replies do not wait for the broker.
+    reply_channel: Option<lapin::Channel>,
     /// Delay queues declared on the current channel.
     retry_queues: HashSet<u64>,
 }
@@ -52,6 +55,7 @@ impl Publisher {
             name: format!("{node}-publisher"),
             task_queue,
             link: Link::new(budget),
+            reply_channel: None,
             retry_queues: HashSet::new(),
         }
     }
@@ -66,12 +70,14 @@ impl Publisher {
                 .await?;
             amqp::declare_task_queue(&channel, &queue).await?;
             amqp::declare_dead_queue(&channel, &queue).await?;
-            Ok::<_, lapin::Error>((conn, channel))
+            let replies = conn.create_channel().await?;
+            Ok::<_, lapin::Error>((conn, channel, replies))
         }
         .into_actor(self)
         .map(|res, act, ctx| match res {
-            Ok((conn, channel)) => {
+            Ok((conn, channel, replies)) => {
                 act.retry_queues.clear();
+                act.reply_channel = Some(replies);
                 act.link.up(conn, channel);
             }
             Err(e) => {
@@ -155,6 +161,7 @@ impl Actor for Publisher {
 impl actix::Supervised for Publisher {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.retry_queues.clear();
+        self.reply_channel = None;
         self.link.restarting();
     }
 }
@@ -223,14 +230,27 @@ impl Handler<PublishTask> for Publisher {
 }
 
 impl Handler<PublishReply> for Publisher {
-    type Result = ResponseActFuture<Self, Result<(), PublishError>>;
+    type Result = ResponseFuture<Result<(), PublishError>>;
 
     fn handle(&mut self, msg: PublishReply, _: &mut Context<Self>) -> Self::Result {
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_correlation_id(msg.id.to_string().into());
-        let fut = self.publish(msg.queue, msg.body, props);
-        self.track(fut)
+        let channel = self.reply_channel.clone();
+        Box::pin(async move {
+            let channel = channel.ok_or(PublishError::NotConnected)?;
+            channel
+                .basic_publish(
+                    "".into(),
+                    msg.queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &msg.body,
+                    props,
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| PublishError::Amqp(e.to_string()))
+        })
     }
 }
 
