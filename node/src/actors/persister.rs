@@ -179,13 +179,7 @@ async fn run_batch(pool: DbPool, batch: Vec<Pending>) {
     };
     let ops: Vec<&Op> = batch.iter().map(|p| &p.op).collect();
     let together = conn
-        .transaction::<_, diesel::result::Error, _>(async |c| {
-            let mut done = Vec::with_capacity(ops.len());
-            for op in &ops {
-                done.push(op.run(c).await?);
-            }
-            Ok(done)
-        })
+        .transaction::<_, diesel::result::Error, _>(async |c| run_set_based(c, &ops).await)
         .await;
     match together {
         Ok(done) => {
@@ -207,6 +201,90 @@ async fn run_batch(pool: DbPool, batch: Vec<Pending>) {
             }
         }
     }
+}
+
+/// Run a batch with one statement per kind of write where it can: all inserts in one
+/// multi-row INSERT, all starts (of one node) in one UPDATE, all outcomes (of one node) in one
+/// UPDATE ... FROM UNNEST; the rare rest one by one. Answers in the order of `ops`.
+async fn run_set_based(
+    conn: &mut AsyncPgConnection,
+    ops: &[&Op],
+) -> diesel::QueryResult<Vec<Done>> {
+    let mut done: Vec<Option<Done>> = (0..ops.len()).map(|_| None).collect();
+
+    let (insert_at, rows): (Vec<usize>, Vec<NewTask<'_>>) = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| match op {
+            Op::Insert {
+                id,
+                kind,
+                payload,
+                submitted_by,
+            } => {
+                let (data, key) = match payload {
+                    PayloadRef::Inline { data } => (Some(data.as_slice()), None),
+                    PayloadRef::Object { key, .. } => (None, Some(key.as_str())),
+                };
+                Some((
+                    i,
+                    NewTask {
+                        id: *id,
+                        kind,
+                        status: "queued",
+                        payload: data,
+                        payload_key: key,
+                        payload_size: payload.size() as i64,
+                        submitted_by,
+                    },
+                ))
+            }
+            _ => None,
+        })
+        .unzip();
+    if !rows.is_empty() {
+        let new: std::collections::HashSet<Uuid> =
+            tasks::insert_many(conn, &rows).await?.into_iter().collect();
+        for (i, row) in insert_at.iter().zip(&rows) {
+            done[*i] = Some(Done::Bool(new.contains(&row.id)));
+        }
+    }
+
+    let mut starts: std::collections::BTreeMap<&str, Vec<(usize, Uuid)>> = Default::default();
+    let mut finishes: std::collections::BTreeMap<&str, Vec<(usize, Uuid, &Finish)>> =
+        Default::default();
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Op::Start { id, node } => starts.entry(node.as_str()).or_default().push((i, *id)),
+            Op::Finish { id, node, outcome } => finishes
+                .entry(node.as_str())
+                .or_default()
+                .push((i, *id, outcome)),
+            _ => {}
+        }
+    }
+    for (node, items) in starts {
+        let ids: Vec<Uuid> = items.iter().map(|(_, id)| *id).collect();
+        for ((i, _), start) in items.iter().zip(tasks::start_many(conn, &ids, node).await?) {
+            done[*i] = Some(Done::Start(start));
+        }
+    }
+    for (node, items) in finishes {
+        let pairs: Vec<(Uuid, &Finish)> = items.iter().map(|(_, id, f)| (*id, *f)).collect();
+        let rows = tasks::finish_many(conn, node, &pairs).await?;
+        for ((i, _, _), row) in items.iter().zip(rows) {
+            done[*i] = Some(Done::Row(row));
+        }
+    }
+    for (i, op) in ops.iter().enumerate() {
+        if done[i].is_none() {
+            done[i] = Some(op.run(conn).await?);
+        }
+    }
+    Ok(done
+        .into_iter()
+        .map(|d| d.expect("every op answered"))
+        .collect())
 }
 
 /// Queue `op`; the future answers when its batch committed.

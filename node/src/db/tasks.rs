@@ -171,3 +171,117 @@ pub async fn reset_for_retry(
         .await
         .optional()
 }
+
+/// Insert many new tasks in one statement; the ids that were new.
+pub async fn insert_many(
+    conn: &mut AsyncPgConnection,
+    rows: &[NewTask<'_>],
+) -> QueryResult<Vec<Uuid>> {
+    diesel::insert_into(dsl::tasks)
+        .values(rows)
+        .on_conflict(dsl::id)
+        .do_nothing()
+        .returning(dsl::id)
+        .get_results(conn)
+        .await
+}
+
+/// [`start`] for many tasks of one node in one statement (plus one read for those that
+/// could not start). Answers in the order of `ids`.
+pub async fn start_many(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+    node: &str,
+) -> QueryResult<Vec<Start>> {
+    let now = chrono::Utc::now();
+    let started: Vec<TaskRow> = diesel::update(dsl::tasks.filter(dsl::id.eq_any(ids)))
+        .filter(dsl::status.eq_any([TaskStatus::Queued.as_str(), TaskStatus::Running.as_str()]))
+        .set((
+            dsl::status.eq(TaskStatus::Running.as_str()),
+            dsl::attempts.eq(dsl::attempts + 1),
+            dsl::node.eq(node),
+            dsl::started_at.eq(now),
+            dsl::updated_at.eq(now),
+        ))
+        .returning(TaskRow::as_returning())
+        .get_results(conn)
+        .await?;
+    let mut by_id: std::collections::HashMap<Uuid, TaskRow> =
+        started.into_iter().map(|r| (r.id, r)).collect();
+    let rest: Vec<Uuid> = ids
+        .iter()
+        .filter(|id| !by_id.contains_key(id))
+        .copied()
+        .collect();
+    let mut final_rows: std::collections::HashMap<Uuid, TaskRow> = if rest.is_empty() {
+        Default::default()
+    } else {
+        dsl::tasks
+            .filter(dsl::id.eq_any(&rest))
+            .select(TaskRow::as_select())
+            .load(conn)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect()
+    };
+    Ok(ids
+        .iter()
+        .map(|id| match (by_id.remove(id), final_rows.remove(id)) {
+            (Some(row), _) => Start::Run(row),
+            (None, Some(row)) => Start::AlreadyFinal(row),
+            (None, None) => Start::Missing,
+        })
+        .collect())
+}
+
+/// [`finish`] for many tasks of one node in one statement. Answers in the order of `items`.
+pub async fn finish_many(
+    conn: &mut AsyncPgConnection,
+    node: &str,
+    items: &[(Uuid, &Finish)],
+) -> QueryResult<Vec<Option<TaskRow>>> {
+    use diesel::sql_types::{Array, Int8, Nullable, Text, Timestamptz};
+    let ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
+    let statuses: Vec<&str> = items.iter().map(|(_, f)| f.status.as_str()).collect();
+    let results: Vec<Option<&[u8]>> = items.iter().map(|(_, f)| f.result.as_deref()).collect();
+    let keys: Vec<Option<&str>> = items.iter().map(|(_, f)| f.result_key.as_deref()).collect();
+    let sizes: Vec<Option<i64>> = items.iter().map(|(_, f)| f.result_size).collect();
+    let errors: Vec<Option<&str>> = items.iter().map(|(_, f)| f.error.as_deref()).collect();
+    let updated: Vec<TaskRow> = diesel::sql_query(
+        "UPDATE tasks AS t SET status = v.status, result = v.result, result_key = v.result_key, \
+         result_size = v.result_size, error = v.error, node = $7, finished_at = $8, \
+         updated_at = $8, next_attempt_at = NULL \
+         FROM UNNEST($1::uuid[], $2::text[], $3::bytea[], $4::text[], $5::int8[], $6::text[]) \
+           AS v(id, status, result, result_key, result_size, error) \
+         WHERE t.id = v.id AND t.status IN ('queued', 'running') \
+         RETURNING t.*",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
+    .bind::<Array<Text>, _>(&statuses)
+    .bind::<Array<Nullable<diesel::sql_types::Bytea>>, _>(&results)
+    .bind::<Array<Nullable<Text>>, _>(&keys)
+    .bind::<Array<Nullable<Int8>>, _>(&sizes)
+    .bind::<Array<Nullable<Text>>, _>(&errors)
+    .bind::<Text, _>(node)
+    .bind::<Timestamptz, _>(chrono::Utc::now())
+    .load(conn)
+    .await?;
+    let mut by_id: std::collections::HashMap<Uuid, TaskRow> =
+        updated.into_iter().map(|r| (r.id, r)).collect();
+    let rest: Vec<Uuid> = ids
+        .iter()
+        .filter(|id| !by_id.contains_key(id))
+        .copied()
+        .collect();
+    if !rest.is_empty() {
+        // Finished by another delivery first: its outcome stands.
+        let others: Vec<TaskRow> = dsl::tasks
+            .filter(dsl::id.eq_any(&rest))
+            .select(TaskRow::as_select())
+            .load(conn)
+            .await?;
+        by_id.extend(others.into_iter().map(|r| (r.id, r)));
+    }
+    Ok(ids.iter().map(|id| by_id.get(id).cloned()).collect())
+}
