@@ -419,10 +419,7 @@ mod broker {
             );
             requesters.push(tokio::spawn(async move {
                 let mut n = 0u64;
-                loop {
-                    let Some(at) = plan.next() else {
-                        break;
-                    };
+                while let Some(at) = plan.next() {
                     tokio::time::sleep_until(at.into()).await;
                     n += 1;
                     let id = format!("{w}-{n}");

@@ -124,14 +124,25 @@ impl PayloadRef {
     }
 }
 
-/// The body of a message on the task queue. Replies go to the message's `reply_to` property
-/// with the task id as `correlation_id`.
+/// One task on the task queue. A message carries a JSON array of these (tasks accepted
+/// together travel together); a single object is accepted too. The result goes to the task's
+/// `reply_to` queue, when set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskMessage {
     pub id: Uuid,
     pub kind: String,
     pub payload: PayloadRef,
     pub submitted_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// The tasks in a message body: a JSON array, or one object.
+pub fn decode_tasks(body: &[u8]) -> Result<Vec<TaskMessage>, serde_json::Error> {
+    match serde_json::from_slice::<Vec<TaskMessage>>(body) {
+        Ok(tasks) => Ok(tasks),
+        Err(_) => serde_json::from_slice::<TaskMessage>(body).map(|t| vec![t]),
+    }
 }
 
 mod b64 {
@@ -163,9 +174,13 @@ mod tests {
                 data: vec![0, 255, 10],
             },
             submitted_by: "n1".into(),
+            reply_to: Some("q".into()),
         };
-        let text = serde_json::to_vec(&m).unwrap();
-        assert_eq!(serde_json::from_slice::<TaskMessage>(&text).unwrap(), m);
+        let one = serde_json::to_vec(&m).unwrap();
+        assert_eq!(decode_tasks(&one).unwrap(), vec![m.clone()]);
+        let many = serde_json::to_vec(&vec![m.clone(), m.clone()]).unwrap();
+        assert_eq!(decode_tasks(&many).unwrap(), vec![m.clone(), m]);
+        assert!(decode_tasks(b"{nope").is_err());
     }
 
     #[test]

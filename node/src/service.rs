@@ -173,8 +173,8 @@ impl Services {
                     kind: kind.clone(),
                     payload,
                     submitted_by: self.node.clone(),
+                    reply_to: wait.then(|| self.reply_queue.clone()),
                 },
-                reply_to: wait.then(|| self.reply_queue.clone()),
             })
             .await
             .unwrap_or_else(|e| Err(PublishError::Amqp(e.to_string())));
@@ -322,6 +322,7 @@ impl Services {
             kind: row.kind.clone(),
             payload,
             submitted_by: self.node.clone(),
+            reply_to: None,
         };
         let body = serde_json::to_vec(&message).map_err(mailbox)?;
         let sent = self
@@ -330,7 +331,6 @@ impl Services {
                 target: Target::Tasks,
                 id,
                 body,
-                reply_to: None,
             })
             .await
             .unwrap_or_else(|e| Err(PublishError::Amqp(e.to_string())));

@@ -220,34 +220,43 @@ async fn requeue(delivery: &Delivery) {
         .await;
 }
 
-/// Answer the submitting node (if it waits) and ack the delivery.
-async fn answer_and_ack(deps: &ConsumerDeps, delivery: &Delivery, row: &TaskRow) {
-    if let Some(reply_to) = delivery.properties.reply_to() {
-        let view = view_of(row, &deps.storage);
-        if let Ok(body) = serde_json::to_vec(&view) {
-            let sent = deps
-                .publisher
-                .send(PublishReply {
-                    queue: reply_to.to_string(),
-                    id: row.id,
-                    body,
-                })
-                .await;
-            if !matches!(sent, Ok(Ok(()))) {
-                // The waiting session also polls the row, so it still gets its answer.
-                tracing::warn!(task = %row.id, "could not send reply");
-            }
+/// How one task of a delivery ended, as far as the delivery is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    /// Its outcome (final, or a scheduled retry) is written: the delivery may be acked.
+    Done,
+    /// Something could not be written: the whole delivery goes back to the queue (its other
+    /// tasks, already final, are then answered from their rows, not run again).
+    Requeue,
+}
+
+/// Answer the submitting node, if it waits for this task.
+async fn answer(deps: &ConsumerDeps, task: &TaskMessage, row: &TaskRow) {
+    let Some(reply_to) = &task.reply_to else {
+        return;
+    };
+    let view = view_of(row, &deps.storage);
+    if let Ok(body) = serde_json::to_vec(&view) {
+        let sent = deps
+            .publisher
+            .send(PublishReply {
+                queue: reply_to.clone(),
+                body,
+            })
+            .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            // The waiting session also polls the row, so it still gets its answer.
+            tracing::warn!(task = %row.id, "could not send reply");
         }
-    }
-    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
-        tracing::warn!(task = %row.id, error = %e, "ack failed; the task will be redelivered and answered from its row");
     }
 }
 
+/// One delivery: a message of one or more tasks, run side by side; acked once every task's
+/// outcome is written, handed back to the queue otherwise.
 async fn process(delivery: Delivery, deps: ConsumerDeps) {
     let _inflight = InFlight::new(&deps.inflight);
-    let msg: TaskMessage = match serde_json::from_slice(&delivery.data) {
-        Ok(m) => m,
+    let tasks = match crate::amqp::decode_tasks(&delivery.data) {
+        Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "unreadable task message rejected");
             let _ = delivery
@@ -257,6 +266,16 @@ async fn process(delivery: Delivery, deps: ConsumerDeps) {
             return;
         }
     };
+    let handled =
+        futures_util::future::join_all(tasks.iter().map(|task| process_task(&deps, task))).await;
+    if handled.contains(&Handled::Requeue) {
+        requeue(&delivery).await;
+    } else if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+        tracing::warn!(error = %e, "ack failed; the tasks will be redelivered and answered from their rows");
+    }
+}
+
+async fn process_task(deps: &ConsumerDeps, msg: &TaskMessage) -> Handled {
     let id = msg.id;
     let start = deps
         .persister
@@ -269,26 +288,20 @@ async fn process(delivery: Delivery, deps: ConsumerDeps) {
         Ok(Ok(Start::Run(row))) => row.attempts.max(1) as u32,
         Ok(Ok(Start::AlreadyFinal(row))) => {
             tracing::info!(task = %id, status = %row.status, "redelivered task already finished; not run again");
-            answer_and_ack(&deps, &delivery, &row).await;
-            return;
+            answer(deps, msg, &row).await;
+            return Handled::Done;
         }
         Ok(Ok(Start::Missing)) => {
-            tracing::error!(task = %id, "task message without a task row rejected");
-            let _ = delivery
-                .acker
-                .reject(BasicRejectOptions { requeue: false })
-                .await;
-            return;
+            tracing::error!(task = %id, "task message without a task row dropped");
+            return Handled::Done;
         }
         Ok(Err(e)) => {
             tracing::warn!(task = %id, error = %e, "cannot mark task running; requeued");
-            requeue(&delivery).await;
-            return;
+            return Handled::Requeue;
         }
         Err(e) => {
             tracing::warn!(task = %id, error = %e, "persister unavailable; requeued");
-            requeue(&delivery).await;
-            return;
+            return Handled::Requeue;
         }
     };
 
@@ -335,7 +348,7 @@ async fn process(delivery: Delivery, deps: ConsumerDeps) {
             };
             if let Err(e) = stored {
                 let error = format!("could not store the result: {e}");
-                return retry_or_bury(&deps, &delivery, &msg, attempt, error).await;
+                return retry_or_bury(deps, msg, attempt, error).await;
             }
             Finish {
                 status: TaskStatus::Succeeded.as_str().into(),
@@ -345,29 +358,25 @@ async fn process(delivery: Delivery, deps: ConsumerDeps) {
                 error: None,
             }
         }
-        Err(e) if e.retryable => {
-            return retry_or_bury(&deps, &delivery, &msg, attempt, e.message).await;
-        }
+        Err(e) if e.retryable => return retry_or_bury(deps, msg, attempt, e.message).await,
         Err(e) => failed(TaskStatus::Failed, e.message),
     };
-    write_outcome(&deps, &delivery, id, outcome).await;
+    write_outcome(deps, msg, outcome).await
 }
 
 /// A retryable failure: run again after a broker-side delay, or, past the kind's attempts,
-/// mark the task `dead` and park its message in the dead-letter queue.
+/// mark the task `dead` and park it in the dead-letter queue.
 async fn retry_or_bury(
     deps: &ConsumerDeps,
-    delivery: &Delivery,
     msg: &TaskMessage,
     attempt: u32,
     error: String,
-) {
+) -> Handled {
     let id = msg.id;
-    let reply_to = delivery
-        .properties
-        .reply_to()
-        .as_ref()
-        .map(|q| q.to_string());
+    let body = match serde_json::to_vec(msg) {
+        Ok(b) => b,
+        Err(_) => return Handled::Requeue,
+    };
     let max = deps.tasks.max_attempts(&msg.kind);
     if attempt >= max {
         tracing::warn!(task = %id, attempt, error = %error, "task failed its last attempt; dead-lettered");
@@ -376,21 +385,18 @@ async fn retry_or_bury(
             .send(Republish {
                 target: Target::Dead,
                 id,
-                body: delivery.data.clone(),
-                reply_to: None,
+                body,
             })
             .await;
         if !matches!(parked, Ok(Ok(()))) {
             tracing::warn!(task = %id, "could not dead-letter the task; requeued");
-            requeue(delivery).await;
-            return;
+            return Handled::Requeue;
         }
         let outcome = failed(
             TaskStatus::Dead,
             format!("{error} (after {attempt} attempts)"),
         );
-        write_outcome(deps, delivery, id, outcome).await;
-        return;
+        return write_outcome(deps, msg, outcome).await;
     }
     let delay_ms = deps.tasks.retry_delay_ms(attempt + 1);
     tracing::info!(task = %id, attempt, delay_ms, error = %error, "task failed; will retry");
@@ -405,33 +411,27 @@ async fn retry_or_bury(
         })
         .await;
     if !matches!(noted, Ok(Ok(_))) {
-        requeue(delivery).await;
-        return;
+        return Handled::Requeue;
     }
     let sent = deps
         .publisher
         .send(Republish {
             target: Target::Retry { delay_ms },
             id,
-            body: delivery.data.clone(),
-            reply_to,
+            body,
         })
         .await;
-    match sent {
-        Ok(Ok(())) => {
-            if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
-                tracing::warn!(task = %id, error = %e, "ack after scheduling a retry failed");
-            }
-        }
-        _ => {
-            tracing::warn!(task = %id, "could not schedule the retry; requeued");
-            requeue(delivery).await;
-        }
+    if matches!(sent, Ok(Ok(()))) {
+        Handled::Done
+    } else {
+        tracing::warn!(task = %id, "could not schedule the retry; requeued");
+        Handled::Requeue
     }
 }
 
-/// Write a final outcome; once written, answer and ack.
-async fn write_outcome(deps: &ConsumerDeps, delivery: &Delivery, id: uuid::Uuid, outcome: Finish) {
+/// Write a final outcome; once written, answer.
+async fn write_outcome(deps: &ConsumerDeps, msg: &TaskMessage, outcome: Finish) -> Handled {
+    let id = msg.id;
     let finished = deps
         .persister
         .send(FinishTask {
@@ -441,18 +441,21 @@ async fn write_outcome(deps: &ConsumerDeps, delivery: &Delivery, id: uuid::Uuid,
         })
         .await;
     match finished {
-        Ok(Ok(Some(row))) => answer_and_ack(deps, delivery, &row).await,
+        Ok(Ok(Some(row))) => {
+            answer(deps, msg, &row).await;
+            Handled::Done
+        }
         Ok(Ok(None)) => {
             tracing::error!(task = %id, "task row vanished while running");
-            let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+            Handled::Done
         }
         Ok(Err(e)) => {
             tracing::warn!(task = %id, error = %e, "cannot write task outcome; requeued");
-            requeue(delivery).await;
+            Handled::Requeue
         }
         Err(e) => {
             tracing::warn!(task = %id, error = %e, "persister unavailable; requeued");
-            requeue(delivery).await;
+            Handled::Requeue
         }
     }
 }

@@ -1,5 +1,8 @@
 //! Publisher: puts tasks on the task queue and replies on reply queues, over one AMQP channel
-//! in confirm mode. A publish succeeds only once the broker confirmed it; an unroutable
+//! in confirm mode. Tasks accepted while a publish is in flight travel together in the next
+//! message (a JSON array, up to [`MAX_TASKS_PER_MESSAGE`]), and replies bound for one node
+//! share a message the same way: under load one broker round trip serves many tasks, under
+//! light load a task goes out at once (no timer). A publish succeeds only once the broker confirmed it; an unroutable
 //! (`mandatory`) or nacked message, a lost connection or a confirm that does not come in time
 //! is an error, never a false "accepted".
 //!
@@ -18,6 +21,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// Most tasks in one message.
+pub const MAX_TASKS_PER_MESSAGE: usize = 256;
+/// Task messages awaiting their confirm at once.
+const MAX_TASK_PUBLISHES: usize = 4;
+
+type Waiter = tokio::sync::oneshot::Sender<Result<(), PublishError>>;
 
 /// How long a publish may wait for the broker's confirm.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,6 +56,12 @@ pub struct Publisher {
     reply_channel: Option<lapin::Channel>,
     /// Delay queues declared on the current channel.
     retry_queues: HashSet<u64>,
+    /// Tasks waiting for the next task message, and messages in flight.
+    pending_tasks: Vec<(TaskMessage, Waiter)>,
+    task_publishes: usize,
+    /// Replies waiting for the next reply message (queue, JSON body), and whether one is out.
+    pending_replies: Vec<(String, Vec<u8>, Waiter)>,
+    replying: bool,
 }
 
 impl Publisher {
@@ -57,7 +73,88 @@ impl Publisher {
             link: Link::new(budget),
             reply_channel: None,
             retry_queues: HashSet::new(),
+            pending_tasks: Vec::new(),
+            task_publishes: 0,
+            pending_replies: Vec::new(),
+            replying: false,
         }
+    }
+
+    /// Send queued tasks, many per message.
+    fn flush_tasks(&mut self, ctx: &mut Context<Self>) {
+        while self.task_publishes < MAX_TASK_PUBLISHES && !self.pending_tasks.is_empty() {
+            let n = self.pending_tasks.len().min(MAX_TASKS_PER_MESSAGE);
+            let (tasks, waiters): (Vec<TaskMessage>, Vec<Waiter>) =
+                self.pending_tasks.drain(..n).unzip();
+            let body = match serde_json::to_vec(&tasks) {
+                Ok(b) => b,
+                Err(e) => {
+                    for w in waiters {
+                        let _ = w.send(Err(PublishError::Amqp(e.to_string())));
+                    }
+                    continue;
+                }
+            };
+            let props = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into());
+            let fut = self.publish(self.task_queue.clone(), body, props);
+            self.task_publishes += 1;
+            self.track(fut)
+                .map(move |res, act, ctx| {
+                    for w in waiters {
+                        let _ = w.send(res.clone());
+                    }
+                    act.task_publishes -= 1;
+                    act.flush_tasks(ctx);
+                })
+                .spawn(ctx);
+        }
+    }
+
+    /// Send queued replies, one message per reply queue.
+    fn flush_replies(&mut self, ctx: &mut Context<Self>) {
+        if self.replying || self.pending_replies.is_empty() {
+            return;
+        }
+        self.replying = true;
+        let mut by_queue: std::collections::BTreeMap<String, (Vec<u8>, Vec<Waiter>)> =
+            Default::default();
+        for (queue, body, waiter) in self.pending_replies.drain(..) {
+            let (buf, waiters) = by_queue.entry(queue).or_default();
+            buf.push(if buf.is_empty() { b'[' } else { b',' });
+            buf.extend_from_slice(&body);
+            waiters.push(waiter);
+        }
+        let channel = self.reply_channel.clone();
+        async move {
+            for (queue, (mut body, waiters)) in by_queue {
+                body.push(b']');
+                let res = match &channel {
+                    None => Err(PublishError::NotConnected),
+                    Some(ch) => ch
+                        .basic_publish(
+                            "".into(),
+                            queue.as_str().into(),
+                            BasicPublishOptions::default(),
+                            &body,
+                            BasicProperties::default().with_content_type("application/json".into()),
+                        )
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| PublishError::Amqp(e.to_string())),
+                };
+                for w in waiters {
+                    let _ = w.send(res.clone());
+                }
+            }
+        }
+        .into_actor(self)
+        .map(|_, act, ctx| {
+            act.replying = false;
+            act.flush_replies(ctx);
+        })
+        .spawn(ctx);
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
@@ -162,24 +259,29 @@ impl actix::Supervised for Publisher {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.retry_queues.clear();
         self.reply_channel = None;
+        // Whatever was waiting fails now (its waiters see the channel drop): nothing is
+        // reported as published that was not confirmed.
+        self.pending_tasks.clear();
+        self.pending_replies.clear();
+        self.task_publishes = 0;
+        self.replying = false;
         self.link.restarting();
     }
 }
 
-/// Put a task on the task queue (persistent, mandatory). `reply_to`: the queue to answer on.
+/// Put a task on the task queue (persistent, mandatory, confirmed); its `reply_to` says
+/// where its result goes.
 #[derive(Message)]
 #[rtype(result = "Result<(), PublishError>")]
 pub struct PublishTask {
     pub task: TaskMessage,
-    pub reply_to: Option<String>,
 }
 
-/// Send a finished task's view to the node that accepted it.
+/// Send a finished task's view (a JSON object) to the node that accepted it.
 #[derive(Message)]
 #[rtype(result = "Result<(), PublishError>")]
 pub struct PublishReply {
     pub queue: String,
-    pub id: Uuid,
     pub body: Vec<u8>,
 }
 
@@ -194,14 +296,13 @@ pub enum Target {
     Tasks,
 }
 
-/// Publish a task message body again (persistent, confirmed), keeping its reply routing.
+/// Publish one task's message again (persistent, confirmed); its body keeps its reply routing.
 #[derive(Message)]
 #[rtype(result = "Result<(), PublishError>")]
 pub struct Republish {
     pub target: Target,
     pub id: Uuid,
     pub body: Vec<u8>,
-    pub reply_to: Option<String>,
 }
 
 /// Whether the publisher has a live channel (for health reporting).
@@ -210,46 +311,32 @@ pub struct Republish {
 pub struct IsConnected;
 
 impl Handler<PublishTask> for Publisher {
-    type Result = ResponseActFuture<Self, Result<(), PublishError>>;
+    type Result = ResponseFuture<Result<(), PublishError>>;
 
-    fn handle(&mut self, msg: PublishTask, _: &mut Context<Self>) -> Self::Result {
-        let body = match serde_json::to_vec(&msg.task) {
-            Ok(b) => b,
-            Err(e) => return Box::pin(actix::fut::ready(Err(PublishError::Amqp(e.to_string())))),
-        };
-        let mut props = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into())
-            .with_correlation_id(msg.task.id.to_string().into());
-        if let Some(reply_to) = msg.reply_to {
-            props = props.with_reply_to(reply_to.into());
+    fn handle(&mut self, msg: PublishTask, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.link.healthy() {
+            return Box::pin(async { Err(PublishError::NotConnected) });
         }
-        let fut = self.publish(self.task_queue.clone(), body, props);
-        self.track(fut)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending_tasks.push((msg.task, tx));
+        self.flush_tasks(ctx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(PublishError::Amqp("publisher restarted".into())))
+        })
     }
 }
 
 impl Handler<PublishReply> for Publisher {
     type Result = ResponseFuture<Result<(), PublishError>>;
 
-    fn handle(&mut self, msg: PublishReply, _: &mut Context<Self>) -> Self::Result {
-        let props = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_correlation_id(msg.id.to_string().into());
-        let channel = self.reply_channel.clone();
+    fn handle(&mut self, msg: PublishReply, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending_replies.push((msg.queue, msg.body, tx));
+        self.flush_replies(ctx);
         Box::pin(async move {
-            let channel = channel.ok_or(PublishError::NotConnected)?;
-            channel
-                .basic_publish(
-                    "".into(),
-                    msg.queue.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &msg.body,
-                    props,
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| PublishError::Amqp(e.to_string()))
+            rx.await
+                .unwrap_or_else(|_| Err(PublishError::Amqp("publisher restarted".into())))
         })
     }
 }
@@ -258,13 +345,10 @@ impl Handler<Republish> for Publisher {
     type Result = ResponseActFuture<Self, Result<(), PublishError>>;
 
     fn handle(&mut self, msg: Republish, _: &mut Context<Self>) -> Self::Result {
-        let mut props = BasicProperties::default()
+        let props = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_correlation_id(msg.id.to_string().into());
-        if let Some(reply_to) = msg.reply_to {
-            props = props.with_reply_to(reply_to.into());
-        }
         let task_queue = self.task_queue.clone();
         let channel = self.link.channel.clone();
         let (queue, declare) = match msg.target {

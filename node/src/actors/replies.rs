@@ -106,17 +106,23 @@ impl ReplyRouter {
             .spawn(ctx);
     }
 
+    /// A reply message: a JSON array of task views (or one view).
     fn deliver(&mut self, delivery: Delivery) {
-        let view: TaskView = match serde_json::from_slice(&delivery.data) {
+        let views: Vec<TaskView> = match serde_json::from_slice(&delivery.data) {
             Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "unreadable reply dropped");
-                return;
-            }
+            Err(_) => match serde_json::from_slice::<TaskView>(&delivery.data) {
+                Ok(v) => vec![v],
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable reply dropped");
+                    return;
+                }
+            },
         };
-        let Some(id) = view.id else { return };
-        if let Some(tx) = self.waiters.remove(&id) {
-            let _ = tx.send(view);
+        for view in views {
+            let Some(id) = view.id else { continue };
+            if let Some(tx) = self.waiters.remove(&id) {
+                let _ = tx.send(view);
+            }
         }
     }
 }

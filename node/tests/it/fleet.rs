@@ -38,26 +38,31 @@ async fn balancer(nodes: &[std::net::SocketAddr]) -> Balancer {
         .replace("inter 1s fall 2", "inter 200ms fall 1");
     let path = std::env::temp_dir().join(format!("haproxy-{port}.cfg"));
     std::fs::write(&path, text).unwrap();
-    let child = std::process::Command::new("haproxy")
-        .args(["-db", "-f", path.to_str().unwrap()])
-        .env("TASKNODE_LB_BIND", format!("127.0.0.1:{port}"))
-        .env("TASKNODE_NODE1", nodes[0].to_string())
-        .env("TASKNODE_NODE2", nodes[1].to_string())
-        .env("TASKNODE_NODE3", nodes[2].to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("haproxy must be installed (scripts/test installs it)");
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut balancer = Balancer {
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        child: std::process::Command::new("haproxy")
+            .args(["-db", "-f", path.to_str().unwrap()])
+            .env("TASKNODE_LB_BIND", format!("127.0.0.1:{port}"))
+            .env("TASKNODE_NODE1", nodes[0].to_string())
+            .env("TASKNODE_NODE2", nodes[1].to_string())
+            .env("TASKNODE_NODE3", nodes[2].to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy must be installed (scripts/test installs it)"),
+    };
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+        if tokio::net::TcpStream::connect(balancer.addr).await.is_ok() {
             // Let the first health checks mark the nodes up.
             tokio::time::sleep(Duration::from_millis(600)).await;
-            return Balancer { addr, child };
+            return balancer;
+        }
+        if let Ok(Some(status)) = balancer.child.try_wait() {
+            panic!("haproxy exited: {status}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("haproxy did not listen on {addr}");
+    panic!("haproxy did not listen on {}", balancer.addr);
 }
 
 #[actix_rt::test]

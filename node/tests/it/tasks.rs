@@ -251,6 +251,7 @@ async fn a_redelivered_or_duplicated_message_leaves_exactly_one_row() {
                 data: b"redelivered".to_vec(),
             },
             submitted_by: "a".into(),
+            reply_to: None,
         },
     )
     .await;
