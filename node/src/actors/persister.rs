@@ -19,7 +19,7 @@ use uuid::Uuid;
 /// Most writes in one transaction.
 pub const MAX_BATCH: usize = 256;
 /// Transactions in flight at once.
-const MAX_FLUSHES: usize = 2;
+const MAX_FLUSHES: usize = 1;
 
 pub struct Persister {
     pool: DbPool,

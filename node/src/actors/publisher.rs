@@ -25,7 +25,7 @@ use uuid::Uuid;
 /// Most tasks in one message.
 pub const MAX_TASKS_PER_MESSAGE: usize = 256;
 /// Task messages awaiting their confirm at once.
-const MAX_TASK_PUBLISHES: usize = 4;
+const MAX_TASK_PUBLISHES: usize = 1;
 
 type Waiter = tokio::sync::oneshot::Sender<Result<(), PublishError>>;
 

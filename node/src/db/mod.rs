@@ -34,7 +34,7 @@ pub async fn connect_pool(url: &str, size: u32) -> Result<DbPool, DbError> {
     Bb8Pool::builder()
         .max_size(size)
         .connection_timeout(Duration::from_secs(5))
-        .test_on_check_out(true)
+        .test_on_check_out(false)
         .build(manager)
         .await
         .map_err(|e| DbError::Connect(e.to_string()))
