@@ -101,11 +101,7 @@ impl Executor {
                             message: e.to_string(),
                         }),
                         Err(panic) => {
-                            let text = panic
-                                .downcast_ref::<&str>()
-                                .map(|s| s.to_string())
-                                .or_else(|| panic.downcast_ref::<String>().cloned())
-                                .unwrap_or_else(|| "unknown panic".into());
+                            let text = panic_text(&*panic);
                             // A panic is a bug in the handler for this input; running it
                             // again would panic again.
                             Err(RunError {
@@ -203,6 +199,9 @@ impl Worker {
             message: format!("unknown kind `{}`", msg.kind),
             retryable: false,
         })?;
+        if let (TaskInput::Inline(bytes), true) = (&msg.input, kind.bounded()) {
+            return self.run_here(&*kind, bytes.clone());
+        }
         let input = self.open(msg.input)?;
         let executor = match self.executor.take() {
             Some(e) => e,
@@ -256,6 +255,50 @@ impl Worker {
             }
         }
     }
+}
+
+impl Worker {
+    /// A bounded kind on a small inline payload: run on this thread (still panic-safe),
+    /// sparing the hand-off to the executor thread.
+    fn run_here(&self, kind: &dyn TaskKind, input: Bytes) -> Result<TaskOutput, RunError> {
+        let mut output = Vec::new();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            kind.run(&mut std::io::Cursor::new(input), &mut output)
+        }));
+        match result {
+            Ok(Ok(())) if output.len() <= self.spill_limit => Ok(TaskOutput::Inline(output)),
+            Ok(Ok(())) => {
+                let mut file = tempfile::tempfile()
+                    .map_err(|e| RunError::retryable(format!("result spill file: {e}")))?;
+                file.write_all(&output)
+                    .and_then(|_| file.seek(SeekFrom::Start(0)))
+                    .map_err(|e| RunError::retryable(format!("result spill file: {e}")))?;
+                Ok(TaskOutput::Spilled {
+                    file,
+                    size: output.len() as u64,
+                })
+            }
+            Ok(Err(e)) => Err(RunError {
+                retryable: e.retryable(),
+                message: e.to_string(),
+            }),
+            Err(panic) => {
+                self.stats.panics.fetch_add(1, Ordering::Relaxed);
+                Err(RunError {
+                    message: format!("task handler panicked: {}", panic_text(&*panic)),
+                    retryable: false,
+                })
+            }
+        }
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 impl Actor for Worker {

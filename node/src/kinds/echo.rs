@@ -11,6 +11,9 @@ impl TaskKind for Echo {
     fn about(&self) -> &'static str {
         "returns the payload unchanged"
     }
+    fn bounded(&self) -> bool {
+        true
+    }
     fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
         std::io::copy(input, output)?;
         Ok(())

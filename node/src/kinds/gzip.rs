@@ -13,6 +13,9 @@ impl TaskKind for Gzip {
     fn about(&self) -> &'static str {
         "gzip-compressed payload (binary result)"
     }
+    fn bounded(&self) -> bool {
+        true
+    }
     fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
         let mut encoder = GzEncoder::new(output, Compression::default());
         std::io::copy(input, &mut encoder)?;

@@ -43,6 +43,13 @@ pub trait TaskKind: Send + Sync + 'static {
     fn about(&self) -> &'static str;
     /// Do the work. Errors become a `failed` task with the error's message.
     fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError>;
+
+    /// Whether a run's time is bounded by its input size (linear work, no waiting). Such a
+    /// kind with a small inline payload runs directly on its worker thread; others run on
+    /// the worker's executor thread under the task timeout. Default: not bounded.
+    fn bounded(&self) -> bool {
+        false
+    }
 }
 
 /// The kinds a node knows, by name.

@@ -12,6 +12,9 @@ impl TaskKind for Sha256 {
     fn about(&self) -> &'static str {
         "hex SHA-256 digest of the payload (streams large payloads)"
     }
+    fn bounded(&self) -> bool {
+        true
+    }
     fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
         let mut hasher = sha2::Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];

@@ -24,6 +24,9 @@ impl TaskKind for Upper {
     fn about(&self) -> &'static str {
         "upper-cases UTF-8 text"
     }
+    fn bounded(&self) -> bool {
+        true
+    }
     fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
         transform(self.name(), input, output, str::to_uppercase)
     }
@@ -37,6 +40,9 @@ impl TaskKind for Lower {
     fn about(&self) -> &'static str {
         "lower-cases UTF-8 text"
     }
+    fn bounded(&self) -> bool {
+        true
+    }
     fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
         transform(self.name(), input, output, str::to_lowercase)
     }
@@ -49,6 +55,9 @@ impl TaskKind for Reverse {
     }
     fn about(&self) -> &'static str {
         "reverses UTF-8 text character by character"
+    }
+    fn bounded(&self) -> bool {
+        true
     }
     fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
         transform(self.name(), input, output, |s| s.chars().rev().collect())

@@ -12,6 +12,9 @@ impl TaskKind for WordCount {
     fn about(&self) -> &'static str {
         "JSON object of word counts (case-folded, punctuation trimmed)"
     }
+    fn bounded(&self) -> bool {
+        true
+    }
     fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut reader = BufReader::new(input);
