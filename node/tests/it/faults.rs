@@ -120,11 +120,13 @@ async fn a_task_over_its_timeout_fails_and_frees_its_worker_then_goes_dead() {
     assert_eq!(r["error"], "task_dead");
     assert!(r["message"].as_str().unwrap().contains("timeout"), "{r}");
     assert_eq!(r["attempts"], 2, "{r}");
-    // The only worker is free again at once, though the abandoned sleep is still going.
+    // The only worker is free again at once, though the abandoned sleep is still going,
+    // and runs timed work on a fresh executor thread.
     assert_eq!(c.call("upper free").await["result"], "FREE");
+    assert_eq!(c.call("fib 10").await["result"], "55");
     let stats = node.pool_stats();
     assert_eq!(stats.timeouts(), 2);
-    assert_eq!(stats.executors_started(), 3, "1 + 2 replacements");
+    assert_eq!(stats.executors_started(), 3, "one per attempt, then a replacement");
 
     assert_eq!(
         dead_letters(&env).await,
