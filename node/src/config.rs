@@ -248,8 +248,14 @@ impl Settings {
         if self.listener.wait_timeout_secs == 0 {
             return Err(invalid("listener.wait_timeout_secs", "must be at least 1"));
         }
-        if !self.amqp.url.starts_with("amqp://") && !self.amqp.url.starts_with("amqps://") {
-            return Err(invalid("amqp.url", "must start with amqp:// or amqps://"));
+        if self.amqp.url.starts_with("amqps://") {
+            return Err(invalid(
+                "amqp.url",
+                "amqps:// (TLS) is not built into this tasknode; use amqp:// (e.g. over a private network or a TLS-terminating proxy)",
+            ));
+        }
+        if !self.amqp.url.starts_with("amqp://") {
+            return Err(invalid("amqp.url", "must start with amqp://"));
         }
         if self.amqp.task_queue.is_empty() {
             return Err(invalid("amqp.task_queue", "must not be empty"));
@@ -364,6 +370,8 @@ mod tests {
         assert!(err.to_string().contains("amqp.prefetch"), "{err}");
         let err = Settings::from_toml("[listener]\naddress = \"nowhere\"\n").unwrap_err();
         assert!(err.to_string().contains("listener.address"), "{err}");
+        let err = Settings::from_toml("[amqp]\nurl = \"amqps://h/%2f\"\n").unwrap_err();
+        assert!(err.to_string().contains("TLS"), "{err}");
         let err = Settings::from_toml("[amqp]\nprefetch = \"many\"\n").unwrap_err();
         assert!(err.to_string().contains("prefetch"), "{err}");
     }

@@ -126,7 +126,11 @@ async fn a_task_over_its_timeout_fails_and_frees_its_worker_then_goes_dead() {
     assert_eq!(c.call("fib 10").await["result"], "55");
     let stats = node.pool_stats();
     assert_eq!(stats.timeouts(), 2);
-    assert_eq!(stats.executors_started(), 3, "one per attempt, then a replacement");
+    assert_eq!(
+        stats.executors_started(),
+        3,
+        "one per attempt, then a replacement"
+    );
 
     assert_eq!(
         dead_letters(&env).await,
