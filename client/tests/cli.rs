@@ -203,3 +203,72 @@ async fn dead_and_retry_commands() {
     let o = taskctl(args(&["--server", &server, "retry", "not-an-id"])).await;
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[actix_rt::test]
+async fn bench_reports_what_it_ran_and_so_does_the_broker_baseline() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let server = node.addr.to_string();
+    let o = taskctl(args(&[
+        "--server",
+        &server,
+        "--json",
+        "bench",
+        "--kind",
+        "reverse",
+        "--payload-bytes",
+        "32",
+        "--concurrency",
+        "4",
+        "--total",
+        "60",
+    ]))
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    let r: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(r["completed"], 60, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["target"], "tasknode");
+    let l = &r["latency_ms"];
+    assert!(
+        l["p50"].as_f64().unwrap() > 0.0 && l["p50"].as_f64() <= l["max"].as_f64(),
+        "{r}"
+    );
+
+    let o = taskctl(args(&[
+        "--json",
+        "bench",
+        "--broker-baseline",
+        "--concurrency",
+        "2",
+        "--total",
+        "20",
+        "--amqp-url",
+        &tasknode::testing::amqp_url(),
+    ]))
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    let b: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (b["completed"].clone(), b["errors"].clone()),
+        (20.into(), 0.into()),
+        "{b}"
+    );
+    assert_eq!(b["target"], "broker");
+
+    // A kind that does not exist is counted as errors, loudly, with a non-zero exit.
+    let o = taskctl(args(&[
+        "--server",
+        &server,
+        "bench",
+        "--kind",
+        "nosuch",
+        "--concurrency",
+        "1",
+        "--total",
+        "3",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stdout(&o).contains("ERRORS"), "{o:?}");
+}
