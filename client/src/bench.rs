@@ -64,6 +64,13 @@ impl Shared {
         })
     }
 
+    /// A request scheduled at `at` completed now.
+    fn record(&self, at: Instant) {
+        let us = at.elapsed().as_micros() as u64;
+        self.histogram.lock().unwrap().saturating_record(us.max(1));
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn error(&self, e: impl std::fmt::Display) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         let mut first = self.first_error.lock().unwrap();
@@ -255,15 +262,7 @@ fn run_nodes(
                     std::thread::sleep(wait);
                 }
                 match conn.call(&line) {
-                    Ok(reply) if reply.json["status"] == "succeeded" => {
-                        let us = at.elapsed().as_micros() as u64;
-                        shared
-                            .histogram
-                            .lock()
-                            .unwrap()
-                            .saturating_record(us.max(1));
-                        shared.done.fetch_add(1, Ordering::Relaxed);
-                    }
+                    Ok(reply) if reply.json["status"] == "succeeded" => shared.record(at),
                     Ok(reply) => shared.error(reply.json),
                     Err(e) => {
                         shared.error(format!("{e:#}"));
@@ -293,7 +292,6 @@ mod broker {
     use lapin::types::FieldTable;
     use lapin::{BasicProperties, Connection, ConnectionProperties};
     use std::collections::HashMap;
-    use std::sync::atomic::Ordering;
     use std::sync::{Arc, Mutex};
     use tokio::sync::oneshot;
 
@@ -454,15 +452,7 @@ mod broker {
                         }
                     }
                     match tokio::time::timeout(std::time::Duration::from_secs(30), rx).await {
-                        Ok(Ok(())) => {
-                            let us = at.elapsed().as_micros() as u64;
-                            shared
-                                .histogram
-                                .lock()
-                                .unwrap()
-                                .saturating_record(us.max(1));
-                            shared.done.fetch_add(1, Ordering::Relaxed);
-                        }
+                        Ok(Ok(())) => shared.record(at),
                         _ => shared.error("no reply within 30 s"),
                     }
                 }

@@ -293,7 +293,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Forward 127.0.0.1:<random port> to `target`. Must be called inside a tokio runtime.
+    /// Forward `127.0.0.1:<random port>` to `target`. Must be called inside a tokio runtime.
     pub async fn start(target: SocketAddr) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -112,32 +112,46 @@ struct Pending {
 }
 
 impl Op {
+    /// The row an `Insert` writes.
+    fn new_task(&self) -> Option<NewTask<'_>> {
+        let Op::Insert {
+            id,
+            kind,
+            payload,
+            submitted_by,
+        } = self
+        else {
+            return None;
+        };
+        let (data, key) = match payload {
+            PayloadRef::Inline { data } => (Some(data.as_slice()), None),
+            PayloadRef::Object { key, .. } => (None, Some(key.as_str())),
+        };
+        Some(NewTask {
+            id: *id,
+            kind,
+            status: "queued",
+            payload: data,
+            payload_key: key,
+            payload_size: payload.size() as i64,
+            submitted_by,
+        })
+    }
+
+    /// Run this write on its own (the fallback when its batch failed, and for the rare kinds).
     async fn run(&self, conn: &mut AsyncPgConnection) -> diesel::QueryResult<Done> {
         Ok(match self {
-            Op::Insert {
-                id,
-                kind,
-                payload,
-                submitted_by,
-            } => {
-                let (data, key) = match payload {
-                    PayloadRef::Inline { data } => (Some(data.as_slice()), None),
-                    PayloadRef::Object { key, .. } => (None, Some(key.as_str())),
-                };
-                let row = NewTask {
-                    id: *id,
-                    kind,
-                    status: "queued",
-                    payload: data,
-                    payload_key: key,
-                    payload_size: payload.size() as i64,
-                    submitted_by,
-                };
-                Done::Bool(tasks::insert(conn, &row).await?)
+            Op::Insert { id, .. } => {
+                let row = self.new_task().expect("an insert");
+                Done::Bool(tasks::insert_many(conn, &[row]).await?.contains(id))
             }
-            Op::Start { id, node } => Done::Start(tasks::start(conn, *id, node).await?),
+            Op::Start { id, node } => {
+                let mut started = tasks::start_many(conn, &[*id], node).await?;
+                Done::Start(started.pop().expect("one answer per id"))
+            }
             Op::Finish { id, node, outcome } => {
-                Done::Row(tasks::finish(conn, *id, node, outcome).await?)
+                let mut rows = tasks::finish_many(conn, node, &[(*id, outcome)]).await?;
+                Done::Row(rows.pop().expect("one answer per id"))
             }
             Op::RetryLater {
                 id,
@@ -215,32 +229,7 @@ async fn run_set_based(
     let (insert_at, rows): (Vec<usize>, Vec<NewTask<'_>>) = ops
         .iter()
         .enumerate()
-        .filter_map(|(i, op)| match op {
-            Op::Insert {
-                id,
-                kind,
-                payload,
-                submitted_by,
-            } => {
-                let (data, key) = match payload {
-                    PayloadRef::Inline { data } => (Some(data.as_slice()), None),
-                    PayloadRef::Object { key, .. } => (None, Some(key.as_str())),
-                };
-                Some((
-                    i,
-                    NewTask {
-                        id: *id,
-                        kind,
-                        status: "queued",
-                        payload: data,
-                        payload_key: key,
-                        payload_size: payload.size() as i64,
-                        submitted_by,
-                    },
-                ))
-            }
-            _ => None,
-        })
+        .filter_map(|(i, op)| op.new_task().map(|row| (i, row)))
         .unzip();
     if !rows.is_empty() {
         let new: std::collections::HashSet<Uuid> =
@@ -287,6 +276,18 @@ async fn run_set_based(
         .collect())
 }
 
+/// Run a read on a pooled connection.
+fn read<T: 'static>(
+    pool: &DbPool,
+    query: impl AsyncFnOnce(&mut AsyncPgConnection) -> diesel::QueryResult<T> + 'static,
+) -> ResponseFuture<Result<T, DbError>> {
+    let pool = pool.clone();
+    Box::pin(async move {
+        let mut conn = pool.get().await?;
+        Ok(query(&mut conn).await?)
+    })
+}
+
 /// Queue `op`; the future answers when its batch committed.
 fn queued<T: Send + 'static>(
     act: &mut Persister,
@@ -312,7 +313,7 @@ pub struct InsertTask {
     pub submitted_by: String,
 }
 
-/// Mark a delivered task running here (see [`tasks::start`]).
+/// Mark a delivered task running here (see [`tasks::start_many`]).
 #[derive(Message)]
 #[rtype(result = "Result<Start, DbError>")]
 pub struct StartTask {
@@ -384,11 +385,7 @@ impl Handler<GetTask> for Persister {
     type Result = ResponseFuture<Result<Option<TaskRow>, DbError>>;
 
     fn handle(&mut self, msg: GetTask, _: &mut Context<Self>) -> Self::Result {
-        let pool = self.pool.clone();
-        Box::pin(async move {
-            let mut conn = pool.get().await?;
-            Ok(tasks::get(&mut conn, msg.0).await?)
-        })
+        read(&self.pool, async move |c| tasks::get(c, msg.0).await)
     }
 }
 
@@ -442,11 +439,7 @@ impl Handler<ListDead> for Persister {
     type Result = ResponseFuture<Result<Vec<TaskRow>, DbError>>;
 
     fn handle(&mut self, msg: ListDead, _: &mut Context<Self>) -> Self::Result {
-        let pool = self.pool.clone();
-        Box::pin(async move {
-            let mut conn = pool.get().await?;
-            Ok(tasks::list_dead(&mut conn, msg.0).await?)
-        })
+        read(&self.pool, async move |c| tasks::list_dead(c, msg.0).await)
     }
 }
 
@@ -454,10 +447,8 @@ impl Handler<ResetForRetry> for Persister {
     type Result = ResponseFuture<Result<Option<TaskRow>, DbError>>;
 
     fn handle(&mut self, msg: ResetForRetry, _: &mut Context<Self>) -> Self::Result {
-        let pool = self.pool.clone();
-        Box::pin(async move {
-            let mut conn = pool.get().await?;
-            Ok(tasks::reset_for_retry(&mut conn, msg.0).await?)
+        read(&self.pool, async move |c| {
+            tasks::reset_for_retry(c, msg.0).await
         })
     }
 }
@@ -471,16 +462,10 @@ impl Handler<CheckDatabase> for Persister {
     type Result = ResponseFuture<bool>;
 
     fn handle(&mut self, _: CheckDatabase, _: &mut Context<Self>) -> Self::Result {
-        let pool = self.pool.clone();
-        Box::pin(async move {
+        let check = read(&self.pool, async |c| {
             use diesel_async::RunQueryDsl;
-            let Ok(mut conn) = pool.get().await else {
-                return false;
-            };
-            diesel::sql_query("SELECT 1")
-                .execute(&mut conn)
-                .await
-                .is_ok()
-        })
+            diesel::sql_query("SELECT 1").execute(c).await
+        });
+        Box::pin(async move { check.await.is_ok() })
     }
 }

@@ -9,7 +9,7 @@
 //! The actor owns its connection and runs under a `Supervisor`: it connects in `started()`,
 //! checks the channel every second, and when the connection is lost (or cannot be made) it
 //! stops itself; the supervisor restarts it after the backoff its
-//! [`RestartBudget`](crate::supervision::RestartBudget) allows. Publishes in flight at that
+//! [`RestartBudget`] allows. Publishes in flight at that
 //! moment fail; publishes while disconnected fail at once with [`PublishError::NotConnected`].
 
 use crate::amqp::{self, TaskMessage};

@@ -8,17 +8,6 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-/// Insert a new task; `false` when a row with that id already exists.
-pub async fn insert(conn: &mut AsyncPgConnection, task: &NewTask<'_>) -> QueryResult<bool> {
-    let n = diesel::insert_into(dsl::tasks)
-        .values(task)
-        .on_conflict(dsl::id)
-        .do_nothing()
-        .execute(conn)
-        .await?;
-    Ok(n == 1)
-}
-
 pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<TaskRow>> {
     dsl::tasks
         .find(id)
@@ -28,7 +17,7 @@ pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<T
         .optional()
 }
 
-/// What [`start`] found.
+/// What [`start_many`] found for a task.
 #[derive(Debug)]
 pub enum Start {
     /// The task is now `running` on this node; this is attempt `row.attempts`.
@@ -37,59 +26,6 @@ pub enum Start {
     AlreadyFinal(TaskRow),
     /// No row: the message was not accepted through a node.
     Missing,
-}
-
-/// Mark a task running on `node`, unless it already finished.
-pub async fn start(conn: &mut AsyncPgConnection, id: Uuid, node: &str) -> QueryResult<Start> {
-    let now = chrono::Utc::now();
-    let updated = diesel::update(dsl::tasks.find(id))
-        .filter(dsl::status.eq_any([TaskStatus::Queued.as_str(), TaskStatus::Running.as_str()]))
-        .set((
-            dsl::status.eq(TaskStatus::Running.as_str()),
-            dsl::attempts.eq(dsl::attempts + 1),
-            dsl::node.eq(node),
-            dsl::started_at.eq(now),
-            dsl::updated_at.eq(now),
-        ))
-        .returning(TaskRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?;
-    if let Some(row) = updated {
-        return Ok(Start::Run(row));
-    }
-    Ok(match get(conn, id).await? {
-        Some(row) => Start::AlreadyFinal(row),
-        None => Start::Missing,
-    })
-}
-
-/// Write the outcome of a run. Returns the row as stored: when another delivery of the same
-/// task finished first, its outcome stands and is returned instead.
-pub async fn finish(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    node: &str,
-    outcome: &Finish,
-) -> QueryResult<Option<TaskRow>> {
-    let now = chrono::Utc::now();
-    let updated = diesel::update(dsl::tasks.find(id))
-        .filter(dsl::status.eq_any([TaskStatus::Queued.as_str(), TaskStatus::Running.as_str()]))
-        .set((
-            outcome,
-            dsl::node.eq(node),
-            dsl::finished_at.eq(now),
-            dsl::updated_at.eq(now),
-            dsl::next_attempt_at.eq(None::<chrono::DateTime<chrono::Utc>>),
-        ))
-        .returning(TaskRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?;
-    match updated {
-        Some(row) => Ok(Some(row)),
-        None => get(conn, id).await,
-    }
 }
 
 /// Fail a task that never reached the broker (its publish was not confirmed).
@@ -172,7 +108,8 @@ pub async fn reset_for_retry(
         .optional()
 }
 
-/// Insert many new tasks in one statement; the ids that were new.
+/// Insert new tasks as `queued` in one statement; answers the ids that were new (an id
+/// that exists already is left alone).
 pub async fn insert_many(
     conn: &mut AsyncPgConnection,
     rows: &[NewTask<'_>],
@@ -186,8 +123,8 @@ pub async fn insert_many(
         .await
 }
 
-/// [`start`] for many tasks of one node in one statement (plus one read for those that
-/// could not start). Answers in the order of `ids`.
+/// Mark tasks running on `node`, unless they already finished, in one statement (plus one
+/// read for those that could not start). Answers in the order of `ids`.
 pub async fn start_many(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
@@ -235,7 +172,9 @@ pub async fn start_many(
         .collect())
 }
 
-/// [`finish`] for many tasks of one node in one statement. Answers in the order of `items`.
+/// Write the outcomes of runs on `node` in one statement. Answers each row as stored, in the
+/// order of `items`: when another delivery of a task finished first, its outcome stands and
+/// is returned instead.
 pub async fn finish_many(
     conn: &mut AsyncPgConnection,
     node: &str,
