@@ -7,7 +7,6 @@
 //! scheduled at fixed intervals and latency counts from the scheduled time, so a stall is
 //! charged to every request it delays (no coordinated omission).
 
-use crate::connection::Conn;
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -248,37 +247,119 @@ fn run_nodes(
     plan: &Arc<Plan>,
     shared: &Arc<Shared>,
 ) -> Result<()> {
-    let line = format!("{} {}", args.kind, payload(args.payload_bytes));
-    let mut workers = Vec::new();
-    for w in 0..args.concurrency {
-        // Spread the connections round-robin over the servers.
-        let mut conn = Conn::connect_from(servers, w)
-            .with_context(|| format!("worker {w}: no node reachable"))?;
-        let (plan, shared, line) = (plan.clone(), shared.clone(), line.clone());
-        let servers = servers.to_vec();
-        workers.push(std::thread::spawn(move || {
-            while let Some(at) = plan.next() {
-                if let Some(wait) = at.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                match conn.call(&line) {
-                    Ok(reply) if reply.json["status"] == "succeeded" => shared.record(at),
-                    Ok(reply) => shared.error(reply.json),
-                    Err(e) => {
-                        shared.error(format!("{e:#}"));
-                        match Conn::connect_from(&servers, w + 1) {
-                            Ok(c) => conn = c,
-                            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+    // One thread drives every connection: the benchmark shares the machine with the nodes,
+    // so it must cost as little CPU per request as it can.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let line: Arc<[u8]> = format!("{} {}\n", args.kind, payload(args.payload_bytes))
+            .into_bytes()
+            .into();
+        let mut workers = tokio::task::JoinSet::new();
+        for w in 0..args.concurrency {
+            // Spread the connections round-robin over the servers.
+            let conn = connect_from(servers, w)
+                .await
+                .with_context(|| format!("worker {w}: no node reachable"))?;
+            let (plan, shared, line) = (plan.clone(), shared.clone(), line.clone());
+            let servers = servers.to_vec();
+            workers.spawn(async move {
+                let mut conn = Some(conn);
+                while let Some(at) = plan.next() {
+                    tokio::time::sleep_until(at.into()).await;
+                    let Some(c) = conn.as_mut() else {
+                        match connect_from(&servers, w + 1).await {
+                            Ok(c) => conn = Some(c),
+                            Err(e) => {
+                                shared.error(format!("{e:#}"));
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        }
+                        continue;
+                    };
+                    match c.call(&line).await {
+                        Ok(Answer { status: Some(s) }) if s == "succeeded" => shared.record(at),
+                        Ok(_) => shared.error(String::from_utf8_lossy(&c.buf).trim_end()),
+                        Err(e) => {
+                            shared.error(format!("{e:#}"));
+                            conn = None;
                         }
                     }
                 }
+            });
+        }
+        while workers.join_next().await.is_some() {}
+        Ok(())
+    })
+}
+
+/// A bench connection: one request line out, one answer line back.
+struct BenchConn {
+    server: String,
+    reader: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    buf: Vec<u8>,
+}
+
+/// The one field of an answer the benchmark looks at.
+#[derive(serde::Deserialize)]
+struct Answer {
+    status: Option<String>,
+}
+
+impl BenchConn {
+    async fn call(&mut self, line: &[u8]) -> Result<Answer> {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        self.writer
+            .write_all(line)
+            .await
+            .with_context(|| format!("writing to {}", self.server))?;
+        self.buf.clear();
+        let n = self
+            .reader
+            .read_until(b'\n', &mut self.buf)
+            .await
+            .with_context(|| format!("reading from {}", self.server))?;
+        if n == 0 {
+            bail!("{} closed the connection", self.server);
+        }
+        serde_json::from_slice(&self.buf).with_context(|| {
+            format!(
+                "{} sent a line that is not JSON: {:?}",
+                self.server,
+                String::from_utf8_lossy(&self.buf)
+            )
+        })
+    }
+}
+
+/// Connect to the first of `servers` that accepts, trying from index `start` on.
+async fn connect_from(servers: &[String], start: usize) -> Result<BenchConn> {
+    let n = servers.len().max(1);
+    let mut errors = Vec::new();
+    for server in servers.iter().cycle().skip(start % n).take(servers.len()) {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio::net::TcpStream::connect(server.as_str()),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(stream)) => {
+                stream.set_nodelay(true).ok();
+                let (read, writer) = stream.into_split();
+                return Ok(BenchConn {
+                    server: server.clone(),
+                    reader: tokio::io::BufReader::new(read),
+                    writer,
+                    buf: Vec::with_capacity(512),
+                });
             }
-        }));
+            Ok(Err(e)) => errors.push(format!("{server}: {e}")),
+            Err(_) => errors.push(format!("{server}: connect timed out")),
+        }
     }
-    for w in workers {
-        let _ = w.join();
-    }
-    Ok(())
+    bail!("no node reachable ({})", errors.join("; "))
 }
 
 mod broker {

@@ -135,6 +135,10 @@ pub struct TaskMessage {
     pub submitted_by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// When the task was accepted (the row's `created_at`, also for a row first written by
+    /// the node that runs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The tasks in a message body: a JSON array, or one object.
@@ -175,6 +179,7 @@ mod tests {
             },
             submitted_by: "n1".into(),
             reply_to: Some("q".into()),
+            accepted_at: Some(chrono::Utc::now()),
         };
         let one = serde_json::to_vec(&m).unwrap();
         assert_eq!(decode_tasks(&one).unwrap(), vec![m.clone()]);

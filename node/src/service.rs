@@ -122,8 +122,15 @@ impl Services {
         }
     }
 
-    /// Accept a task: store a large payload, write the row, publish with confirm. With `wait`,
-    /// answer with the finished task; otherwise with its id, `queued`.
+    /// Accept a task: store a large payload, then
+    /// - without `wait`: write its `queued` row, publish it with confirm, answer its id;
+    /// - with `wait`: publish it with confirm and answer its result. Its row is first written
+    ///   by the node that runs it (with the outcome, in one write), so a waiting task costs
+    ///   one row write; if the wait times out, the `queued` row is written before the client
+    ///   hears the task id.
+    ///
+    /// Either way the client hears of the task only once it is safe: a queued task's row
+    /// exists and the broker confirmed its message; a result was written before it was sent.
     pub async fn submit(
         &self,
         id: Uuid,
@@ -150,39 +157,25 @@ impl Services {
             },
             Payload::Stored { key, size } => PayloadRef::Object { key, size },
         };
+        let task = TaskMessage {
+            id,
+            kind,
+            payload,
+            submitted_by: self.node.clone(),
+            reply_to: wait.then(|| self.reply_queue.clone()),
+            accepted_at: Some(chrono::Utc::now()),
+        };
+        if wait {
+            let rx = self.replies.send(Register(id)).await.map_err(mailbox)?;
+            return self.wait_for(task, rx).await;
+        }
         self.persister
-            .send(InsertTask {
-                id,
-                kind: kind.clone(),
-                payload: payload.clone(),
-                submitted_by: self.node.clone(),
-            })
+            .send(InsertTask { task: task.clone() })
             .await
             .map_err(mailbox)??;
-
-        let waiter = if wait {
-            Some(self.replies.send(Register(id)).await.map_err(mailbox)?)
-        } else {
-            None
-        };
-        let published = self
-            .publisher
-            .send(PublishTask {
-                task: TaskMessage {
-                    id,
-                    kind: kind.clone(),
-                    payload,
-                    submitted_by: self.node.clone(),
-                    reply_to: wait.then(|| self.reply_queue.clone()),
-                },
-            })
-            .await
-            .unwrap_or_else(|e| Err(PublishError::Amqp(e.to_string())));
-        if let Err(e) = published {
+        let kind = task.kind.clone();
+        if let Err(e) = self.publish(task).await {
             tracing::warn!(task = %id, error = %e, "task not accepted");
-            if wait {
-                self.replies.do_send(Unregister(id));
-            }
             let _ = self
                 .persister
                 .send(FailUnqueued {
@@ -192,24 +185,34 @@ impl Services {
                 .await;
             return Err(ServiceError::NotAccepted(e));
         }
-        match waiter {
-            None => Ok(TaskView {
-                id: Some(id),
-                kind: Some(kind),
-                status: Some(TaskStatus::Queued),
-                ..Default::default()
-            }),
-            Some(rx) => self.wait_for(id, rx).await,
-        }
+        Ok(TaskView {
+            id: Some(id),
+            kind: Some(kind),
+            status: Some(TaskStatus::Queued),
+            ..Default::default()
+        })
     }
 
-    /// Wait for task `id`'s reply, checking its row now and then, up to the wait timeout.
+    async fn publish(&self, task: TaskMessage) -> Result<(), PublishError> {
+        self.publisher
+            .send(PublishTask { task })
+            .await
+            .unwrap_or_else(|e| Err(PublishError::Amqp(e.to_string())))
+    }
+
+    /// Publish `task` and wait for its reply (checking its row now and then, which also
+    /// covers a lost reply) up to the wait timeout. A reply can come before the broker's
+    /// confirm: it carries a result already written, so it is answered at once.
     async fn wait_for(
         &self,
-        id: Uuid,
+        task: TaskMessage,
         mut rx: tokio::sync::oneshot::Receiver<TaskView>,
     ) -> Result<TaskView, ServiceError> {
+        let id = task.id;
         let deadline = tokio::time::Instant::now() + self.wait_timeout;
+        let publish = self.publish(task.clone());
+        tokio::pin!(publish);
+        let mut confirmed = false;
         let mut reply_open = true;
         loop {
             let tick = tokio::time::sleep(
@@ -220,7 +223,15 @@ impl Services {
                     Ok(view) => return Ok(view),
                     Err(_) => reply_open = false,
                 },
-                _ = tick => {
+                published = &mut publish, if !confirmed => match published {
+                    Ok(()) => confirmed = true,
+                    Err(e) => {
+                        tracing::warn!(task = %id, error = %e, "task not accepted");
+                        self.replies.do_send(Unregister(id));
+                        return Err(ServiceError::NotAccepted(e));
+                    }
+                },
+                _ = tick, if confirmed => {
                     if let Ok(Ok(Some(row))) = self.persister.send(GetTask(id)).await {
                         if row.status().is_final() {
                             self.replies.do_send(Unregister(id));
@@ -229,6 +240,11 @@ impl Services {
                     }
                     if tokio::time::Instant::now() >= deadline {
                         self.replies.do_send(Unregister(id));
+                        // The client now hears the id: make sure the row exists to ask about.
+                        self.persister
+                            .send(InsertTask { task })
+                            .await
+                            .map_err(mailbox)??;
                         return Err(ServiceError::Timeout { id, secs: self.wait_timeout.as_secs() });
                     }
                 }
@@ -323,6 +339,7 @@ impl Services {
             payload,
             submitted_by: self.node.clone(),
             reply_to: None,
+            accepted_at: Some(row.created_at),
         };
         let body = serde_json::to_vec(&message).map_err(mailbox)?;
         let sent = self

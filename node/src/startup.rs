@@ -221,6 +221,7 @@ impl Node {
                     uploader: uploader.clone(),
                     publisher: publisher.clone(),
                     storage: storage.clone(),
+                    kinds: kinds.clone(),
                     tasks: task_settings.clone(),
                     inflight: inflight.clone(),
                 },

@@ -6,10 +6,10 @@
 //! so a crash anywhere before it gets the task redelivered (at-least-once); a redelivery of a
 //! task whose row is already final is not run again, only answered and acked.
 
-use super::persister::{FinishTask, Persister, RetryLater, StartTask};
-use super::publisher::{PublishReply, Publisher, Republish, Target};
+use super::persister::{Persister, RecordOutcome, RecordOutcomes, RetryLater, StartTask};
+use super::publisher::{PublishReplies, PublishReply, Publisher, Republish, Target};
 use super::uploader::{UploadFile, Uploader};
-use super::worker_pool::{RunError, RunTask, TaskInput, TaskOutput, Worker};
+use super::worker_pool::{RunBatch, RunError, RunTask, TaskInput, TaskOutput, Worker};
 use crate::amqp::{self, PayloadRef, TaskMessage};
 use crate::config::TaskSettings;
 use crate::db::models::{Finish, TaskRow};
@@ -42,6 +42,7 @@ pub struct ConsumerDeps {
     pub uploader: Addr<Uploader>,
     pub publisher: Addr<Publisher>,
     pub storage: Storage,
+    pub kinds: crate::kinds::Registry,
     pub tasks: Arc<TaskSettings>,
     /// Deliveries being processed now (graceful shutdown waits for them).
     pub inflight: Arc<AtomicUsize>,
@@ -230,29 +231,33 @@ enum Handled {
     Requeue,
 }
 
+/// The reply for `task` (to the node waiting for it), if anyone waits.
+fn reply_for(deps: &ConsumerDeps, task: &TaskMessage, row: &TaskRow) -> Option<(String, Vec<u8>)> {
+    let reply_to = task.reply_to.as_ref()?;
+    let body = serde_json::to_vec(&view_of(row, &deps.storage)).ok()?;
+    Some((reply_to.clone(), body))
+}
+
 /// Answer the submitting node, if it waits for this task.
 async fn answer(deps: &ConsumerDeps, task: &TaskMessage, row: &TaskRow) {
-    let Some(reply_to) = &task.reply_to else {
+    let Some((queue, body)) = reply_for(deps, task, row) else {
         return;
     };
-    let view = view_of(row, &deps.storage);
-    if let Ok(body) = serde_json::to_vec(&view) {
-        let sent = deps
-            .publisher
-            .send(PublishReply {
-                queue: reply_to.clone(),
-                body,
-            })
-            .await;
-        if !matches!(sent, Ok(Ok(()))) {
-            // The waiting session also polls the row, so it still gets its answer.
-            tracing::warn!(task = %row.id, "could not send reply");
-        }
+    let sent = deps.publisher.send(PublishReply { queue, body }).await;
+    if !matches!(sent, Ok(Ok(()))) {
+        // The waiting session also polls the row, so it still gets its answer.
+        tracing::warn!(task = %row.id, "could not send reply");
     }
 }
 
-/// One delivery: a message of one or more tasks, run side by side; acked once every task's
-/// outcome is written, handed back to the queue otherwise.
+/// One delivery: a message of one or more tasks; acked once every task's outcome is
+/// written, handed back to the queue otherwise.
+///
+/// On a first delivery, tasks of bounded kinds with inline payloads (most small tasks) run
+/// together on one worker without being marked `running` first: a run takes microseconds, so
+/// their outcome is their first (often only) row write. Other tasks, and every task of a
+/// redelivered message (its node may have died running it), are marked running first, so
+/// each attempt is counted before it runs.
 async fn process(delivery: Delivery, deps: ConsumerDeps) {
     let _inflight = InFlight::new(&deps.inflight);
     let tasks = match crate::amqp::decode_tasks(&delivery.data) {
@@ -266,45 +271,150 @@ async fn process(delivery: Delivery, deps: ConsumerDeps) {
             return;
         }
     };
-    let handled =
-        futures_util::future::join_all(tasks.iter().map(|task| process_task(&deps, task))).await;
-    if handled.contains(&Handled::Requeue) {
+    let (quick, slow): (Vec<&TaskMessage>, Vec<&TaskMessage>) = tasks
+        .iter()
+        .partition(|t| !delivery.redelivered && deps.quick_kind(t).is_some());
+    let (quick, slow) = futures_util::future::join(
+        process_quick(&deps, &quick),
+        futures_util::future::join_all(slow.iter().map(|task| process_task(&deps, task))),
+    )
+    .await;
+    if quick.contains(&Handled::Requeue) || slow.contains(&Handled::Requeue) {
         requeue(&delivery).await;
     } else if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
         tracing::warn!(error = %e, "ack failed; the tasks will be redelivered and answered from their rows");
     }
 }
 
-async fn process_task(deps: &ConsumerDeps, msg: &TaskMessage) -> Handled {
+impl ConsumerDeps {
+    /// The kind of `task` if it can run in a batch: bounded, with an inline payload.
+    fn quick_kind(&self, task: &TaskMessage) -> Option<Arc<dyn crate::kinds::TaskKind>> {
+        match task.payload {
+            PayloadRef::Inline { .. } => self.kinds.get(&task.kind).filter(|k| k.bounded()),
+            PayloadRef::Object { .. } => None,
+        }
+    }
+}
+
+/// Run quick tasks as one batch on a worker, write their outcomes in one go, answer them.
+async fn process_quick(deps: &ConsumerDeps, tasks: &[&TaskMessage]) -> Vec<Handled> {
+    if tasks.is_empty() {
+        return Vec::new();
+    }
+    let started_at = chrono::Utc::now();
+    let batch = tasks
+        .iter()
+        .filter_map(|t| match (&t.payload, deps.quick_kind(t)) {
+            (PayloadRef::Inline { data }, Some(kind)) => Some((kind, data.clone().into())),
+            _ => None,
+        })
+        .collect();
+    let runs = deps
+        .workers
+        .send(RunBatch(batch))
+        .await
+        .unwrap_or_else(|e| {
+            let lost = RunError {
+                message: format!("worker pool unavailable: {e}"),
+                retryable: true,
+            };
+            tasks.iter().map(|_| Err(lost.clone())).collect()
+        });
+    // Outcomes to write now; runs that need more (a result for the bucket, a retry) go on
+    // one by one.
+    let mut records = Vec::with_capacity(tasks.len());
+    let mut record_of = Vec::with_capacity(tasks.len());
+    let mut rest = Vec::new();
+    for (i, (task, run)) in tasks.iter().zip(runs).enumerate() {
+        let outcome = match run {
+            Ok(TaskOutput::Inline(data)) => succeeded(data),
+            Err(e) if !e.retryable => failed(TaskStatus::Failed, e.message),
+            other => {
+                rest.push((i, other));
+                continue;
+            }
+        };
+        record_of.push(i);
+        records.push(RecordOutcome {
+            task: (*task).clone(),
+            node: deps.node.clone(),
+            outcome,
+            started_at: Some(started_at),
+        });
+    }
+    let mut handled = vec![Handled::Done; tasks.len()];
+    let written = match deps.persister.send(RecordOutcomes(records)).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "persister unavailable; requeued");
+            return vec![Handled::Requeue; tasks.len()];
+        }
+    };
+    let mut replies = Vec::new();
+    for (i, row) in record_of.into_iter().zip(written) {
+        match row {
+            Ok(Some(row)) => replies.extend(reply_for(deps, tasks[i], &row)),
+            Ok(None) => tracing::error!(task = %tasks[i].id, "task row vanished while running"),
+            Err(e) => {
+                tracing::warn!(task = %tasks[i].id, error = %e, "cannot write task outcome; requeued");
+                handled[i] = Handled::Requeue;
+            }
+        }
+    }
+    if !replies.is_empty() {
+        deps.publisher.do_send(PublishReplies(replies));
+    }
+    let more = futures_util::future::join_all(rest.into_iter().map(|(i, run)| async move {
+        // Counted as an attempt now (it ran), then handled as any run.
+        match start(deps, tasks[i]).await {
+            Ok(attempt) => (i, conclude(deps, tasks[i], attempt, run).await),
+            Err(done) => (i, done),
+        }
+    }))
+    .await;
+    for (i, h) in more {
+        handled[i] = h;
+    }
+    handled
+}
+
+/// Mark `msg` running here: `Ok(attempt)` to go on, `Err(how it was handled)` otherwise.
+async fn start(deps: &ConsumerDeps, msg: &TaskMessage) -> Result<u32, Handled> {
     let id = msg.id;
     let start = deps
         .persister
         .send(StartTask {
-            id,
+            task: msg.clone(),
             node: deps.node.clone(),
         })
         .await;
-    let attempt = match start {
-        Ok(Ok(Start::Run(row))) => row.attempts.max(1) as u32,
+    match start {
+        Ok(Ok(Start::Run(row))) => Ok(row.attempts.max(1) as u32),
         Ok(Ok(Start::AlreadyFinal(row))) => {
             tracing::info!(task = %id, status = %row.status, "redelivered task already finished; not run again");
             answer(deps, msg, &row).await;
-            return Handled::Done;
+            Err(Handled::Done)
         }
         Ok(Ok(Start::Missing)) => {
-            tracing::error!(task = %id, "task message without a task row dropped");
-            return Handled::Done;
+            tracing::error!(task = %id, "task row missing after it was written; requeued");
+            Err(Handled::Requeue)
         }
         Ok(Err(e)) => {
             tracing::warn!(task = %id, error = %e, "cannot mark task running; requeued");
-            return Handled::Requeue;
+            Err(Handled::Requeue)
         }
         Err(e) => {
             tracing::warn!(task = %id, error = %e, "persister unavailable; requeued");
-            return Handled::Requeue;
+            Err(Handled::Requeue)
         }
-    };
+    }
+}
 
+async fn process_task(deps: &ConsumerDeps, msg: &TaskMessage) -> Handled {
+    let attempt = match start(deps, msg).await {
+        Ok(attempt) => attempt,
+        Err(done) => return done,
+    };
     let input = match &msg.payload {
         PayloadRef::Inline { data } => TaskInput::Inline(data.clone().into()),
         PayloadRef::Object { key, .. } => TaskInput::Object { key: key.clone() },
@@ -323,15 +433,20 @@ async fn process_task(deps: &ConsumerDeps, msg: &TaskMessage) -> Handled {
                 retryable: true,
             })
         });
+    conclude(deps, msg, attempt, run).await
+}
 
+/// After attempt `attempt` of `msg` ran (and was marked running): store a large result,
+/// write the outcome or schedule a retry, answer.
+async fn conclude(
+    deps: &ConsumerDeps,
+    msg: &TaskMessage,
+    attempt: u32,
+    run: Result<TaskOutput, RunError>,
+) -> Handled {
+    let id = msg.id;
     let outcome = match run {
-        Ok(TaskOutput::Inline(data)) => Finish {
-            status: TaskStatus::Succeeded.as_str().into(),
-            result_size: Some(data.len() as i64),
-            result: Some(data),
-            result_key: None,
-            error: None,
-        },
+        Ok(TaskOutput::Inline(data)) => succeeded(data),
         Ok(TaskOutput::Spilled { file, size }) => {
             let key = deps.storage.key(&format!("results/{id}"));
             let stored = match deps
@@ -362,6 +477,16 @@ async fn process_task(deps: &ConsumerDeps, msg: &TaskMessage) -> Handled {
         Err(e) => failed(TaskStatus::Failed, e.message),
     };
     write_outcome(deps, msg, outcome).await
+}
+
+fn succeeded(data: Vec<u8>) -> Finish {
+    Finish {
+        status: TaskStatus::Succeeded.as_str().into(),
+        result_size: Some(data.len() as i64),
+        result: Some(data),
+        result_key: None,
+        error: None,
+    }
 }
 
 /// A retryable failure: run again after a broker-side delay, or, past the kind's attempts,
@@ -434,10 +559,11 @@ async fn write_outcome(deps: &ConsumerDeps, msg: &TaskMessage, outcome: Finish) 
     let id = msg.id;
     let finished = deps
         .persister
-        .send(FinishTask {
-            id,
+        .send(RecordOutcome {
+            task: msg.clone(),
             node: deps.node.clone(),
             outcome,
+            started_at: None,
         })
         .await;
     match finished {

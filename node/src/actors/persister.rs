@@ -7,9 +7,9 @@
 //! writes are retried one by one, so only a write that fails on its own reports an error.
 //! Reads go straight to the pool. A lost database connection is replaced on next use.
 
-use crate::amqp::PayloadRef;
+use crate::amqp::TaskMessage;
 use crate::db::models::{Finish, NewTask, TaskRow};
-use crate::db::tasks::{self, Start};
+use crate::db::tasks::{self, Outcome, Start};
 use crate::db::{DbError, DbPool};
 use actix::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// Most writes in one transaction.
-pub const MAX_BATCH: usize = 256;
+pub const MAX_BATCH: usize = 1024;
 /// Transactions in flight at once.
 const MAX_FLUSHES: usize = 1;
 
@@ -34,11 +34,6 @@ impl Persister {
             queue: Vec::new(),
             flushing: 0,
         }
-    }
-
-    fn enqueue(&mut self, op: Op, reply: Reply, ctx: &mut Context<Self>) {
-        self.queue.push(Pending { op, reply });
-        self.flush(ctx);
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -68,19 +63,17 @@ impl Actor for Persister {
 /// A queued write.
 enum Op {
     Insert {
-        id: Uuid,
-        kind: String,
-        payload: PayloadRef,
-        submitted_by: String,
+        task: TaskMessage,
     },
     Start {
-        id: Uuid,
+        task: TaskMessage,
         node: String,
     },
-    Finish {
-        id: Uuid,
+    Record {
+        task: TaskMessage,
         node: String,
         outcome: Finish,
+        started_at: Option<chrono::DateTime<chrono::Utc>>,
     },
     RetryLater {
         id: Uuid,
@@ -112,46 +105,42 @@ struct Pending {
 }
 
 impl Op {
-    /// The row an `Insert` writes.
-    fn new_task(&self) -> Option<NewTask<'_>> {
-        let Op::Insert {
-            id,
-            kind,
-            payload,
-            submitted_by,
+    fn outcome(&self) -> Option<(&str, Outcome<'_>)> {
+        let Op::Record {
+            task,
+            node,
+            outcome,
+            started_at,
         } = self
         else {
             return None;
         };
-        let (data, key) = match payload {
-            PayloadRef::Inline { data } => (Some(data.as_slice()), None),
-            PayloadRef::Object { key, .. } => (None, Some(key.as_str())),
-        };
-        Some(NewTask {
-            id: *id,
-            kind,
-            status: "queued",
-            payload: data,
-            payload_key: key,
-            payload_size: payload.size() as i64,
-            submitted_by,
-        })
+        Some((
+            node,
+            Outcome {
+                task: NewTask::of(task),
+                finish: outcome,
+                started_at: *started_at,
+            },
+        ))
     }
 
     /// Run this write on its own (the fallback when its batch failed, and for the rare kinds).
     async fn run(&self, conn: &mut AsyncPgConnection) -> diesel::QueryResult<Done> {
         Ok(match self {
-            Op::Insert { id, .. } => {
-                let row = self.new_task().expect("an insert");
-                Done::Bool(tasks::insert_many(conn, &[row]).await?.contains(id))
+            Op::Insert { task } => Done::Bool(
+                tasks::insert_many(conn, &[NewTask::of(task)])
+                    .await?
+                    .contains(&task.id),
+            ),
+            Op::Start { task, node } => {
+                let mut started = tasks::start_many(conn, &[NewTask::of(task)], node).await?;
+                Done::Start(started.pop().expect("one answer per task"))
             }
-            Op::Start { id, node } => {
-                let mut started = tasks::start_many(conn, &[*id], node).await?;
-                Done::Start(started.pop().expect("one answer per id"))
-            }
-            Op::Finish { id, node, outcome } => {
-                let mut rows = tasks::finish_many(conn, node, &[(*id, outcome)]).await?;
-                Done::Row(rows.pop().expect("one answer per id"))
+            Op::Record { .. } => {
+                let (node, outcome) = self.outcome().expect("a record");
+                let mut rows = tasks::record_many(conn, node, &[outcome]).await?;
+                Done::Row(rows.pop().expect("one answer per task"))
             }
             Op::RetryLater {
                 id,
@@ -163,6 +152,11 @@ impl Op {
                 Done::Bool(tasks::fail_unqueued(conn, *id, error).await?)
             }
         })
+    }
+
+    /// Whether a batch of only this op's kind is one statement, needing no transaction.
+    fn single_statement(&self) -> bool {
+        matches!(self, Op::Insert { .. } | Op::Record { .. })
     }
 }
 
@@ -192,9 +186,16 @@ async fn run_batch(pool: DbPool, batch: Vec<Pending>) {
         }
     };
     let ops: Vec<&Op> = batch.iter().map(|p| &p.op).collect();
-    let together = conn
-        .transaction::<_, diesel::result::Error, _>(async |c| run_set_based(c, &ops).await)
-        .await;
+    // Inserts alone, or outcomes of this node alone, are one statement: no BEGIN/COMMIT.
+    let one_statement = ops.iter().all(|op| op.single_statement())
+        && (ops.iter().all(|op| matches!(op, Op::Insert { .. }))
+            || ops.iter().all(|op| matches!(op, Op::Record { .. })));
+    let together = if one_statement {
+        run_set_based(&mut conn, &ops).await
+    } else {
+        conn.transaction::<_, diesel::result::Error, _>(async |c| run_set_based(c, &ops).await)
+            .await
+    };
     match together {
         Ok(done) => {
             for (p, d) in batch.into_iter().zip(done) {
@@ -229,7 +230,10 @@ async fn run_set_based(
     let (insert_at, rows): (Vec<usize>, Vec<NewTask<'_>>) = ops
         .iter()
         .enumerate()
-        .filter_map(|(i, op)| op.new_task().map(|row| (i, row)))
+        .filter_map(|(i, op)| match op {
+            Op::Insert { task } => Some((i, NewTask::of(task))),
+            _ => None,
+        })
         .unzip();
     if !rows.is_empty() {
         let new: std::collections::HashSet<Uuid> =
@@ -239,29 +243,27 @@ async fn run_set_based(
         }
     }
 
-    let mut starts: std::collections::BTreeMap<&str, Vec<(usize, Uuid)>> = Default::default();
-    let mut finishes: std::collections::BTreeMap<&str, Vec<(usize, Uuid, &Finish)>> =
-        Default::default();
+    type ByNode<'a, T> = std::collections::BTreeMap<&'a str, (Vec<usize>, Vec<T>)>;
+    let mut starts: ByNode<'_, NewTask<'_>> = Default::default();
+    let mut outcomes: ByNode<'_, Outcome<'_>> = Default::default();
     for (i, op) in ops.iter().enumerate() {
-        match op {
-            Op::Start { id, node } => starts.entry(node.as_str()).or_default().push((i, *id)),
-            Op::Finish { id, node, outcome } => finishes
-                .entry(node.as_str())
-                .or_default()
-                .push((i, *id, outcome)),
-            _ => {}
+        if let Op::Start { task, node } = op {
+            let (at, items) = starts.entry(node.as_str()).or_default();
+            at.push(i);
+            items.push(NewTask::of(task));
+        } else if let Some((node, outcome)) = op.outcome() {
+            let (at, items) = outcomes.entry(node).or_default();
+            at.push(i);
+            items.push(outcome);
         }
     }
-    for (node, items) in starts {
-        let ids: Vec<Uuid> = items.iter().map(|(_, id)| *id).collect();
-        for ((i, _), start) in items.iter().zip(tasks::start_many(conn, &ids, node).await?) {
+    for (node, (at, items)) in starts {
+        for (i, start) in at.iter().zip(tasks::start_many(conn, &items, node).await?) {
             done[*i] = Some(Done::Start(start));
         }
     }
-    for (node, items) in finishes {
-        let pairs: Vec<(Uuid, &Finish)> = items.iter().map(|(_, id, f)| (*id, *f)).collect();
-        let rows = tasks::finish_many(conn, node, &pairs).await?;
-        for ((i, _, _), row) in items.iter().zip(rows) {
+    for (node, (at, items)) in outcomes {
+        for (i, row) in at.iter().zip(tasks::record_many(conn, node, &items).await?) {
             done[*i] = Some(Done::Row(row));
         }
     }
@@ -288,15 +290,30 @@ fn read<T: 'static>(
     })
 }
 
-/// Queue `op`; the future answers when its batch committed.
+/// Queue `op` and start a flush if none is running; the future answers when its batch
+/// committed.
 fn queued<T: Send + 'static>(
     act: &mut Persister,
     ctx: &mut Context<Persister>,
     op: Op,
     reply: impl FnOnce(oneshot::Sender<Result<T, DbError>>) -> Reply,
 ) -> ResponseFuture<Result<T, DbError>> {
+    let answer = pushed(act, op, reply);
+    act.flush(ctx);
+    answer
+}
+
+/// Queue `op` without flushing (the caller flushes after queueing more).
+fn pushed<T: Send + 'static>(
+    act: &mut Persister,
+    op: Op,
+    reply: impl FnOnce(oneshot::Sender<Result<T, DbError>>) -> Reply,
+) -> ResponseFuture<Result<T, DbError>> {
     let (tx, rx) = oneshot::channel();
-    act.enqueue(op, reply(tx), ctx);
+    act.queue.push(Pending {
+        op,
+        reply: reply(tx),
+    });
     Box::pin(async move {
         rx.await
             .unwrap_or_else(|_| Err(DbError::Connect("persister stopped".into())))
@@ -307,28 +324,32 @@ fn queued<T: Send + 'static>(
 #[derive(Message)]
 #[rtype(result = "Result<bool, DbError>")]
 pub struct InsertTask {
-    pub id: Uuid,
-    pub kind: String,
-    pub payload: PayloadRef,
-    pub submitted_by: String,
+    pub task: TaskMessage,
 }
 
 /// Mark a delivered task running here (see [`tasks::start_many`]).
 #[derive(Message)]
 #[rtype(result = "Result<Start, DbError>")]
 pub struct StartTask {
-    pub id: Uuid,
+    pub task: TaskMessage,
     pub node: String,
 }
 
-/// Write a run's outcome; answers the row as stored.
+/// Write a run's outcome (see [`tasks::record_many`]); answers the row as stored.
 #[derive(Message)]
 #[rtype(result = "Result<Option<TaskRow>, DbError>")]
-pub struct FinishTask {
-    pub id: Uuid,
+pub struct RecordOutcome {
+    pub task: TaskMessage,
     pub node: String,
     pub outcome: Finish,
+    /// When the run started, if it was not marked running first ([`StartTask`]).
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// Several [`RecordOutcome`]s in one message (the tasks of one delivery); answers in order.
+#[derive(Message)]
+#[rtype(result = "Vec<Result<Option<TaskRow>, DbError>>")]
+pub struct RecordOutcomes(pub Vec<RecordOutcome>);
 
 #[derive(Message)]
 #[rtype(result = "Result<Option<TaskRow>, DbError>")]
@@ -346,12 +367,7 @@ impl Handler<InsertTask> for Persister {
     type Result = ResponseFuture<Result<bool, DbError>>;
 
     fn handle(&mut self, msg: InsertTask, ctx: &mut Context<Self>) -> Self::Result {
-        let op = Op::Insert {
-            id: msg.id,
-            kind: msg.kind,
-            payload: msg.payload,
-            submitted_by: msg.submitted_by,
-        };
+        let op = Op::Insert { task: msg.task };
         queued(self, ctx, op, Reply::Bool)
     }
 }
@@ -361,23 +377,43 @@ impl Handler<StartTask> for Persister {
 
     fn handle(&mut self, msg: StartTask, ctx: &mut Context<Self>) -> Self::Result {
         let op = Op::Start {
-            id: msg.id,
+            task: msg.task,
             node: msg.node,
         };
         queued(self, ctx, op, Reply::Start)
     }
 }
 
-impl Handler<FinishTask> for Persister {
+impl RecordOutcome {
+    fn op(self) -> Op {
+        Op::Record {
+            task: self.task,
+            node: self.node,
+            outcome: self.outcome,
+            started_at: self.started_at,
+        }
+    }
+}
+
+impl Handler<RecordOutcome> for Persister {
     type Result = ResponseFuture<Result<Option<TaskRow>, DbError>>;
 
-    fn handle(&mut self, msg: FinishTask, ctx: &mut Context<Self>) -> Self::Result {
-        let op = Op::Finish {
-            id: msg.id,
-            node: msg.node,
-            outcome: msg.outcome,
-        };
-        queued(self, ctx, op, Reply::Row)
+    fn handle(&mut self, msg: RecordOutcome, ctx: &mut Context<Self>) -> Self::Result {
+        queued(self, ctx, msg.op(), Reply::Row)
+    }
+}
+
+impl Handler<RecordOutcomes> for Persister {
+    type Result = ResponseFuture<Vec<Result<Option<TaskRow>, DbError>>>;
+
+    fn handle(&mut self, msg: RecordOutcomes, ctx: &mut Context<Self>) -> Self::Result {
+        let waits: Vec<_> = msg
+            .0
+            .into_iter()
+            .map(|r| pushed(self, r.op(), Reply::Row))
+            .collect();
+        self.flush(ctx);
+        Box::pin(futures_util::future::join_all(waits))
     }
 }
 

@@ -60,7 +60,7 @@ pub struct Publisher {
     pending_tasks: Vec<(TaskMessage, Waiter)>,
     task_publishes: usize,
     /// Replies waiting for the next reply message (queue, JSON body), and whether one is out.
-    pending_replies: Vec<(String, Vec<u8>, Waiter)>,
+    pending_replies: Vec<(String, Vec<u8>, Option<Waiter>)>,
     replying: bool,
 }
 
@@ -124,7 +124,7 @@ impl Publisher {
             let (buf, waiters) = by_queue.entry(queue).or_default();
             buf.push(if buf.is_empty() { b'[' } else { b',' });
             buf.extend_from_slice(&body);
-            waiters.push(waiter);
+            waiters.extend(waiter);
         }
         let channel = self.reply_channel.clone();
         async move {
@@ -285,6 +285,12 @@ pub struct PublishReply {
     pub body: Vec<u8>,
 }
 
+/// Several replies (reply queue, JSON body), sent like [`PublishReply`] but unanswered: a
+/// reply that is lost costs its waiting session one poll of the task row.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishReplies(pub Vec<(String, Vec<u8>)>);
+
 /// Where [`Republish`] sends a task message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -332,12 +338,22 @@ impl Handler<PublishReply> for Publisher {
 
     fn handle(&mut self, msg: PublishReply, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.pending_replies.push((msg.queue, msg.body, tx));
+        self.pending_replies.push((msg.queue, msg.body, Some(tx)));
         self.flush_replies(ctx);
         Box::pin(async move {
             rx.await
                 .unwrap_or_else(|_| Err(PublishError::Amqp("publisher restarted".into())))
         })
+    }
+}
+
+impl Handler<PublishReplies> for Publisher {
+    type Result = ();
+
+    fn handle(&mut self, msg: PublishReplies, ctx: &mut Context<Self>) {
+        self.pending_replies
+            .extend(msg.0.into_iter().map(|(queue, body)| (queue, body, None)));
+        self.flush_replies(ctx);
     }
 }
 

@@ -184,7 +184,7 @@ impl Session {
                 wait,
             } => self.serve_one(ctx, async move {
                 let res = svc
-                    .submit(Uuid::new_v4(), kind, Payload::Bytes(payload.into()), wait)
+                    .submit(Uuid::now_v7(), kind, Payload::Bytes(payload.into()), wait)
                     .await;
                 !out.json(json_or_error(res)).await
             }),
@@ -205,7 +205,7 @@ impl Session {
     }
 
     fn start_upload(&mut self, kind: String, size: u64, wait: bool) {
-        let id = Uuid::new_v4();
+        let id = Uuid::now_v7();
         let sink = if let Err(e) = self.svc.check_kind(&kind) {
             UploadSink::Discard(e)
         } else if size as usize <= self.svc.inline_limit {

@@ -336,3 +336,22 @@ impl Handler<RunTask> for Worker {
         self.run(msg)
     }
 }
+
+/// Run bounded kinds on small inline payloads, one after another on this worker's thread
+/// (the tasks of one delivery: one hand-off for all of them). Answers in order.
+#[derive(Message)]
+#[rtype(result = "Vec<Result<TaskOutput, RunError>>")]
+pub struct RunBatch(pub Vec<(Arc<dyn TaskKind>, Bytes)>);
+
+impl Handler<RunBatch> for Worker {
+    type Result = MessageResult<RunBatch>;
+
+    fn handle(&mut self, msg: RunBatch, _: &mut SyncContext<Self>) -> Self::Result {
+        MessageResult(
+            msg.0
+                .into_iter()
+                .map(|(kind, input)| self.run_here(&*kind, input))
+                .collect(),
+        )
+    }
+}

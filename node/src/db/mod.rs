@@ -2,6 +2,7 @@
 
 pub mod models;
 pub mod schema;
+pub mod sql;
 pub mod tasks;
 
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;

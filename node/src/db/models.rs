@@ -37,21 +37,39 @@ impl TaskRow {
     }
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = tasks)]
+/// A task as accepted: what its row holds before it runs.
+#[derive(Debug, Clone, Copy)]
 pub struct NewTask<'a> {
     pub id: Uuid,
     pub kind: &'a str,
-    pub status: &'a str,
     pub payload: Option<&'a [u8]>,
     pub payload_key: Option<&'a str>,
     pub payload_size: i64,
     pub submitted_by: &'a str,
+    pub created_at: DateTime<Utc>,
+}
+
+impl<'a> NewTask<'a> {
+    /// The row of a task message.
+    pub fn of(task: &'a crate::amqp::TaskMessage) -> Self {
+        let (payload, payload_key) = match &task.payload {
+            crate::amqp::PayloadRef::Inline { data } => (Some(data.as_slice()), None),
+            crate::amqp::PayloadRef::Object { key, .. } => (None, Some(key.as_str())),
+        };
+        NewTask {
+            id: task.id,
+            kind: &task.kind,
+            payload,
+            payload_key,
+            payload_size: task.payload.size() as i64,
+            submitted_by: &task.submitted_by,
+            created_at: task.accepted_at.unwrap_or_else(Utc::now),
+        }
+    }
 }
 
 /// The outcome of a run, as written to the row.
-#[derive(Debug, Clone, AsChangeset)]
-#[diesel(table_name = tasks, treat_none_as_null = true)]
+#[derive(Debug, Clone)]
 pub struct Finish {
     pub status: String,
     pub result: Option<Vec<u8>>,

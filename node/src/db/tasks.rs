@@ -3,9 +3,12 @@
 
 use super::models::{Finish, NewTask, TaskRow};
 use super::schema::tasks::dsl;
+use super::sql::Fixed;
 use crate::protocol::TaskStatus;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<TaskRow>> {
@@ -108,30 +111,59 @@ pub async fn reset_for_retry(
         .optional()
 }
 
+const INSERT_NEW: &str = "\
+INSERT INTO tasks (id, kind, status, payload, payload_key, payload_size, submitted_by, created_at, updated_at) \
+SELECT v.id, v.kind, 'queued', v.payload, v.payload_key, v.payload_size, v.submitted_by, v.created_at, $? \
+FROM UNNEST($?::uuid[], $?::text[], $?::bytea[], $?::text[], $?::int8[], $?::text[], $?::timestamptz[]) \
+  AS v(id, kind, payload, payload_key, payload_size, submitted_by, created_at) \
+ON CONFLICT (id) DO NOTHING \
+RETURNING id";
+
 /// Insert new tasks as `queued` in one statement; answers the ids that were new (an id
 /// that exists already is left alone).
 pub async fn insert_many(
     conn: &mut AsyncPgConnection,
     rows: &[NewTask<'_>],
 ) -> QueryResult<Vec<Uuid>> {
-    diesel::insert_into(dsl::tasks)
-        .values(rows)
-        .on_conflict(dsl::id)
-        .do_nothing()
-        .returning(dsl::id)
-        .get_results(conn)
-        .await
+    use diesel::sql_types::{Array, Bytea, Int8, Nullable, Text, Timestamptz};
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.kind).collect();
+    let payloads: Vec<Option<&[u8]>> = rows.iter().map(|r| r.payload).collect();
+    let keys: Vec<Option<&str>> = rows.iter().map(|r| r.payload_key).collect();
+    let sizes: Vec<i64> = rows.iter().map(|r| r.payload_size).collect();
+    let by: Vec<&str> = rows.iter().map(|r| r.submitted_by).collect();
+    let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
+    let new: Vec<Id> = Fixed::new(INSERT_NEW)
+        .bind::<Timestamptz, _>(Utc::now())
+        .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
+        .bind::<Array<Text>, _>(&kinds)
+        .bind::<Array<Nullable<Bytea>>, _>(&payloads)
+        .bind::<Array<Nullable<Text>>, _>(&keys)
+        .bind::<Array<Int8>, _>(&sizes)
+        .bind::<Array<Text>, _>(&by)
+        .bind::<Array<Timestamptz>, _>(&created)
+        .load(conn)
+        .await?;
+    Ok(new.into_iter().map(|r| r.id).collect())
 }
 
-/// Mark tasks running on `node`, unless they already finished, in one statement (plus one
-/// read for those that could not start). Answers in the order of `ids`.
+/// Mark tasks running on `node`, unless they already finished, in one statement (after
+/// writing the `queued` row of any that has none yet: a synchronous submission's row is
+/// first written by the node that runs it). Answers in the order of `tasks`.
 pub async fn start_many(
     conn: &mut AsyncPgConnection,
-    ids: &[Uuid],
+    tasks: &[NewTask<'_>],
     node: &str,
 ) -> QueryResult<Vec<Start>> {
-    let now = chrono::Utc::now();
-    let started: Vec<TaskRow> = diesel::update(dsl::tasks.filter(dsl::id.eq_any(ids)))
+    insert_many(conn, tasks).await?;
+    let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+    let now = Utc::now();
+    let started: Vec<TaskRow> = diesel::update(dsl::tasks.filter(dsl::id.eq_any(&ids)))
         .filter(dsl::status.eq_any([TaskStatus::Queued.as_str(), TaskStatus::Running.as_str()]))
         .set((
             dsl::status.eq(TaskStatus::Running.as_str()),
@@ -143,25 +175,13 @@ pub async fn start_many(
         .returning(TaskRow::as_returning())
         .get_results(conn)
         .await?;
-    let mut by_id: std::collections::HashMap<Uuid, TaskRow> =
-        started.into_iter().map(|r| (r.id, r)).collect();
+    let mut by_id: HashMap<Uuid, TaskRow> = started.into_iter().map(|r| (r.id, r)).collect();
     let rest: Vec<Uuid> = ids
         .iter()
         .filter(|id| !by_id.contains_key(id))
         .copied()
         .collect();
-    let mut final_rows: std::collections::HashMap<Uuid, TaskRow> = if rest.is_empty() {
-        Default::default()
-    } else {
-        dsl::tasks
-            .filter(dsl::id.eq_any(&rest))
-            .select(TaskRow::as_select())
-            .load(conn)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r))
-            .collect()
-    };
+    let mut final_rows = read_many(conn, &rest).await?;
     Ok(ids
         .iter()
         .map(|id| match (by_id.remove(id), final_rows.remove(id)) {
@@ -172,55 +192,165 @@ pub async fn start_many(
         .collect())
 }
 
-/// Write the outcomes of runs on `node` in one statement. Answers each row as stored, in the
-/// order of `items`: when another delivery of a task finished first, its outcome stands and
-/// is returned instead.
-pub async fn finish_many(
+async fn read_many(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> QueryResult<HashMap<Uuid, TaskRow>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(dsl::tasks
+        .filter(dsl::id.eq_any(ids))
+        .select(TaskRow::as_select())
+        .load(conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect())
+}
+
+/// A run's outcome to record: the task (for a row that does not exist yet), what came of
+/// it, and when it started if that was not recorded by [`start_many`].
+pub struct Outcome<'a> {
+    pub task: NewTask<'a>,
+    pub finish: &'a Finish,
+    /// `Some`: the run was not marked running first, so this write also counts the attempt.
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+const RECORD: &str = "\
+INSERT INTO tasks AS t (id, kind, status, payload, payload_key, payload_size, submitted_by, \
+  result, result_key, result_size, error, attempts, node, created_at, started_at, finished_at, updated_at) \
+SELECT v.id, v.kind, v.status, v.payload, v.payload_key, v.payload_size, v.submitted_by, \
+  v.result, v.result_key, v.result_size, v.error, 1, $?, v.created_at, v.started_at, $?, $? \
+FROM UNNEST($?::uuid[], $?::text[], $?::text[], $?::bytea[], $?::text[], $?::int8[], $?::text[], \
+  $?::bytea[], $?::text[], $?::int8[], $?::text[], $?::timestamptz[], $?::timestamptz[]) \
+  AS v(id, kind, status, payload, payload_key, payload_size, submitted_by, \
+       result, result_key, result_size, error, created_at, started_at) \
+ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, result = EXCLUDED.result, \
+  result_key = EXCLUDED.result_key, result_size = EXCLUDED.result_size, error = EXCLUDED.error, \
+  node = EXCLUDED.node, \
+  attempts = t.attempts + CASE WHEN EXCLUDED.started_at IS NULL THEN 0 ELSE 1 END, \
+  started_at = COALESCE(EXCLUDED.started_at, t.started_at), \
+  finished_at = EXCLUDED.finished_at, updated_at = EXCLUDED.updated_at, next_attempt_at = NULL \
+WHERE t.status IN ('queued', 'running') \
+RETURNING t.id, t.attempts, t.created_at, t.started_at";
+
+/// Write the outcomes of runs on `node` in one statement: a task without a row gets its
+/// whole row, final at once; a `queued` or `running` row gets the outcome. Answers each row
+/// as stored, in the order of `items`: when another delivery of a task finished first, its
+/// outcome stands and is returned instead.
+pub async fn record_many(
     conn: &mut AsyncPgConnection,
     node: &str,
-    items: &[(Uuid, &Finish)],
+    items: &[Outcome<'_>],
 ) -> QueryResult<Vec<Option<TaskRow>>> {
-    use diesel::sql_types::{Array, Int8, Nullable, Text, Timestamptz};
-    let ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
-    let statuses: Vec<&str> = items.iter().map(|(_, f)| f.status.as_str()).collect();
-    let results: Vec<Option<&[u8]>> = items.iter().map(|(_, f)| f.result.as_deref()).collect();
-    let keys: Vec<Option<&str>> = items.iter().map(|(_, f)| f.result_key.as_deref()).collect();
-    let sizes: Vec<Option<i64>> = items.iter().map(|(_, f)| f.result_size).collect();
-    let errors: Vec<Option<&str>> = items.iter().map(|(_, f)| f.error.as_deref()).collect();
-    let updated: Vec<TaskRow> = diesel::sql_query(
-        "UPDATE tasks AS t SET status = v.status, result = v.result, result_key = v.result_key, \
-         result_size = v.result_size, error = v.error, node = $7, finished_at = $8, \
-         updated_at = $8, next_attempt_at = NULL \
-         FROM UNNEST($1::uuid[], $2::text[], $3::bytea[], $4::text[], $5::int8[], $6::text[]) \
-           AS v(id, status, result, result_key, result_size, error) \
-         WHERE t.id = v.id AND t.status IN ('queued', 'running') \
-         RETURNING t.*",
-    )
-    .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
-    .bind::<Array<Text>, _>(&statuses)
-    .bind::<Array<Nullable<diesel::sql_types::Bytea>>, _>(&results)
-    .bind::<Array<Nullable<Text>>, _>(&keys)
-    .bind::<Array<Nullable<Int8>>, _>(&sizes)
-    .bind::<Array<Nullable<Text>>, _>(&errors)
-    .bind::<Text, _>(node)
-    .bind::<Timestamptz, _>(chrono::Utc::now())
-    .load(conn)
-    .await?;
-    let mut by_id: std::collections::HashMap<Uuid, TaskRow> =
-        updated.into_iter().map(|r| (r.id, r)).collect();
+    use diesel::sql_types::{Array, Bytea, Int4, Int8, Nullable, Text, Timestamptz};
+    #[derive(QueryableByName)]
+    struct Written {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+        #[diesel(sql_type = Int4)]
+        attempts: i32,
+        #[diesel(sql_type = Timestamptz)]
+        created_at: DateTime<Utc>,
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        started_at: Option<DateTime<Utc>>,
+    }
+    // One statement may not update a row twice: a task that is in the batch twice (two
+    // deliveries of one message) is written once, and its other copies see that row.
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<&Outcome<'_>> = items.iter().filter(|o| seen.insert(o.task.id)).collect();
+    let now = Utc::now();
+    let ids: Vec<Uuid> = unique.iter().map(|o| o.task.id).collect();
+    let kinds: Vec<&str> = unique.iter().map(|o| o.task.kind).collect();
+    let statuses: Vec<&str> = unique.iter().map(|o| o.finish.status.as_str()).collect();
+    let payloads: Vec<Option<&[u8]>> = unique.iter().map(|o| o.task.payload).collect();
+    let payload_keys: Vec<Option<&str>> = unique.iter().map(|o| o.task.payload_key).collect();
+    let payload_sizes: Vec<i64> = unique.iter().map(|o| o.task.payload_size).collect();
+    let by: Vec<&str> = unique.iter().map(|o| o.task.submitted_by).collect();
+    let results: Vec<Option<&[u8]>> = unique.iter().map(|o| o.finish.result.as_deref()).collect();
+    let result_keys: Vec<Option<&str>> = unique
+        .iter()
+        .map(|o| o.finish.result_key.as_deref())
+        .collect();
+    let result_sizes: Vec<Option<i64>> = unique.iter().map(|o| o.finish.result_size).collect();
+    let errors: Vec<Option<&str>> = unique.iter().map(|o| o.finish.error.as_deref()).collect();
+    let created: Vec<DateTime<Utc>> = unique.iter().map(|o| o.task.created_at).collect();
+    let started: Vec<Option<DateTime<Utc>>> = unique.iter().map(|o| o.started_at).collect();
+    let written: Vec<Written> = Fixed::new(RECORD)
+        .bind::<Text, _>(node)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
+        .bind::<Array<Text>, _>(&kinds)
+        .bind::<Array<Text>, _>(&statuses)
+        .bind::<Array<Nullable<Bytea>>, _>(&payloads)
+        .bind::<Array<Nullable<Text>>, _>(&payload_keys)
+        .bind::<Array<Int8>, _>(&payload_sizes)
+        .bind::<Array<Text>, _>(&by)
+        .bind::<Array<Nullable<Bytea>>, _>(&results)
+        .bind::<Array<Nullable<Text>>, _>(&result_keys)
+        .bind::<Array<Nullable<Int8>>, _>(&result_sizes)
+        .bind::<Array<Nullable<Text>>, _>(&errors)
+        .bind::<Array<Timestamptz>, _>(&created)
+        .bind::<Array<Nullable<Timestamptz>>, _>(&started)
+        .load(conn)
+        .await?;
+    let mut rows: HashMap<Uuid, TaskRow> = HashMap::with_capacity(items.len());
+    let mut mine = std::collections::HashSet::with_capacity(written.len());
+    for w in written {
+        let Some(o) = unique.iter().find(|o| o.task.id == w.id) else {
+            continue;
+        };
+        mine.insert(w.id);
+        rows.insert(
+            w.id,
+            o.row_as_written(node, now, w.attempts, w.created_at, w.started_at),
+        );
+    }
+    // Finished by another delivery first (or a second copy in this batch): that row stands.
     let rest: Vec<Uuid> = ids
         .iter()
-        .filter(|id| !by_id.contains_key(id))
+        .filter(|id| !mine.contains(id))
         .copied()
         .collect();
-    if !rest.is_empty() {
-        // Finished by another delivery first: its outcome stands.
-        let others: Vec<TaskRow> = dsl::tasks
-            .filter(dsl::id.eq_any(&rest))
-            .select(TaskRow::as_select())
-            .load(conn)
-            .await?;
-        by_id.extend(others.into_iter().map(|r| (r.id, r)));
+    rows.extend(read_many(conn, &rest).await?);
+    Ok(items
+        .iter()
+        .map(|o| rows.get(&o.task.id).cloned())
+        .collect())
+}
+
+impl Outcome<'_> {
+    /// The row as [`record_many`] just wrote it (without reading it back).
+    fn row_as_written(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        attempts: i32,
+        created_at: DateTime<Utc>,
+        started_at: Option<DateTime<Utc>>,
+    ) -> TaskRow {
+        TaskRow {
+            id: self.task.id,
+            kind: self.task.kind.to_string(),
+            status: self.finish.status.clone(),
+            payload: self.task.payload.map(<[u8]>::to_vec),
+            payload_key: self.task.payload_key.map(str::to_string),
+            payload_size: self.task.payload_size,
+            result: self.finish.result.clone(),
+            result_key: self.finish.result_key.clone(),
+            result_size: self.finish.result_size,
+            error: self.finish.error.clone(),
+            attempts,
+            submitted_by: self.task.submitted_by.to_string(),
+            node: Some(node.to_string()),
+            created_at,
+            started_at,
+            finished_at: Some(now),
+            updated_at: now,
+            next_attempt_at: None,
+        }
     }
-    Ok(ids.iter().map(|id| by_id.get(id).cloned()).collect())
 }

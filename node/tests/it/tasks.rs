@@ -252,6 +252,7 @@ async fn a_redelivered_or_duplicated_message_leaves_exactly_one_row() {
             },
             submitted_by: "a".into(),
             reply_to: None,
+            accepted_at: None,
         },
     )
     .await;
