@@ -3,7 +3,8 @@
 //! (publish confirmed and persistent to a durable queue, consume and ack, answer on a reply
 //! queue), the per-message ceiling of the broker on this machine.
 //!
-//! Each of `concurrency` workers keeps one request outstanding. With `--rate`, requests are
+//! `concurrency` requests are kept in flight, `pipeline` of them on each connection (the
+//! node answers a connection's requests in order, so a connection can carry many at once). With `--rate`, requests are
 //! scheduled at fixed intervals and latency counts from the scheduled time, so a stall is
 //! charged to every request it delays (no coordinated omission).
 
@@ -23,9 +24,13 @@ pub struct BenchArgs {
     /// Payload size in bytes (lowercase letters, so text kinds accept it).
     #[arg(long, default_value_t = 16)]
     pub payload_bytes: usize,
-    /// Requests kept in flight at once (one connection each).
+    /// Requests kept in flight at once.
     #[arg(long, short = 'c', default_value_t = 32)]
     pub concurrency: usize,
+    /// Requests in flight on one connection (pipelined; answers come back in order), so
+    /// `concurrency / pipeline` connections are opened. 1: one request at a time each.
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
     /// Stop after this many requests.
     #[arg(long, conflicts_with = "duration")]
     pub total: Option<u64>,
@@ -89,6 +94,13 @@ struct Plan {
 }
 
 impl Plan {
+    /// Whether no further request will be handed out.
+    fn over(&self) -> bool {
+        self.total
+            .is_some_and(|t| self.issued.load(Ordering::Relaxed) >= t)
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
     /// The next request's scheduled start (possibly in the future: wait for it), or `None`
     /// when the run is over.
     fn next(&self) -> Option<Instant> {
@@ -148,6 +160,9 @@ pub fn run(args: &BenchArgs, servers: &[String], json_out: bool) -> Result<Value
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
+    if args.pipeline == 0 {
+        bail!("--pipeline must be at least 1");
+    }
     if args.total.is_none() && args.duration.is_none() {
         bail!("give --total N or --duration S");
     }
@@ -190,6 +205,7 @@ pub fn run(args: &BenchArgs, servers: &[String], json_out: bool) -> Result<Value
         "kind": args.kind,
         "payload_bytes": args.payload_bytes,
         "concurrency": args.concurrency,
+        "pipeline": args.pipeline,
         "rate": args.rate,
         "completed": done,
         "errors": errors,
@@ -252,39 +268,41 @@ fn run_nodes(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async {
+    tokio::task::LocalSet::new().block_on(&rt, async {
         let line: Arc<[u8]> = format!("{} {}\n", args.kind, payload(args.payload_bytes))
             .into_bytes()
             .into();
+        let depth = args.pipeline.min(args.concurrency);
+        let connections = args.concurrency.div_ceil(depth);
         let mut workers = tokio::task::JoinSet::new();
-        for w in 0..args.concurrency {
+        for w in 0..connections {
             // Spread the connections round-robin over the servers.
             let conn = connect_from(servers, w)
                 .await
-                .with_context(|| format!("worker {w}: no node reachable"))?;
+                .with_context(|| format!("connection {w}: no node reachable"))?;
+            // The last connection carries what is left of the concurrency.
+            let depth = depth.min(args.concurrency - w * depth);
             let (plan, shared, line) = (plan.clone(), shared.clone(), line.clone());
             let servers = servers.to_vec();
-            workers.spawn(async move {
+            workers.spawn_local(async move {
                 let mut conn = Some(conn);
-                while let Some(at) = plan.next() {
-                    tokio::time::sleep_until(at.into()).await;
-                    let Some(c) = conn.as_mut() else {
-                        match connect_from(&servers, w + 1).await {
-                            Ok(c) => conn = Some(c),
+                loop {
+                    let c = match conn.take() {
+                        Some(c) => c,
+                        None => match connect_from(&servers, w + 1).await {
+                            Ok(c) => c,
                             Err(e) => {
                                 shared.error(format!("{e:#}"));
+                                if plan.over() {
+                                    return;
+                                }
                                 tokio::time::sleep(Duration::from_millis(100)).await;
+                                continue;
                             }
-                        }
-                        continue;
+                        },
                     };
-                    match c.call(&line).await {
-                        Ok(Answer { status: Some(s) }) if s == "succeeded" => shared.record(at),
-                        Ok(_) => shared.error(String::from_utf8_lossy(&c.buf).trim_end()),
-                        Err(e) => {
-                            shared.error(format!("{e:#}"));
-                            conn = None;
-                        }
+                    if c.run(&line, depth, &plan, &shared).await.is_ok() {
+                        return;
                     }
                 }
             });
@@ -309,28 +327,101 @@ struct Answer {
 }
 
 impl BenchConn {
-    async fn call(&mut self, line: &[u8]) -> Result<Answer> {
+    /// Keep `depth` requests in flight until the plan is over. `Err` after a connection
+    /// failure (counted: one error per request it lost), to go on with a new connection.
+    async fn run(self, line: &[u8], depth: usize, plan: &Plan, shared: &Shared) -> Result<()> {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-        self.writer
-            .write_all(line)
-            .await
-            .with_context(|| format!("writing to {}", self.server))?;
-        self.buf.clear();
-        let n = self
-            .reader
-            .read_until(b'\n', &mut self.buf)
-            .await
-            .with_context(|| format!("reading from {}", self.server))?;
-        if n == 0 {
-            bail!("{} closed the connection", self.server);
-        }
-        serde_json::from_slice(&self.buf).with_context(|| {
-            format!(
-                "{} sent a line that is not JSON: {:?}",
-                self.server,
-                String::from_utf8_lossy(&self.buf)
-            )
-        })
+        let BenchConn {
+            server,
+            mut reader,
+            mut writer,
+            mut buf,
+        } = self;
+        // Scheduled start of each request sent and not yet answered, oldest first.
+        let sent = std::cell::RefCell::new(std::collections::VecDeque::with_capacity(depth));
+        let room = tokio::sync::Semaphore::new(depth);
+        let ended = std::cell::Cell::new(false);
+        // Wakes the receiver when a request goes out or the plan is over.
+        let wake = tokio::sync::Notify::new();
+        let send = async {
+            let mut out = Vec::with_capacity(line.len() * depth);
+            loop {
+                // Wait for room, then send as many requests as there is room for at once.
+                let Ok(first) = room.acquire().await else {
+                    return Ok(());
+                };
+                first.forget();
+                let mut n = 1;
+                while n < depth {
+                    match room.try_acquire() {
+                        Ok(p) => p.forget(),
+                        Err(_) => break,
+                    }
+                    n += 1;
+                }
+                out.clear();
+                for _ in 0..n {
+                    let Some(at) = plan.next() else {
+                        ended.set(true);
+                        break;
+                    };
+                    // Paced (--rate): a request due later waits for its time.
+                    tokio::time::sleep_until(at.into()).await;
+                    out.extend_from_slice(line);
+                    sent.borrow_mut().push_back(at);
+                }
+                wake.notify_one();
+                if !out.is_empty() {
+                    writer
+                        .write_all(&out)
+                        .await
+                        .with_context(|| format!("writing to {server}"))?;
+                }
+                if ended.get() {
+                    return Ok::<(), anyhow::Error>(());
+                }
+            }
+        };
+        let receive = async {
+            loop {
+                if sent.borrow().is_empty() {
+                    if ended.get() {
+                        return Ok(());
+                    }
+                    wake.notified().await;
+                    continue;
+                }
+                buf.clear();
+                let n = reader
+                    .read_until(b'\n', &mut buf)
+                    .await
+                    .with_context(|| format!("reading from {server}"))?;
+                if n == 0 {
+                    bail!("{server} closed the connection");
+                }
+                let Some(at) = sent.borrow_mut().pop_front() else {
+                    bail!("{server} answered a request that was not sent");
+                };
+                match serde_json::from_slice::<Answer>(&buf) {
+                    Ok(Answer { status: Some(s) }) if s == "succeeded" => shared.record(at),
+                    Ok(_) => shared.error(String::from_utf8_lossy(&buf).trim_end()),
+                    Err(e) => shared.error(format!("{server} sent a line that is not JSON: {e}")),
+                }
+                room.add_permits(1);
+            }
+        };
+        let outcome = match futures_util::future::try_join(send, receive).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Every request still unanswered on this connection is lost.
+                let lost = sent.borrow().len().max(1);
+                for _ in 0..lost {
+                    shared.error(format!("{e:#}"));
+                }
+                Err(e)
+            }
+        };
+        outcome
     }
 }
 

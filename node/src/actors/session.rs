@@ -1,12 +1,18 @@
 //! Session: one actor per TCP connection, speaking the line protocol.
 //!
-//! Requests on one connection are served in order, one at a time (`ctx.wait`): responses come
-//! back in request order, and while a request is in progress the connection is not read, so
-//! a fast sender is slowed by TCP rather than buffered. Writes go through a bounded [`Outbox`]
-//! to a writer task; a client that does not read its replies for `write_timeout_secs` is
-//! disconnected, and one that sends nothing for `idle_timeout_secs` gets `idle_timeout` and is
-//! closed. Bad input gets an error line and the connection stays usable; only a `PUT` whose
-//! declared size is over the limit closes it (its body cannot be told apart from requests).
+//! Requests on one connection may be pipelined: the session reads on while earlier requests
+//! are still being served (up to [`MAX_PIPELINED`] at once), serves them side by side, and
+//! answers strictly in request order. A client that sends one request and waits (`nc`, most
+//! clients) sees no difference; one that sends many lines at once gets many answers per
+//! write, which is what makes a busy connection cheap. Past the limit the connection is not
+//! read, so a fast sender is slowed by TCP rather than buffered.
+//!
+//! Each request takes a slot in the answer queue when it is read; a writer task writes the
+//! slots in order as their answers come. A client that does not take its answers for
+//! `write_timeout_secs` is disconnected, and one that sends nothing for `idle_timeout_secs`
+//! while nothing is pending gets `idle_timeout` and is closed. Bad input gets an error line
+//! and the connection stays usable; only a `PUT` whose declared size is over the limit closes
+//! it (its body cannot be told apart from requests).
 
 use super::uploader::{OpenObject, UploadStream};
 use crate::protocol::codec::{Inbound, LineCodec, Outbound};
@@ -15,17 +21,20 @@ use crate::service::{view_of, Payload, ServiceError, Services};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
+use std::cell::Cell;
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use uuid::Uuid;
 
-/// Responses buffered for a client before the session stops reading from it.
-const OUTBOX: usize = 64;
+/// Requests of one connection served at once; past this the connection is not read until
+/// the oldest is answered.
+pub const MAX_PIPELINED: usize = 128;
 
 /// Per-connection limits, from `[listener]`.
 #[derive(Debug, Clone, Copy)]
@@ -36,18 +45,36 @@ pub struct SessionLimits {
     pub write_timeout: Duration,
 }
 
-/// The writing side of a connection. `send` fails when the client has not taken its replies
-/// for the write timeout (or has gone): the session then closes.
-#[derive(Clone)]
+/// What goes out for one request, in order.
+enum Item {
+    Out(Outbound),
+    /// Close the connection once everything before has been written.
+    Close,
+}
+
+/// A request's place in the answer queue: one answer, or a stream of them (a `RESULT`
+/// header and its bytes). Holds the request's pipelining permit until written.
+struct Slot {
+    answer: Answer,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+enum Answer {
+    One(oneshot::Receiver<Item>),
+    Stream(mpsc::Receiver<Item>),
+}
+
+/// Where a streaming answer writes. `send` fails when the client has not taken its answers
+/// for the write timeout (or has gone): the answer then ends and the connection closes.
 pub struct Outbox {
-    tx: mpsc::Sender<Outbound>,
+    tx: mpsc::Sender<Item>,
     timeout: Duration,
 }
 
 impl Outbox {
     pub async fn send(&self, item: Outbound) -> bool {
         matches!(
-            tokio::time::timeout(self.timeout, self.tx.send(item)).await,
+            tokio::time::timeout(self.timeout, self.tx.send(Item::Out(item))).await,
             Ok(Ok(()))
         )
     }
@@ -59,16 +86,19 @@ impl Outbox {
 
 pub struct Session {
     svc: Services,
-    out: Outbox,
+    slots: mpsc::Sender<Slot>,
+    permits: Arc<Semaphore>,
     limits: SessionLimits,
     upload: Option<Upload>,
     connections: Arc<AtomicUsize>,
-    last_activity: Instant,
+    /// When the last request came in or the last answer went out.
+    last_activity: Rc<Cell<Instant>>,
     writer: tokio::task::JoinHandle<()>,
 }
 
 /// A `PUT` in progress.
 struct Upload {
+    permit: OwnedSemaphorePermit,
     id: Uuid,
     kind: String,
     wait: bool,
@@ -102,72 +132,142 @@ impl Session {
         limits: SessionLimits,
     ) {
         let (read, write) = stream.into_split();
-        let (tx, mut rx) = mpsc::channel::<Outbound>(OUTBOX);
-        let writer = actix::spawn(async move {
-            let mut sink =
-                FramedWrite::new(write, LineCodec::new(limits.max_line, limits.max_payload));
-            while let Some(item) = rx.recv().await {
-                if sink.feed(item).await.is_err() {
-                    return;
-                }
-                while let Ok(more) = rx.try_recv() {
-                    if sink.feed(more).await.is_err() {
-                        return;
-                    }
-                }
-                if sink.flush().await.is_err() {
-                    return;
-                }
-            }
-            let _ = sink.close().await;
-        });
         Session::create(move |ctx| {
+            let (slots, queue) = mpsc::channel::<Slot>(MAX_PIPELINED + 1);
+            let last_activity = Rc::new(Cell::new(Instant::now()));
+            let sink = FramedWrite::new(write, LineCodec::new(limits.max_line, limits.max_payload));
+            let writer = actix::spawn(write_answers(
+                sink,
+                queue,
+                limits.write_timeout,
+                last_activity.clone(),
+                ctx.address(),
+            ));
             ctx.add_stream(FramedRead::new(
                 read,
                 LineCodec::new(limits.max_line, limits.max_payload),
             ));
             Session {
                 svc,
-                out: Outbox {
-                    tx,
-                    timeout: limits.write_timeout,
-                },
+                slots,
+                permits: Arc::new(Semaphore::new(MAX_PIPELINED)),
                 limits,
                 upload: None,
                 connections,
-                last_activity: Instant::now(),
+                last_activity,
                 writer,
             }
         });
     }
 
-    /// Serve one request: run `fut` with the connection paused until it is done; it returns
-    /// whether the connection must close afterwards.
-    fn serve_one(&mut self, ctx: &mut Context<Self>, fut: impl Future<Output = bool> + 'static) {
-        fut.into_actor(self)
-            .map(|close, act, ctx: &mut Context<Self>| {
-                act.last_activity = Instant::now();
-                if close {
-                    ctx.stop();
-                }
-            })
-            .wait(ctx);
+    /// Take a pipelining permit, then run `then`; with none free, stop reading until the
+    /// oldest pending request is answered (requests stay in order).
+    fn admit(
+        &mut self,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, &mut Context<Self>, OwnedSemaphorePermit) + 'static,
+    ) {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => then(self, ctx, permit),
+            Err(_) => self
+                .permits
+                .clone()
+                .acquire_owned()
+                .into_actor(self)
+                .map(move |permit, act, ctx| match permit {
+                    Ok(permit) => then(act, ctx, permit),
+                    Err(_) => ctx.stop(),
+                })
+                .wait(ctx),
+        }
     }
 
-    /// Answer with one line; close afterwards if `close` (or if the client is not reading).
-    fn answer(&mut self, ctx: &mut Context<Self>, line: serde_json::Value, close: bool) {
-        let out = self.out.clone();
-        self.serve_one(ctx, async move { !out.json(line).await || close });
+    /// Queue `slot`; a writer that is gone (the client stopped reading) ends the session.
+    fn queue(&mut self, ctx: &mut Context<Self>, answer: Answer, permit: OwnedSemaphorePermit) {
+        let slot = Slot {
+            answer,
+            _permit: Some(permit),
+        };
+        // Never full: every queued slot but a last `Close` holds one of MAX_PIPELINED permits.
+        if self.slots.try_send(slot).is_err() {
+            ctx.stop();
+        }
     }
 
-    fn handle_request(&mut self, req: Request, ctx: &mut Context<Self>) {
-        let svc = self.svc.clone();
-        let out = self.out.clone();
-        match req {
-            Request::Ping => {
-                self.serve_one(ctx, async move { !out.json(svc.health().await).await })
+    /// Answer with what `fut` gives, in turn; the connection closes after it if `close`.
+    fn serve_one(
+        &mut self,
+        ctx: &mut Context<Self>,
+        permit: OwnedSemaphorePermit,
+        close: bool,
+        fut: impl Future<Output = serde_json::Value> + 'static,
+    ) {
+        let (tx, rx) = oneshot::channel();
+        self.queue(ctx, Answer::One(rx), permit);
+        actix::spawn(async move {
+            let _ = tx.send(Item::Out(Outbound::Json(fut.await)));
+        });
+        if close {
+            // Take nothing more from this client; what is queued is still answered.
+            self.close_after_answers();
+            ctx.stop();
+        }
+    }
+
+    /// Close the connection once every answer queued so far is written.
+    fn close_after_answers(&mut self) {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(Item::Close);
+        // Needs no permit: nothing comes after it. Fails only if the writer is gone already.
+        let _ = self.slots.try_send(Slot {
+            answer: Answer::One(rx),
+            _permit: None,
+        });
+    }
+
+    /// Answer with one line at once; close afterwards if `close`.
+    fn answer(
+        &mut self,
+        ctx: &mut Context<Self>,
+        permit: OwnedSemaphorePermit,
+        line: serde_json::Value,
+        close: bool,
+    ) {
+        self.serve_one(ctx, permit, close, async move { line });
+    }
+
+    /// A streaming answer (`RESULT`): `fut` writes to the outbox and returns whether the
+    /// connection must close afterwards.
+    fn serve_stream<F: Future<Output = bool> + 'static>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        permit: OwnedSemaphorePermit,
+        fut: impl FnOnce(Outbox) -> F,
+    ) {
+        let (tx, rx) = mpsc::channel(8);
+        self.queue(ctx, Answer::Stream(rx), permit);
+        let out = Outbox {
+            tx: tx.clone(),
+            timeout: self.limits.write_timeout,
+        };
+        let fut = fut(out);
+        actix::spawn(async move {
+            if fut.await {
+                let _ = tx.send(Item::Close).await;
             }
-            Request::Help => self.answer(ctx, serde_json::json!({ "help": HELP }), false),
+        });
+    }
+
+    fn handle_request(
+        &mut self,
+        req: Request,
+        permit: OwnedSemaphorePermit,
+        ctx: &mut Context<Self>,
+    ) {
+        let svc = self.svc.clone();
+        match req {
+            Request::Ping => self.serve_one(ctx, permit, false, async move { svc.health().await }),
+            Request::Help => self.answer(ctx, permit, serde_json::json!({ "help": HELP }), false),
             Request::Kinds => {
                 let kinds: Vec<_> = svc
                     .kinds
@@ -175,36 +275,36 @@ impl Session {
                     .into_iter()
                     .map(|(name, about)| serde_json::json!({"name": name, "about": about}))
                     .collect();
-                self.answer(ctx, serde_json::json!({ "kinds": kinds }), false);
+                self.answer(ctx, permit, serde_json::json!({ "kinds": kinds }), false);
             }
-            Request::Quit => self.answer(ctx, serde_json::json!({"bye": true}), true),
+            Request::Quit => self.answer(ctx, permit, serde_json::json!({"bye": true}), true),
             Request::Submit {
                 kind,
                 payload,
                 wait,
-            } => self.serve_one(ctx, async move {
+            } => self.serve_one(ctx, permit, false, async move {
                 let res = svc
                     .submit(Uuid::now_v7(), kind, Payload::Bytes(payload.into()), wait)
                     .await;
-                !out.json(json_or_error(res)).await
+                json_or_error(res)
             }),
-            Request::Status(id) => self.serve_one(ctx, async move {
-                !out.json(json_or_error(svc.status(id).await)).await
+            Request::Status(id) => self.serve_one(ctx, permit, false, async move {
+                json_or_error(svc.status(id).await)
             }),
-            Request::Dead(limit) => self.serve_one(ctx, async move {
-                !out.json(json_or_error(svc.dead(limit).await)).await
+            Request::Dead(limit) => self.serve_one(ctx, permit, false, async move {
+                json_or_error(svc.dead(limit).await)
             }),
-            Request::Retry(id) => self.serve_one(ctx, async move {
-                !out.json(json_or_error(svc.retry(id).await)).await
+            Request::Retry(id) => self.serve_one(ctx, permit, false, async move {
+                json_or_error(svc.retry(id).await)
             }),
-            Request::Result(id) => {
-                self.serve_one(ctx, async move { send_result(&svc, &out, id).await })
-            }
-            Request::Put { kind, size, wait } => self.start_upload(kind, size, wait),
+            Request::Result(id) => self.serve_stream(ctx, permit, move |out| async move {
+                send_result(&svc, &out, id).await
+            }),
+            Request::Put { kind, size, wait } => self.start_upload(kind, size, wait, permit),
         }
     }
 
-    fn start_upload(&mut self, kind: String, size: u64, wait: bool) {
+    fn start_upload(&mut self, kind: String, size: u64, wait: bool, permit: OwnedSemaphorePermit) {
         let id = Uuid::now_v7();
         let sink = if let Err(e) = self.svc.check_kind(&kind) {
             UploadSink::Discard(e)
@@ -225,6 +325,7 @@ impl Session {
             }
         };
         self.upload = Some(Upload {
+            permit,
             id,
             kind,
             wait,
@@ -269,8 +370,7 @@ impl Session {
             return;
         };
         let svc = self.svc.clone();
-        let out = self.out.clone();
-        self.serve_one(ctx, async move {
+        self.serve_one(ctx, upload.permit, false, async move {
             let payload = match upload.sink {
                 UploadSink::Discard(e) => Err(e),
                 UploadSink::Memory(buf) => Ok(Payload::Bytes(buf.freeze())),
@@ -294,7 +394,7 @@ impl Session {
                 }
                 Err(e) => Err(e),
             };
-            !out.json(json_or_error(res)).await
+            json_or_error(res)
         });
     }
 }
@@ -371,17 +471,22 @@ impl Actor for Session {
     fn started(&mut self, ctx: &mut Self::Context) {
         let every =
             (self.limits.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        // Intervals do not fire while a request is being served (`ctx.wait`), so a client
-        // waiting for a long task is never idle.
+        // Idle means nothing pending either: a client waiting for a long task is not idle.
         ctx.run_interval(every, |act, ctx| {
-            if act.upload.is_none() && act.last_activity.elapsed() >= act.limits.idle_timeout {
+            let pending = act.permits.available_permits() < MAX_PIPELINED;
+            if act.upload.is_none()
+                && !pending
+                && act.last_activity.get().elapsed() >= act.limits.idle_timeout
+            {
                 let secs = act.limits.idle_timeout.as_secs();
                 let line = error_line(
                     "idle_timeout",
                     format!("no request for {secs}s; closing the connection"),
                     None,
                 );
-                act.answer(ctx, line, true);
+                act.admit(ctx, move |act, ctx, permit| {
+                    act.answer(ctx, permit, line, true)
+                });
             }
         });
     }
@@ -391,7 +496,7 @@ impl Actor for Session {
         if self.writer.is_finished() {
             return;
         }
-        // Let queued replies drain briefly (QUIT's `bye`), then drop the socket even if the
+        // Let queued answers drain briefly (QUIT's `bye`), then drop the socket even if the
         // client is not reading.
         let writer = std::mem::replace(&mut self.writer, actix::spawn(async {}));
         let grace = self.limits.write_timeout;
@@ -404,14 +509,119 @@ impl Actor for Session {
     }
 }
 
+/// The writer gave up (the client is not reading, or went away): end the session.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WriterGone;
+
+impl Handler<WriterGone> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: WriterGone, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Write the answers of `queue`'s slots in order, many per write when they are ready
+/// together. Ends on `Item::Close`, when the session is gone, or when a write does not
+/// complete within `timeout` (the client does not read); then tells the session.
+async fn write_answers(
+    mut sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, LineCodec>,
+    mut queue: mpsc::Receiver<Slot>,
+    timeout: Duration,
+    last_activity: Rc<Cell<Instant>>,
+    session: Addr<Session>,
+) {
+    let mut unflushed = false;
+    'slots: loop {
+        let mut slot = match queue.try_recv() {
+            Ok(slot) => slot,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                if unflushed {
+                    if !matches!(
+                        tokio::time::timeout(timeout, sink.flush()).await,
+                        Ok(Ok(()))
+                    ) {
+                        break 'slots;
+                    }
+                    unflushed = false;
+                    last_activity.set(Instant::now());
+                }
+                match queue.recv().await {
+                    Some(slot) => slot,
+                    None => break 'slots,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break 'slots,
+        };
+        loop {
+            let ready = match &mut slot.answer {
+                Answer::One(rx) => match rx.try_recv() {
+                    Ok(item) => Some(Some(item)),
+                    Err(oneshot::error::TryRecvError::Empty) => None,
+                    Err(oneshot::error::TryRecvError::Closed) => Some(None),
+                },
+                Answer::Stream(rx) => match rx.try_recv() {
+                    Ok(item) => Some(Some(item)),
+                    Err(mpsc::error::TryRecvError::Empty) => None,
+                    Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
+                },
+            };
+            let item = match ready {
+                Some(item) => item,
+                None => {
+                    // Not ready: send what is written so far, then wait for it.
+                    if unflushed {
+                        if !matches!(
+                            tokio::time::timeout(timeout, sink.flush()).await,
+                            Ok(Ok(()))
+                        ) {
+                            break 'slots;
+                        }
+                        unflushed = false;
+                        last_activity.set(Instant::now());
+                    }
+                    match &mut slot.answer {
+                        Answer::One(rx) => rx.await.ok(),
+                        Answer::Stream(rx) => rx.recv().await,
+                    }
+                }
+            };
+            match item {
+                None => break,
+                Some(Item::Close) => break 'slots,
+                Some(Item::Out(out)) => {
+                    if !matches!(
+                        tokio::time::timeout(timeout, sink.feed(out)).await,
+                        Ok(Ok(()))
+                    ) {
+                        break 'slots;
+                    }
+                    unflushed = true;
+                    if matches!(slot.answer, Answer::One(_)) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let _ = tokio::time::timeout(timeout, sink.close()).await;
+    session.do_send(WriterGone);
+}
+
 impl StreamHandler<Result<Inbound, std::io::Error>> for Session {
     fn handle(&mut self, item: Result<Inbound, std::io::Error>, ctx: &mut Context<Self>) {
-        self.last_activity = Instant::now();
+        self.last_activity.set(Instant::now());
         match item {
-            Ok(Inbound::Request(Ok(req))) => self.handle_request(req, ctx),
+            Ok(Inbound::Request(Ok(req))) => self.admit(ctx, move |act, ctx, permit| {
+                act.handle_request(req, permit, ctx)
+            }),
             Ok(Inbound::Request(Err(e))) => {
                 let fatal = matches!(e, ProtocolError::PayloadTooLarge { .. });
-                self.answer(ctx, error_line(e.code(), &e, None), fatal);
+                let line = error_line(e.code(), &e, None);
+                self.admit(ctx, move |act, ctx, permit| {
+                    act.answer(ctx, permit, line, fatal)
+                });
             }
             Ok(Inbound::Chunk(chunk)) => self.upload_chunk(chunk, ctx),
             Ok(Inbound::UploadEnd) => self.finish_upload(ctx),
@@ -422,8 +632,10 @@ impl StreamHandler<Result<Inbound, std::io::Error>> for Session {
         }
     }
 
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        // The peer closed its side (an unfinished PUT is aborted by dropping its sender).
-        ctx.stop();
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        // The peer closed its sending side: answer what it asked, then close (the writer then
+        // ends the session). An unfinished PUT is aborted by dropping its sender.
+        self.upload = None;
+        self.close_after_answers();
     }
 }
