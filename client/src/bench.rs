@@ -366,7 +366,9 @@ impl BenchConn {
                         break;
                     };
                     // Paced (--rate): a request due later waits for its time.
-                    tokio::time::sleep_until(at.into()).await;
+                    if at > Instant::now() {
+                        tokio::time::sleep_until(at.into()).await;
+                    }
                     out.extend_from_slice(line);
                     sent.borrow_mut().push_back(at);
                 }

@@ -88,6 +88,14 @@ fn mailbox<E: std::fmt::Display>(e: E) -> ServiceError {
     ServiceError::Unavailable(e.to_string())
 }
 
+/// What a submission is answered with.
+pub enum Answer {
+    /// A task view made here.
+    View(TaskView),
+    /// A task view as the node that ran the task wrote it (one JSON object).
+    Json(Bytes),
+}
+
 /// The payload of a submission.
 pub enum Payload {
     /// Bytes from a request line or a small `PUT`.
@@ -137,7 +145,7 @@ impl Services {
         kind: String,
         payload: Payload,
         wait: bool,
-    ) -> Result<TaskView, ServiceError> {
+    ) -> Result<Answer, ServiceError> {
         self.check_kind(&kind)?;
         let payload = match payload {
             Payload::Bytes(data) if data.len() > self.inline_limit => {
@@ -185,12 +193,12 @@ impl Services {
                 .await;
             return Err(ServiceError::NotAccepted(e));
         }
-        Ok(TaskView {
+        Ok(Answer::View(TaskView {
             id: Some(id),
             kind: Some(kind),
             status: Some(TaskStatus::Queued),
             ..Default::default()
-        })
+        }))
     }
 
     async fn publish(&self, task: TaskMessage) -> Result<(), PublishError> {
@@ -206,8 +214,8 @@ impl Services {
     async fn wait_for(
         &self,
         task: TaskMessage,
-        mut rx: tokio::sync::oneshot::Receiver<TaskView>,
-    ) -> Result<TaskView, ServiceError> {
+        mut rx: tokio::sync::oneshot::Receiver<Bytes>,
+    ) -> Result<Answer, ServiceError> {
         let id = task.id;
         let deadline = tokio::time::Instant::now() + self.wait_timeout;
         let publish = self.publish(task.clone());
@@ -220,7 +228,7 @@ impl Services {
             );
             tokio::select! {
                 reply = &mut rx, if reply_open => match reply {
-                    Ok(view) => return Ok(view),
+                    Ok(json) => return Ok(Answer::Json(json)),
                     Err(_) => reply_open = false,
                 },
                 published = &mut publish, if !confirmed => match published {
@@ -235,7 +243,7 @@ impl Services {
                     if let Ok(Ok(Some(row))) = self.persister.send(GetTask(id)).await {
                         if row.status().is_final() {
                             self.replies.do_send(Unregister(id));
-                            return Ok(view_of(&row, &self.storage));
+                            return Ok(Answer::View(view_of(&row, &self.storage)));
                         }
                     }
                     if tokio::time::Instant::now() >= deadline {

@@ -8,9 +8,9 @@
 //! which also polls the task row.
 
 use crate::amqp;
-use crate::protocol::TaskView;
 use crate::supervision::{Link, RestartBudget};
 use actix::prelude::*;
+use bytes::Bytes;
 use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -25,7 +25,7 @@ pub struct ReplyRouter {
     node: String,
     queue: String,
     /// Survive restarts: a waiting session keeps waiting across a reconnect.
-    waiters: HashMap<Uuid, oneshot::Sender<TaskView>>,
+    waiters: HashMap<Uuid, oneshot::Sender<Bytes>>,
     link: Link,
     /// Opened at startup (to fail fast on a name clash), taken over in `started()`.
     initial: Option<(Connection, Channel, lapin::Consumer)>,
@@ -106,11 +106,17 @@ impl ReplyRouter {
             .spawn(ctx);
     }
 
-    /// A reply message: a JSON array of task views (or one view).
+    /// A reply message: a JSON array of task views (or one view). Each view goes to its
+    /// waiting session as the JSON the running node wrote, which is what the client gets.
     fn deliver(&mut self, delivery: Delivery) {
-        let views: Vec<TaskView> = match serde_json::from_slice(&delivery.data) {
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: Option<Uuid>,
+        }
+        let views: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(&delivery.data)
+        {
             Ok(v) => v,
-            Err(_) => match serde_json::from_slice::<TaskView>(&delivery.data) {
+            Err(_) => match serde_json::from_slice(&delivery.data) {
                 Ok(v) => vec![v],
                 Err(e) => {
                     tracing::warn!(error = %e, "unreadable reply dropped");
@@ -119,9 +125,12 @@ impl ReplyRouter {
             },
         };
         for view in views {
-            let Some(id) = view.id else { continue };
+            let Ok(Id { id: Some(id) }) = serde_json::from_str::<Id>(view.get()) else {
+                tracing::warn!("reply without a task id dropped");
+                continue;
+            };
             if let Some(tx) = self.waiters.remove(&id) {
-                let _ = tx.send(view);
+                let _ = tx.send(Bytes::copy_from_slice(view.get().as_bytes()));
             }
         }
     }
@@ -171,9 +180,9 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for ReplyRouter {
     }
 }
 
-/// Wait for the reply to task `id`.
+/// Wait for the reply to task `id`: its task view, as JSON.
 #[derive(Message)]
-#[rtype(result = "oneshot::Receiver<TaskView>")]
+#[rtype(result = "oneshot::Receiver<Bytes>")]
 pub struct Register(pub Uuid);
 
 /// Stop waiting for `id` (the session gave up or the publish failed).

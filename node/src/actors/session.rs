@@ -17,7 +17,7 @@
 use super::uploader::{OpenObject, UploadStream};
 use crate::protocol::codec::{Inbound, LineCodec, Outbound};
 use crate::protocol::{error_line, ProtocolError, Request, TaskStatus, HELP};
-use crate::service::{view_of, Payload, ServiceError, Services};
+use crate::service::{view_of, Answer, Payload, ServiceError, Services};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
@@ -55,11 +55,11 @@ enum Item {
 /// A request's place in the answer queue: one answer, or a stream of them (a `RESULT`
 /// header and its bytes). Holds the request's pipelining permit until written.
 struct Slot {
-    answer: Answer,
+    answer: Pending,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
-enum Answer {
+enum Pending {
     One(oneshot::Receiver<Item>),
     Stream(mpsc::Receiver<Item>),
 }
@@ -85,7 +85,8 @@ impl Outbox {
 }
 
 pub struct Session {
-    svc: Services,
+    /// Shared by this connection's requests (one clone of the services per connection).
+    svc: Rc<Services>,
     slots: mpsc::Sender<Slot>,
     permits: Arc<Semaphore>,
     limits: SessionLimits,
@@ -148,7 +149,7 @@ impl Session {
                 LineCodec::new(limits.max_line, limits.max_payload),
             ));
             Session {
-                svc,
+                svc: Rc::new(svc),
                 slots,
                 permits: Arc::new(Semaphore::new(MAX_PIPELINED)),
                 limits,
@@ -183,7 +184,7 @@ impl Session {
     }
 
     /// Queue `slot`; a writer that is gone (the client stopped reading) ends the session.
-    fn queue(&mut self, ctx: &mut Context<Self>, answer: Answer, permit: OwnedSemaphorePermit) {
+    fn queue(&mut self, ctx: &mut Context<Self>, answer: Pending, permit: OwnedSemaphorePermit) {
         let slot = Slot {
             answer,
             _permit: Some(permit),
@@ -200,12 +201,12 @@ impl Session {
         ctx: &mut Context<Self>,
         permit: OwnedSemaphorePermit,
         close: bool,
-        fut: impl Future<Output = serde_json::Value> + 'static,
+        fut: impl Future<Output = Outbound> + 'static,
     ) {
         let (tx, rx) = oneshot::channel();
-        self.queue(ctx, Answer::One(rx), permit);
+        self.queue(ctx, Pending::One(rx), permit);
         actix::spawn(async move {
-            let _ = tx.send(Item::Out(Outbound::Json(fut.await)));
+            let _ = tx.send(Item::Out(fut.await));
         });
         if close {
             // Take nothing more from this client; what is queued is still answered.
@@ -220,7 +221,7 @@ impl Session {
         let _ = tx.send(Item::Close);
         // Needs no permit: nothing comes after it. Fails only if the writer is gone already.
         let _ = self.slots.try_send(Slot {
-            answer: Answer::One(rx),
+            answer: Pending::One(rx),
             _permit: None,
         });
     }
@@ -233,7 +234,7 @@ impl Session {
         line: serde_json::Value,
         close: bool,
     ) {
-        self.serve_one(ctx, permit, close, async move { line });
+        self.serve_one(ctx, permit, close, async move { Outbound::Json(line) });
     }
 
     /// A streaming answer (`RESULT`): `fut` writes to the outbox and returns whether the
@@ -245,7 +246,7 @@ impl Session {
         fut: impl FnOnce(Outbox) -> F,
     ) {
         let (tx, rx) = mpsc::channel(8);
-        self.queue(ctx, Answer::Stream(rx), permit);
+        self.queue(ctx, Pending::Stream(rx), permit);
         let out = Outbox {
             tx: tx.clone(),
             timeout: self.limits.write_timeout,
@@ -266,7 +267,9 @@ impl Session {
     ) {
         let svc = self.svc.clone();
         match req {
-            Request::Ping => self.serve_one(ctx, permit, false, async move { svc.health().await }),
+            Request::Ping => self.serve_one(ctx, permit, false, async move {
+                Outbound::Json(svc.health().await)
+            }),
             Request::Help => self.answer(ctx, permit, serde_json::json!({ "help": HELP }), false),
             Request::Kinds => {
                 let kinds: Vec<_> = svc
@@ -286,16 +289,16 @@ impl Session {
                 let res = svc
                     .submit(Uuid::now_v7(), kind, Payload::Bytes(payload.into()), wait)
                     .await;
-                json_or_error(res)
+                answer_line(res)
             }),
             Request::Status(id) => self.serve_one(ctx, permit, false, async move {
-                json_or_error(svc.status(id).await)
+                line_or_error(svc.status(id).await)
             }),
             Request::Dead(limit) => self.serve_one(ctx, permit, false, async move {
-                json_or_error(svc.dead(limit).await)
+                line_or_error(svc.dead(limit).await)
             }),
             Request::Retry(id) => self.serve_one(ctx, permit, false, async move {
-                json_or_error(svc.retry(id).await)
+                line_or_error(svc.retry(id).await)
             }),
             Request::Result(id) => self.serve_stream(ctx, permit, move |out| async move {
                 send_result(&svc, &out, id).await
@@ -394,8 +397,26 @@ impl Session {
                 }
                 Err(e) => Err(e),
             };
-            json_or_error(res)
+            answer_line(res)
         });
+    }
+}
+
+/// A submission's answer line.
+fn answer_line(res: Result<Answer, ServiceError>) -> Outbound {
+    match res {
+        Ok(Answer::Json(json)) => Outbound::Line(json),
+        Ok(Answer::View(view)) => line_or_error(Ok(view)),
+        Err(e) => Outbound::Json(e.to_line()),
+    }
+}
+
+/// `value` as an answer line, serialized once.
+fn line_or_error<T: serde::Serialize>(res: Result<T, ServiceError>) -> Outbound {
+    match res.map(|v| serde_json::to_vec(&v)) {
+        Ok(Ok(json)) => Outbound::Line(json.into()),
+        Ok(Err(e)) => Outbound::Json(error_line("internal", e, None)),
+        Err(e) => Outbound::Json(e.to_line()),
     }
 }
 
@@ -556,12 +577,12 @@ async fn write_answers(
         };
         loop {
             let ready = match &mut slot.answer {
-                Answer::One(rx) => match rx.try_recv() {
+                Pending::One(rx) => match rx.try_recv() {
                     Ok(item) => Some(Some(item)),
                     Err(oneshot::error::TryRecvError::Empty) => None,
                     Err(oneshot::error::TryRecvError::Closed) => Some(None),
                 },
-                Answer::Stream(rx) => match rx.try_recv() {
+                Pending::Stream(rx) => match rx.try_recv() {
                     Ok(item) => Some(Some(item)),
                     Err(mpsc::error::TryRecvError::Empty) => None,
                     Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
@@ -582,8 +603,8 @@ async fn write_answers(
                         last_activity.set(Instant::now());
                     }
                     match &mut slot.answer {
-                        Answer::One(rx) => rx.await.ok(),
-                        Answer::Stream(rx) => rx.recv().await,
+                        Pending::One(rx) => rx.await.ok(),
+                        Pending::Stream(rx) => rx.recv().await,
                     }
                 }
             };
@@ -598,7 +619,7 @@ async fn write_answers(
                         break 'slots;
                     }
                     unflushed = true;
-                    if matches!(slot.answer, Answer::One(_)) {
+                    if matches!(slot.answer, Pending::One(_)) {
                         break;
                     }
                 }

@@ -24,6 +24,8 @@ pub enum Inbound {
 #[derive(Debug)]
 pub enum Outbound {
     Json(serde_json::Value),
+    /// A JSON line already serialized, without its newline.
+    Line(Bytes),
     Raw(Bytes),
 }
 
@@ -161,9 +163,13 @@ impl Encoder<Outbound> for LineCodec {
     fn encode(&mut self, item: Outbound, dst: &mut BytesMut) -> Result<(), std::io::Error> {
         match item {
             Outbound::Json(value) => {
-                let text = serde_json::to_vec(&value)?;
-                dst.reserve(text.len() + 1);
-                dst.extend_from_slice(&text);
+                use bytes::BufMut;
+                serde_json::to_writer(dst.writer(), &value)?;
+                dst.extend_from_slice(b"\n");
+            }
+            Outbound::Line(line) => {
+                dst.reserve(line.len() + 1);
+                dst.extend_from_slice(&line);
                 dst.extend_from_slice(b"\n");
             }
             Outbound::Raw(bytes) => dst.extend_from_slice(&bytes),
