@@ -91,7 +91,7 @@ fn mailbox<E: std::fmt::Display>(e: E) -> ServiceError {
 /// What a submission is answered with.
 pub enum Answer {
     /// A task view made here.
-    View(TaskView),
+    View(Box<TaskView>),
     /// A task view as the node that ran the task wrote it (one JSON object).
     Json(Bytes),
 }
@@ -193,12 +193,12 @@ impl Services {
                 .await;
             return Err(ServiceError::NotAccepted(e));
         }
-        Ok(Answer::View(TaskView {
+        Ok(Answer::View(Box::new(TaskView {
             id: Some(id),
             kind: Some(kind),
             status: Some(TaskStatus::Queued),
             ..Default::default()
-        }))
+        })))
     }
 
     async fn publish(&self, task: TaskMessage) -> Result<(), PublishError> {
@@ -243,7 +243,7 @@ impl Services {
                     if let Ok(Ok(Some(row))) = self.persister.send(GetTask(id)).await {
                         if row.status().is_final() {
                             self.replies.do_send(Unregister(id));
-                            return Ok(Answer::View(view_of(&row, &self.storage)));
+                            return Ok(Answer::View(Box::new(view_of(&row, &self.storage))));
                         }
                     }
                     if tokio::time::Instant::now() >= deadline {
