@@ -4,9 +4,12 @@
 //! queue), the per-message ceiling of the broker on this machine.
 //!
 //! `concurrency` requests are kept in flight, `pipeline` of them on each connection (the
-//! node answers a connection's requests in order, so a connection can carry many at once). With `--rate`, requests are
-//! scheduled at fixed intervals and latency counts from the scheduled time, so a stall is
-//! charged to every request it delays (no coordinated omission).
+//! node answers a connection's requests in order, so a connection can carry many at once).
+//! With `--rate`, requests are scheduled at fixed intervals and a request held back by the
+//! system (no room on its connection at its time) counts from its scheduled time, so a
+//! stall is charged to every request it delays (no coordinated omission); one sent on time
+//! counts from when it was sent, so the client's own timer granularity (about a
+//! millisecond) is not charged to the system.
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
@@ -116,6 +119,17 @@ impl Plan {
             None => Some(now),
             Some(every) => Some(self.start + every.mul_f64(n as f64)),
         }
+    }
+}
+
+/// Wait for a request's scheduled time `at`; answers the instant its latency counts from:
+/// `at` when the request is late (the system held it back), else the moment it is sent.
+async fn start_at(at: Instant) -> Instant {
+    if at > Instant::now() {
+        tokio::time::sleep_until(at.into()).await;
+        Instant::now()
+    } else {
+        at
     }
 }
 
@@ -366,9 +380,7 @@ impl BenchConn {
                         break;
                     };
                     // Paced (--rate): a request due later waits for its time.
-                    if at > Instant::now() {
-                        tokio::time::sleep_until(at.into()).await;
-                    }
+                    let at = start_at(at).await;
                     out.extend_from_slice(line);
                     sent.borrow_mut().push_back(at);
                 }
@@ -459,7 +471,7 @@ mod broker {
     //! The broker alone: per request, publish (persistent, confirmed) to a durable queue; a
     //! consumer acks it and answers on a reply queue; the requester waits for the answer.
 
-    use super::{payload, BenchArgs, Plan, Shared};
+    use super::{payload, start_at, BenchArgs, Plan, Shared};
     use anyhow::{Context, Result};
     use futures_util::StreamExt;
     use lapin::options::*;
@@ -592,7 +604,7 @@ mod broker {
             requesters.push(tokio::spawn(async move {
                 let mut n = 0u64;
                 while let Some(at) = plan.next() {
-                    tokio::time::sleep_until(at.into()).await;
+                    let at = start_at(at).await;
                     n += 1;
                     let id = format!("{w}-{n}");
                     let (tx, rx) = oneshot::channel();

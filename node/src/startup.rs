@@ -220,6 +220,8 @@ impl Node {
                     workers,
                     uploader: uploader.clone(),
                     publisher: publisher.clone(),
+                    replies: replies.clone(),
+                    reply_queue: reply_queue.clone(),
                     storage: storage.clone(),
                     kinds: kinds.clone(),
                     tasks: task_settings.clone(),

@@ -7,7 +7,8 @@
 //! task whose row is already final is not run again, only answered and acked.
 
 use super::persister::{Persister, RecordOutcome, RecordOutcomes, RetryLater, StartTask};
-use super::publisher::{PublishReplies, PublishReply, Publisher, Republish, Target};
+use super::publisher::{PublishReplies, Publisher, Republish, Target};
+use super::replies::{LocalReplies, ReplyRouter};
 use super::uploader::{UploadFile, Uploader};
 use super::worker_pool::{RunBatch, RunError, RunTask, TaskInput, TaskOutput, Worker};
 use crate::amqp::{self, PayloadRef, TaskMessage};
@@ -28,6 +29,7 @@ use lapin::types::FieldTable;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Pause before handing a delivery back after a database failure, so an outage does not
 /// become a hot redelivery loop.
@@ -41,6 +43,10 @@ pub struct ConsumerDeps {
     pub workers: Addr<Worker>,
     pub uploader: Addr<Uploader>,
     pub publisher: Addr<Publisher>,
+    /// This node's reply router and reply queue: replies for tasks accepted here skip the
+    /// broker.
+    pub replies: Addr<ReplyRouter>,
+    pub reply_queue: String,
     pub storage: Storage,
     pub kinds: crate::kinds::Registry,
     pub tasks: Arc<TaskSettings>,
@@ -231,23 +237,43 @@ enum Handled {
     Requeue,
 }
 
-/// The reply for `task` (to the node waiting for it), if anyone waits.
-fn reply_for(deps: &ConsumerDeps, task: &TaskMessage, row: &TaskRow) -> Option<(String, Vec<u8>)> {
+/// The reply for `task` (its reply queue, id and task view as JSON), if anyone waits.
+fn reply_for(
+    deps: &ConsumerDeps,
+    task: &TaskMessage,
+    row: &TaskRow,
+) -> Option<(String, Uuid, Vec<u8>)> {
     let reply_to = task.reply_to.as_ref()?;
     let body = serde_json::to_vec(&view_of(row, &deps.storage)).ok()?;
-    Some((reply_to.clone(), body))
+    Some((reply_to.clone(), row.id, body))
+}
+
+/// Send replies to the nodes waiting for them: through the broker, or straight to this
+/// node's reply router for tasks it accepted itself. Unanswered: a lost reply costs its
+/// waiting session one poll of the task row.
+fn send_replies(deps: &ConsumerDeps, replies: Vec<(String, Uuid, Vec<u8>)>) {
+    let (local, remote): (Vec<_>, Vec<_>) = replies
+        .into_iter()
+        .partition(|(queue, _, _)| *queue == deps.reply_queue);
+    if !local.is_empty() {
+        let local = local
+            .into_iter()
+            .map(|(_, id, body)| (id, body.into()))
+            .collect();
+        deps.replies.do_send(LocalReplies(local));
+    }
+    if !remote.is_empty() {
+        let remote = remote
+            .into_iter()
+            .map(|(queue, _, body)| (queue, body))
+            .collect();
+        deps.publisher.do_send(PublishReplies(remote));
+    }
 }
 
 /// Answer the submitting node, if it waits for this task.
-async fn answer(deps: &ConsumerDeps, task: &TaskMessage, row: &TaskRow) {
-    let Some((queue, body)) = reply_for(deps, task, row) else {
-        return;
-    };
-    let sent = deps.publisher.send(PublishReply { queue, body }).await;
-    if !matches!(sent, Ok(Ok(()))) {
-        // The waiting session also polls the row, so it still gets its answer.
-        tracing::warn!(task = %row.id, "could not send reply");
-    }
+fn answer(deps: &ConsumerDeps, task: &TaskMessage, row: &TaskRow) {
+    send_replies(deps, reply_for(deps, task, row).into_iter().collect());
 }
 
 /// One delivery: a message of one or more tasks; acked once every task's outcome is
@@ -361,9 +387,7 @@ async fn process_quick(deps: &ConsumerDeps, tasks: &[&TaskMessage]) -> Vec<Handl
             }
         }
     }
-    if !replies.is_empty() {
-        deps.publisher.do_send(PublishReplies(replies));
-    }
+    send_replies(deps, replies);
     let more = futures_util::future::join_all(rest.into_iter().map(|(i, run)| async move {
         // Counted as an attempt now (it ran), then handled as any run.
         match start(deps, tasks[i]).await {
@@ -392,7 +416,7 @@ async fn start(deps: &ConsumerDeps, msg: &TaskMessage) -> Result<u32, Handled> {
         Ok(Ok(Start::Run(row))) => Ok(row.attempts.max(1) as u32),
         Ok(Ok(Start::AlreadyFinal(row))) => {
             tracing::info!(task = %id, status = %row.status, "redelivered task already finished; not run again");
-            answer(deps, msg, &row).await;
+            answer(deps, msg, &row);
             Err(Handled::Done)
         }
         Ok(Ok(Start::Missing)) => {
@@ -568,7 +592,7 @@ async fn write_outcome(deps: &ConsumerDeps, msg: &TaskMessage, outcome: Finish) 
         .await;
     match finished {
         Ok(Ok(Some(row))) => {
-            answer(deps, msg, &row).await;
+            answer(deps, msg, &row);
             Handled::Done
         }
         Ok(Ok(None)) => {

@@ -60,7 +60,7 @@ pub struct Publisher {
     pending_tasks: Vec<(TaskMessage, Waiter)>,
     task_publishes: usize,
     /// Replies waiting for the next reply message (queue, JSON body), and whether one is out.
-    pending_replies: Vec<(String, Vec<u8>, Option<Waiter>)>,
+    pending_replies: Vec<(String, Vec<u8>)>,
     replying: bool,
 }
 
@@ -118,19 +118,17 @@ impl Publisher {
             return;
         }
         self.replying = true;
-        let mut by_queue: std::collections::BTreeMap<String, (Vec<u8>, Vec<Waiter>)> =
-            Default::default();
-        for (queue, body, waiter) in self.pending_replies.drain(..) {
-            let (buf, waiters) = by_queue.entry(queue).or_default();
+        let mut by_queue: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+        for (queue, body) in self.pending_replies.drain(..) {
+            let buf = by_queue.entry(queue).or_default();
             buf.push(if buf.is_empty() { b'[' } else { b',' });
             buf.extend_from_slice(&body);
-            waiters.extend(waiter);
         }
         let channel = self.reply_channel.clone();
         async move {
-            for (queue, (mut body, waiters)) in by_queue {
+            for (queue, mut body) in by_queue {
                 body.push(b']');
-                let res = match &channel {
+                let sent = match &channel {
                     None => Err(PublishError::NotConnected),
                     Some(ch) => ch
                         .basic_publish(
@@ -144,8 +142,9 @@ impl Publisher {
                         .map(|_| ())
                         .map_err(|e| PublishError::Amqp(e.to_string())),
                 };
-                for w in waiters {
-                    let _ = w.send(res.clone());
+                if let Err(e) = sent {
+                    // The waiting sessions also poll the task rows, so they still get answers.
+                    tracing::warn!(%queue, error = %e, "could not send replies");
                 }
             }
         }
@@ -277,16 +276,9 @@ pub struct PublishTask {
     pub task: TaskMessage,
 }
 
-/// Send a finished task's view (a JSON object) to the node that accepted it.
-#[derive(Message)]
-#[rtype(result = "Result<(), PublishError>")]
-pub struct PublishReply {
-    pub queue: String,
-    pub body: Vec<u8>,
-}
-
-/// Several replies (reply queue, JSON body), sent like [`PublishReply`] but unanswered: a
-/// reply that is lost costs its waiting session one poll of the task row.
+/// Finished tasks' views (reply queue, JSON object) for the nodes that accepted them; those
+/// for one node share a message. Unanswered: a reply that is lost costs its waiting session
+/// one poll of the task row.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct PublishReplies(pub Vec<(String, Vec<u8>)>);
@@ -333,26 +325,12 @@ impl Handler<PublishTask> for Publisher {
     }
 }
 
-impl Handler<PublishReply> for Publisher {
-    type Result = ResponseFuture<Result<(), PublishError>>;
-
-    fn handle(&mut self, msg: PublishReply, ctx: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.pending_replies.push((msg.queue, msg.body, Some(tx)));
-        self.flush_replies(ctx);
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(PublishError::Amqp("publisher restarted".into())))
-        })
-    }
-}
-
 impl Handler<PublishReplies> for Publisher {
     type Result = ();
 
     fn handle(&mut self, msg: PublishReplies, ctx: &mut Context<Self>) {
         self.pending_replies
-            .extend(msg.0.into_iter().map(|(queue, body)| (queue, body, None)));
+            .extend(msg.0);
         self.flush_replies(ctx);
     }
 }

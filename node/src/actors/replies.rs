@@ -185,6 +185,23 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for ReplyRouter {
 #[rtype(result = "oneshot::Receiver<Bytes>")]
 pub struct Register(pub Uuid);
 
+/// Replies for tasks this node accepted and ran itself: (task id, task view as JSON).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LocalReplies(pub Vec<(Uuid, Bytes)>);
+
+impl Handler<LocalReplies> for ReplyRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: LocalReplies, _: &mut Context<Self>) {
+        for (id, json) in msg.0 {
+            if let Some(tx) = self.waiters.remove(&id) {
+                let _ = tx.send(json);
+            }
+        }
+    }
+}
+
 /// Stop waiting for `id` (the session gave up or the publish failed).
 #[derive(Message)]
 #[rtype(result = "()")]
