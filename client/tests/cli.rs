@@ -235,6 +235,32 @@ async fn bench_reports_what_it_ran_and_so_does_the_broker_baseline() {
         "{r}"
     );
 
+    // Pipelined: 10 requests in flight on each of 3 connections (the last one carries 5);
+    // every answer is matched to its request in order.
+    let o = taskctl(args(&[
+        "--server",
+        &server,
+        "--json",
+        "bench",
+        "--kind",
+        "upper",
+        "--concurrency",
+        "25",
+        "--pipeline",
+        "10",
+        "--total",
+        "500",
+    ]))
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    let p: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (p["completed"].clone(), p["errors"].clone()),
+        (500.into(), 0.into()),
+        "{p}"
+    );
+    assert_eq!(p["pipeline"], 10, "{p}");
+
     let o = taskctl(args(&[
         "--json",
         "bench",

@@ -329,8 +329,7 @@ impl Handler<PublishReplies> for Publisher {
     type Result = ();
 
     fn handle(&mut self, msg: PublishReplies, ctx: &mut Context<Self>) {
-        self.pending_replies
-            .extend(msg.0);
+        self.pending_replies.extend(msg.0);
         self.flush_replies(ctx);
     }
 }

@@ -247,3 +247,62 @@ async fn a_truncated_upload_is_not_a_task() {
         .unwrap();
     assert_eq!(n, 0, "no task from a truncated upload");
 }
+
+#[actix_rt::test]
+async fn pipelined_requests_are_served_together_and_answered_in_order() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n1", |s| s.workers.count = Some(2))
+        .await;
+    let mut c = node.connect().await;
+    // One write, many requests: a slow task first, then fast ones and non-task requests.
+    let started = std::time::Instant::now();
+    c.send_raw(b"sleep 600\nupper a\nPING\nSTATUS nope\nreverse abc\nsleep 600\nlower B\n")
+        .await;
+    let answers: Vec<serde_json::Value> = {
+        let mut v = Vec::new();
+        for _ in 0..7 {
+            v.push(c.recv().await);
+        }
+        v
+    };
+    // The two sleeps ran side by side, not one after the other.
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1150),
+        "pipelined requests were served one at a time ({:?})",
+        started.elapsed()
+    );
+    assert_eq!(answers[0]["kind"], "sleep", "{}", answers[0]);
+    assert_eq!(answers[0]["status"], "succeeded", "{}", answers[0]);
+    assert_eq!(answers[1]["result"], "A", "{}", answers[1]);
+    assert_eq!(answers[2]["pong"], true, "{}", answers[2]);
+    assert_eq!(answers[3]["error"], "malformed", "{}", answers[3]);
+    assert_eq!(answers[4]["result"], "cba", "{}", answers[4]);
+    assert_eq!(answers[5]["kind"], "sleep", "{}", answers[5]);
+    assert_eq!(answers[6]["result"], "b", "{}", answers[6]);
+    // The connection goes on as usual afterwards.
+    assert_eq!(c.call("upper after").await["result"], "AFTER");
+}
+
+#[actix_rt::test]
+async fn a_client_that_closes_its_side_still_gets_its_answers() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let stream = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    write
+        .write_all(b"upper one\nsleep 300\nupper two\n")
+        .await
+        .unwrap();
+    write.shutdown().await.unwrap();
+    let mut lines = tokio::io::BufReader::new(read).lines();
+    let mut got = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        got.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+    }
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0]["result"], "ONE");
+    assert_eq!(got[1]["status"], "succeeded");
+    assert_eq!(got[2]["result"], "TWO");
+}

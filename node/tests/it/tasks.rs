@@ -181,6 +181,11 @@ async fn task_accepted_on_a_and_run_on_b_answers_the_client_on_a() {
 }
 
 async fn publish_raw(env: &TestEnv, msg: &TaskMessage) {
+    publish_body(env, &serde_json::to_vec(msg).unwrap()).await;
+}
+
+/// Publish `body` on the task queue as a node would (persistent, confirmed).
+async fn publish_body(env: &TestEnv, body: &[u8]) {
     use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
     let conn = tasknode::amqp::connect(&tasknode::testing::amqp_url(), "test-raw")
         .await
@@ -193,7 +198,7 @@ async fn publish_raw(env: &TestEnv, msg: &TaskMessage) {
         "".into(),
         env.task_queue.as_str().into(),
         BasicPublishOptions::default(),
-        &serde_json::to_vec(msg).unwrap(),
+        body,
         lapin::BasicProperties::default().with_delivery_mode(2),
     )
     .await
@@ -273,4 +278,109 @@ async fn a_redelivered_or_duplicated_message_leaves_exactly_one_row() {
     let row = row(&env, &id).await;
     assert_eq!(row.result.as_deref(), Some(&b"derevileder"[..]));
     assert_eq!(row.attempts, 1, "the duplicate was not run again");
+}
+
+/// Wait until task `id` has a final row.
+async fn final_row(env: &TestEnv, id: Uuid) -> TaskRow {
+    for _ in 0..200 {
+        let mut conn = env.db().await;
+        let found: Option<TaskRow> = tasks::table
+            .find(id)
+            .select(TaskRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .unwrap();
+        if let Some(r) = found.filter(|r| r.status().is_final()) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("task {id} has no final row");
+}
+
+fn message(id: Uuid, kind: &str, payload: &[u8]) -> TaskMessage {
+    TaskMessage {
+        id,
+        kind: kind.into(),
+        payload: PayloadRef::Inline {
+            data: payload.to_vec(),
+        },
+        submitted_by: "elsewhere".into(),
+        reply_to: None,
+        accepted_at: None,
+    }
+}
+
+#[actix_rt::test]
+async fn a_task_whose_row_is_not_written_yet_is_run_and_recorded_whole() {
+    // A waiting submission's row is first written by the node that runs it: the message
+    // alone must be enough to make the whole row.
+    let env = TestEnv::new().await;
+    let _node = env.spawn_node("n1").await;
+    let (quick, slow) = (Uuid::now_v7(), Uuid::now_v7());
+    publish_raw(&env, &message(quick, "upper", b"no row yet")).await;
+    publish_raw(&env, &message(slow, "sleep", b"10")).await;
+
+    let row = final_row(&env, quick).await;
+    assert_eq!(row.status, "succeeded");
+    assert_eq!(row.result.as_deref(), Some(&b"NO ROW YET"[..]));
+    assert_eq!(row.payload.as_deref(), Some(&b"no row yet"[..]));
+    assert_eq!(row.kind, "upper");
+    assert_eq!(row.submitted_by, "elsewhere");
+    assert_eq!(row.node.as_deref(), Some("n1"));
+    assert_eq!(row.attempts, 1);
+    assert!(row.started_at.is_some() && row.finished_at >= row.started_at);
+
+    let row = final_row(&env, slow).await;
+    assert_eq!(row.status, "succeeded");
+    assert_eq!(row.kind, "sleep");
+    assert_eq!(row.attempts, 1);
+    assert!(row.started_at.is_some() && row.finished_at >= row.started_at);
+}
+
+#[actix_rt::test]
+async fn the_same_task_twice_in_one_message_makes_one_row() {
+    let env = TestEnv::new().await;
+    let _node = env.spawn_node("n1").await;
+    let id = Uuid::now_v7();
+    let m = message(id, "reverse", b"twice");
+    publish_body(&env, &serde_json::to_vec(&vec![m.clone(), m]).unwrap()).await;
+    let row = final_row(&env, id).await;
+    assert_eq!(row.status, "succeeded");
+    assert_eq!(row.result.as_deref(), Some(&b"eciwt"[..]));
+    assert_eq!(row.attempts, 1, "one outcome was written, not two");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(row_count(&env).await, 1);
+}
+
+#[actix_rt::test]
+async fn a_wait_that_times_out_leaves_a_row_to_ask_about() {
+    let env = TestEnv::new().await;
+    // Nobody runs tasks yet: the waiting submission times out with its task still queued.
+    let front = env
+        .spawn_node_with("front", |s| {
+            s.workers.count = Some(0);
+            s.listener.wait_timeout_secs = 1;
+        })
+        .await;
+    let mut c = front.connect().await;
+    let r = c.call("upper later").await;
+    assert_eq!(r["error"], "timeout", "{r}");
+    let id = r["id"]
+        .as_str()
+        .expect("the timeout names the task")
+        .to_string();
+    // The client now knows the id, so the task has a row to ask about.
+    let s = c.call(&format!("STATUS {id}")).await;
+    assert_eq!(s["status"], "queued", "{s}");
+
+    let _worker = env.spawn_node("worker").await;
+    let s = wait_final(&mut c, &id).await;
+    assert_eq!(s["status"], "succeeded", "{s}");
+    assert_eq!(c.call(&format!("RESULT {id}")).await["result"], "LATER");
+    let row = row(&env, &id).await;
+    assert_eq!(row.submitted_by, "front");
+    assert_eq!(row.node.as_deref(), Some("worker"));
+    assert_eq!(row.attempts, 1);
 }
