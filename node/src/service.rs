@@ -217,6 +217,13 @@ impl Services {
         mut rx: tokio::sync::oneshot::Receiver<Bytes>,
     ) -> Result<Answer, ServiceError> {
         let id = task.id;
+        // However this ends (also when the client goes away and this future is dropped),
+        // the reply router stops waiting for the task, unless its reply came.
+        let mut waiting = Waiting {
+            replies: &self.replies,
+            id,
+            armed: true,
+        };
         let deadline = tokio::time::Instant::now() + self.wait_timeout;
         let publish = self.publish(task.clone());
         tokio::pin!(publish);
@@ -228,26 +235,26 @@ impl Services {
             );
             tokio::select! {
                 reply = &mut rx, if reply_open => match reply {
-                    Ok(json) => return Ok(Answer::Json(json)),
+                    Ok(json) => {
+                        waiting.armed = false;
+                        return Ok(Answer::Json(json));
+                    }
                     Err(_) => reply_open = false,
                 },
                 published = &mut publish, if !confirmed => match published {
                     Ok(()) => confirmed = true,
                     Err(e) => {
                         tracing::warn!(task = %id, error = %e, "task not accepted");
-                        self.replies.do_send(Unregister(id));
                         return Err(ServiceError::NotAccepted(e));
                     }
                 },
                 _ = tick, if confirmed => {
                     if let Ok(Ok(Some(row))) = self.persister.send(GetTask(id)).await {
                         if row.status().is_final() {
-                            self.replies.do_send(Unregister(id));
                             return Ok(Answer::View(Box::new(view_of(&row, &self.storage))));
                         }
                     }
                     if tokio::time::Instant::now() >= deadline {
-                        self.replies.do_send(Unregister(id));
                         // The client now hears the id: make sure the row exists to ask about.
                         self.persister
                             .send(InsertTask { task })
@@ -387,6 +394,21 @@ impl Services {
         view.result_encoding = None;
         view.result_url = None;
         Ok(view)
+    }
+}
+
+/// A waiting submission's registration with the reply router, withdrawn when dropped.
+struct Waiting<'a> {
+    replies: &'a Addr<ReplyRouter>,
+    id: Uuid,
+    armed: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.replies.do_send(Unregister(self.id));
+        }
     }
 }
 

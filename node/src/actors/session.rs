@@ -33,8 +33,20 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use uuid::Uuid;
 
 /// Requests of one connection served at once; past this the connection is not read until
-/// the oldest is answered.
+/// the oldest is answered. A request weighs one slot, and one more per whole [`SLOT_BYTES`]
+/// of payload, so large requests pipeline less deep and a connection holds at most
+/// about `MAX_PIPELINED * SLOT_BYTES` (4 MiB) of requests in memory.
 pub const MAX_PIPELINED: usize = 128;
+const SLOT_BYTES: usize = 32 * 1024;
+
+/// The pipelining slots `req` takes.
+fn weight(req: &Request) -> u32 {
+    let bytes = match req {
+        Request::Submit { payload, .. } => payload.len(),
+        _ => 0,
+    };
+    (1 + bytes / SLOT_BYTES).min(MAX_PIPELINED) as u32
+}
 
 /// Per-connection limits, from `[listener]`.
 #[derive(Debug, Clone, Copy)]
@@ -137,13 +149,13 @@ impl Session {
             let (slots, queue) = mpsc::channel::<Slot>(MAX_PIPELINED + 1);
             let last_activity = Rc::new(Cell::new(Instant::now()));
             let sink = FramedWrite::new(write, LineCodec::new(limits.max_line, limits.max_payload));
-            let writer = actix::spawn(write_answers(
+            let writer = Writer {
                 sink,
-                queue,
-                limits.write_timeout,
-                last_activity.clone(),
-                ctx.address(),
-            ));
+                timeout: limits.write_timeout,
+                unflushed: false,
+                last_activity: last_activity.clone(),
+            };
+            let writer = actix::spawn(write_answers(writer, queue, ctx.address()));
             ctx.add_stream(FramedRead::new(
                 read,
                 LineCodec::new(limits.max_line, limits.max_payload),
@@ -161,19 +173,20 @@ impl Session {
         });
     }
 
-    /// Take a pipelining permit, then run `then`; with none free, stop reading until the
-    /// oldest pending request is answered (requests stay in order).
+    /// Take `slots` pipelining slots, then run `then`; with too few free, stop reading until
+    /// older requests are answered (requests stay in order).
     fn admit(
         &mut self,
         ctx: &mut Context<Self>,
+        slots: u32,
         then: impl FnOnce(&mut Self, &mut Context<Self>, OwnedSemaphorePermit) + 'static,
     ) {
-        match self.permits.clone().try_acquire_owned() {
+        match self.permits.clone().try_acquire_many_owned(slots) {
             Ok(permit) => then(self, ctx, permit),
             Err(_) => self
                 .permits
                 .clone()
-                .acquire_owned()
+                .acquire_many_owned(slots)
                 .into_actor(self)
                 .map(move |permit, act, ctx| match permit {
                     Ok(permit) => then(act, ctx, permit),
@@ -203,10 +216,18 @@ impl Session {
         close: bool,
         fut: impl Future<Output = Outbound> + 'static,
     ) {
-        let (tx, rx) = oneshot::channel();
+        let (mut tx, rx) = oneshot::channel();
         self.queue(ctx, Pending::One(rx), permit);
         actix::spawn(async move {
-            let _ = tx.send(Item::Out(fut.await));
+            // A connection that is gone takes no answers: stop working on this one (a waiting
+            // submission stops waiting; its task goes on).
+            let out = tokio::select! {
+                out = fut => Some(out),
+                _ = tx.closed() => None,
+            };
+            if let Some(out) = out {
+                let _ = tx.send(Item::Out(out));
+            }
         });
         if close {
             // Take nothing more from this client; what is queued is still answered.
@@ -505,7 +526,7 @@ impl Actor for Session {
                     format!("no request for {secs}s; closing the connection"),
                     None,
                 );
-                act.admit(ctx, move |act, ctx, permit| {
+                act.admit(ctx, 1, move |act, ctx, permit| {
                     act.answer(ctx, permit, line, true)
                 });
             }
@@ -543,82 +564,95 @@ impl Handler<WriterGone> for Session {
     }
 }
 
+impl Pending {
+    /// The next item if it is there: `Some(None)` when the answer is complete.
+    fn try_next(&mut self) -> Option<Option<Item>> {
+        match self {
+            Pending::One(rx) => match rx.try_recv() {
+                Ok(item) => Some(Some(item)),
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => Some(None),
+            },
+            Pending::Stream(rx) => match rx.try_recv() {
+                Ok(item) => Some(Some(item)),
+                Err(mpsc::error::TryRecvError::Empty) => None,
+                Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
+            },
+        }
+    }
+
+    /// Wait for the next item; `None` when the answer is complete.
+    async fn next(&mut self) -> Option<Item> {
+        match self {
+            Pending::One(rx) => rx.await.ok(),
+            Pending::Stream(rx) => rx.recv().await,
+        }
+    }
+}
+
+/// The writing side of a connection: buffers answers, sends them when the next one is not
+/// ready yet, and gives up when the client does not take them within `timeout`.
+struct Writer {
+    sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, LineCodec>,
+    timeout: Duration,
+    unflushed: bool,
+    last_activity: Rc<Cell<Instant>>,
+}
+
+impl Writer {
+    async fn feed(&mut self, out: Outbound) -> bool {
+        self.unflushed = true;
+        matches!(
+            tokio::time::timeout(self.timeout, self.sink.feed(out)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    async fn flush(&mut self) -> bool {
+        if !self.unflushed {
+            return true;
+        }
+        self.unflushed = false;
+        self.last_activity.set(Instant::now());
+        matches!(
+            tokio::time::timeout(self.timeout, self.sink.flush()).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
 /// Write the answers of `queue`'s slots in order, many per write when they are ready
 /// together. Ends on `Item::Close`, when the session is gone, or when a write does not
-/// complete within `timeout` (the client does not read); then tells the session.
-async fn write_answers(
-    mut sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, LineCodec>,
-    mut queue: mpsc::Receiver<Slot>,
-    timeout: Duration,
-    last_activity: Rc<Cell<Instant>>,
-    session: Addr<Session>,
-) {
-    let mut unflushed = false;
+/// complete within the write timeout (the client does not read); then tells the session.
+async fn write_answers(mut out: Writer, mut queue: mpsc::Receiver<Slot>, session: Addr<Session>) {
     'slots: loop {
         let mut slot = match queue.try_recv() {
             Ok(slot) => slot,
             Err(mpsc::error::TryRecvError::Empty) => {
-                if unflushed {
-                    if !matches!(
-                        tokio::time::timeout(timeout, sink.flush()).await,
-                        Ok(Ok(()))
-                    ) {
-                        break 'slots;
-                    }
-                    unflushed = false;
-                    last_activity.set(Instant::now());
+                if !out.flush().await {
+                    break;
                 }
                 match queue.recv().await {
                     Some(slot) => slot,
-                    None => break 'slots,
+                    None => break,
                 }
             }
-            Err(mpsc::error::TryRecvError::Disconnected) => break 'slots,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
         loop {
-            let ready = match &mut slot.answer {
-                Pending::One(rx) => match rx.try_recv() {
-                    Ok(item) => Some(Some(item)),
-                    Err(oneshot::error::TryRecvError::Empty) => None,
-                    Err(oneshot::error::TryRecvError::Closed) => Some(None),
-                },
-                Pending::Stream(rx) => match rx.try_recv() {
-                    Ok(item) => Some(Some(item)),
-                    Err(mpsc::error::TryRecvError::Empty) => None,
-                    Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
-                },
-            };
-            let item = match ready {
+            let item = match slot.answer.try_next() {
                 Some(item) => item,
-                None => {
-                    // Not ready: send what is written so far, then wait for it.
-                    if unflushed {
-                        if !matches!(
-                            tokio::time::timeout(timeout, sink.flush()).await,
-                            Ok(Ok(()))
-                        ) {
-                            break 'slots;
-                        }
-                        unflushed = false;
-                        last_activity.set(Instant::now());
-                    }
-                    match &mut slot.answer {
-                        Pending::One(rx) => rx.await.ok(),
-                        Pending::Stream(rx) => rx.recv().await,
-                    }
-                }
+                // Not ready: send what is written so far, then wait for it.
+                None if out.flush().await => slot.answer.next().await,
+                None => break 'slots,
             };
             match item {
                 None => break,
                 Some(Item::Close) => break 'slots,
-                Some(Item::Out(out)) => {
-                    if !matches!(
-                        tokio::time::timeout(timeout, sink.feed(out)).await,
-                        Ok(Ok(()))
-                    ) {
+                Some(Item::Out(item)) => {
+                    if !out.feed(item).await {
                         break 'slots;
                     }
-                    unflushed = true;
                     if matches!(slot.answer, Pending::One(_)) {
                         break;
                     }
@@ -626,7 +660,7 @@ async fn write_answers(
             }
         }
     }
-    let _ = tokio::time::timeout(timeout, sink.close()).await;
+    let _ = tokio::time::timeout(out.timeout, out.sink.close()).await;
     session.do_send(WriterGone);
 }
 
@@ -634,13 +668,15 @@ impl StreamHandler<Result<Inbound, std::io::Error>> for Session {
     fn handle(&mut self, item: Result<Inbound, std::io::Error>, ctx: &mut Context<Self>) {
         self.last_activity.set(Instant::now());
         match item {
-            Ok(Inbound::Request(Ok(req))) => self.admit(ctx, move |act, ctx, permit| {
-                act.handle_request(req, permit, ctx)
-            }),
+            Ok(Inbound::Request(Ok(req))) => {
+                self.admit(ctx, weight(&req), move |act, ctx, permit| {
+                    act.handle_request(req, permit, ctx)
+                })
+            }
             Ok(Inbound::Request(Err(e))) => {
                 let fatal = matches!(e, ProtocolError::PayloadTooLarge { .. });
                 let line = error_line(e.code(), &e, None);
-                self.admit(ctx, move |act, ctx, permit| {
+                self.admit(ctx, 1, move |act, ctx, permit| {
                     act.answer(ctx, permit, line, fatal)
                 });
             }
@@ -658,5 +694,31 @@ impl StreamHandler<Result<Inbound, std::io::Error>> for Session {
         // ends the session). An unfinished PUT is aborted by dropping its sender.
         self.upload = None;
         self.close_after_answers();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submit(bytes: usize) -> Request {
+        Request::Submit {
+            kind: "echo".into(),
+            payload: vec![b'x'; bytes],
+            wait: true,
+        }
+    }
+
+    #[test]
+    fn large_requests_pipeline_less_deep() {
+        assert_eq!(weight(&Request::Ping), 1);
+        assert_eq!(weight(&submit(16)), 1);
+        assert_eq!(weight(&submit(SLOT_BYTES - 1)), 1);
+        assert_eq!(weight(&submit(SLOT_BYTES)), 2);
+        assert_eq!(weight(&submit(10 * SLOT_BYTES + 1)), 11);
+        // A line of the largest size still fits (it waits for the connection to drain).
+        assert_eq!(weight(&submit(64 * 1024 * 1024)), MAX_PIPELINED as u32);
+        // What a connection can hold in requests stays bounded.
+        assert!(MAX_PIPELINED * SLOT_BYTES <= 4 * 1024 * 1024);
     }
 }
