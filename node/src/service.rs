@@ -174,7 +174,8 @@ impl Services {
             accepted_at: Some(chrono::Utc::now()),
         };
         if wait {
-            let rx = self.replies.send(Register(id)).await.map_err(mailbox)?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.replies.do_send(Register(id, tx));
             return self.wait_for(task, rx).await;
         }
         self.persister

@@ -15,11 +15,13 @@ use crate::amqp::{self, PayloadRef, TaskMessage};
 use crate::config::TaskSettings;
 use crate::db::models::{Finish, TaskRow};
 use crate::db::tasks::Start;
+use crate::kinds::TaskKind;
 use crate::protocol::TaskStatus;
 use crate::service::view_of;
 use crate::storage::Storage;
 use crate::supervision::{Link, RestartBudget};
 use actix::prelude::*;
+use bytes::Bytes;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
@@ -297,11 +299,16 @@ async fn process(delivery: Delivery, deps: ConsumerDeps) {
             return;
         }
     };
-    let (quick, slow): (Vec<&TaskMessage>, Vec<&TaskMessage>) = tasks
-        .iter()
-        .partition(|t| !delivery.redelivered && deps.quick_kind(t).is_some());
+    let mut quick = Vec::new();
+    let mut slow = Vec::new();
+    for task in &tasks {
+        match deps.quick_kind(task).filter(|_| !delivery.redelivered) {
+            Some((kind, input)) => quick.push((task, kind, input)),
+            None => slow.push(task),
+        }
+    }
     let (quick, slow) = futures_util::future::join(
-        process_quick(&deps, &quick),
+        process_quick(&deps, quick),
         futures_util::future::join_all(slow.iter().map(|task| process_task(&deps, task))),
     )
     .await;
@@ -312,29 +319,34 @@ async fn process(delivery: Delivery, deps: ConsumerDeps) {
     }
 }
 
+/// A task that can run in a batch, with its kind and input.
+type Quick<'a> = (&'a TaskMessage, Arc<dyn TaskKind>, Bytes);
+
 impl ConsumerDeps {
-    /// The kind of `task` if it can run in a batch: bounded, with an inline payload.
-    fn quick_kind(&self, task: &TaskMessage) -> Option<Arc<dyn crate::kinds::TaskKind>> {
-        match task.payload {
-            PayloadRef::Inline { .. } => self.kinds.get(&task.kind).filter(|k| k.bounded()),
+    /// The kind and input of `task` if it can run in a batch: a bounded kind with an inline
+    /// payload.
+    fn quick_kind(&self, task: &TaskMessage) -> Option<(Arc<dyn TaskKind>, Bytes)> {
+        match &task.payload {
+            PayloadRef::Inline { data } => self
+                .kinds
+                .get(&task.kind)
+                .filter(|k| k.bounded())
+                .map(|k| (k, Bytes::copy_from_slice(data))),
             PayloadRef::Object { .. } => None,
         }
     }
 }
 
 /// Run quick tasks as one batch on a worker, write their outcomes in one go, answer them.
-async fn process_quick(deps: &ConsumerDeps, tasks: &[&TaskMessage]) -> Vec<Handled> {
-    if tasks.is_empty() {
+async fn process_quick(deps: &ConsumerDeps, quick: Vec<Quick<'_>>) -> Vec<Handled> {
+    if quick.is_empty() {
         return Vec::new();
     }
     let started_at = chrono::Utc::now();
-    let batch = tasks
-        .iter()
-        .filter_map(|t| match (&t.payload, deps.quick_kind(t)) {
-            (PayloadRef::Inline { data }, Some(kind)) => Some((kind, data.clone().into())),
-            _ => None,
-        })
-        .collect();
+    let (tasks, batch): (Vec<&TaskMessage>, Vec<_>) = quick
+        .into_iter()
+        .map(|(task, kind, input)| (task, (kind, input)))
+        .unzip();
     let runs = deps
         .workers
         .send(RunBatch(batch))
@@ -388,11 +400,14 @@ async fn process_quick(deps: &ConsumerDeps, tasks: &[&TaskMessage]) -> Vec<Handl
         }
     }
     send_replies(deps, replies);
-    let more = futures_util::future::join_all(rest.into_iter().map(|(i, run)| async move {
-        // Counted as an attempt now (it ran), then handled as any run.
-        match start(deps, tasks[i]).await {
-            Ok(attempt) => (i, conclude(deps, tasks[i], attempt, run).await),
-            Err(done) => (i, done),
+    let more = futures_util::future::join_all(rest.into_iter().map(|(i, run)| {
+        let task = tasks[i];
+        async move {
+            // Counted as an attempt now (it ran), then handled as any run.
+            match start(deps, task).await {
+                Ok(attempt) => (i, conclude(deps, task, attempt, run).await),
+                Err(done) => (i, done),
+            }
         }
     }))
     .await;

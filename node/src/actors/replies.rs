@@ -180,10 +180,11 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for ReplyRouter {
     }
 }
 
-/// Wait for the reply to task `id`: its task view, as JSON.
+/// Wait for the reply to task `id`: its task view, as JSON, goes to the sender. Sent with
+/// `do_send` before the task is published, so it is always handled before the reply.
 #[derive(Message)]
-#[rtype(result = "oneshot::Receiver<Bytes>")]
-pub struct Register(pub Uuid);
+#[rtype(result = "()")]
+pub struct Register(pub Uuid, pub oneshot::Sender<Bytes>);
 
 /// Replies for tasks this node accepted and ran itself: (task id, task view as JSON).
 #[derive(Message)]
@@ -208,12 +209,10 @@ impl Handler<LocalReplies> for ReplyRouter {
 pub struct Unregister(pub Uuid);
 
 impl Handler<Register> for ReplyRouter {
-    type Result = MessageResult<Register>;
+    type Result = ();
 
-    fn handle(&mut self, msg: Register, _: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        self.waiters.insert(msg.0, tx);
-        MessageResult(rx)
+    fn handle(&mut self, msg: Register, _: &mut Context<Self>) {
+        self.waiters.insert(msg.0, msg.1);
     }
 }
 
