@@ -36,9 +36,6 @@ pub async fn connect_pool(url: &str, size: u32) -> Result<DbPool, DbError> {
         .max_size(size)
         .connection_timeout(Duration::from_secs(5))
         .test_on_check_out(false)
-        // The most recently used connection first: under light load one warm backend
-        // serves everything (its statements prepared, its process awake).
-        .queue_strategy(bb8::QueueStrategy::Lifo)
         .build(manager)
         .await
         .map_err(|e| DbError::Connect(e.to_string()))
