@@ -102,37 +102,30 @@ impl Storage {
         format!("{}{}", self.key_prefix, name)
     }
 
-    /// Create the bucket unless it exists.
+    /// Create the bucket unless it exists. Nodes starting together race to create it: a
+    /// node that loses sees an error (`BucketAlreadyOwnedByYou`, or a server error from a
+    /// store that raced on it), which is fine once the bucket is there.
     pub async fn ensure_bucket(&self) -> Result<(), StorageError> {
-        let head = self
-            .client
-            .head_bucket(HeadBucketRequest {
-                bucket: self.bucket.clone(),
-                ..Default::default()
-            })
-            .await;
-        if head.is_ok() {
+        if self.reachable().await {
             return Ok(());
         }
-        match self
+        let created = self
             .client
             .create_bucket(CreateBucketRequest {
                 bucket: self.bucket.clone(),
                 ..Default::default()
             })
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let text = format!("{e:?}");
-                if text.contains("BucketAlreadyOwnedByYou") || text.contains("BucketAlreadyExists")
-                {
-                    Ok(())
-                } else {
-                    Err(s3_err(e))
-                }
+            .await;
+        let Err(e) = created else {
+            return Ok(());
+        };
+        for pause in [0, 50, 200, 500] {
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            if self.reachable().await {
+                return Ok(());
             }
         }
+        Err(s3_err(e))
     }
 
     /// Whether the bucket answers (for health checks).

@@ -153,11 +153,6 @@ impl Op {
             }
         })
     }
-
-    /// Whether a batch of only this op's kind is one statement, needing no transaction.
-    fn single_statement(&self) -> bool {
-        matches!(self, Op::Insert { .. } | Op::Record { .. })
-    }
 }
 
 impl Reply {
@@ -187,9 +182,8 @@ async fn run_batch(pool: DbPool, batch: Vec<Pending>) {
     };
     let ops: Vec<&Op> = batch.iter().map(|p| &p.op).collect();
     // Inserts alone, or outcomes of this node alone, are one statement: no BEGIN/COMMIT.
-    let one_statement = ops.iter().all(|op| op.single_statement())
-        && (ops.iter().all(|op| matches!(op, Op::Insert { .. }))
-            || ops.iter().all(|op| matches!(op, Op::Record { .. })));
+    let one_statement = ops.iter().all(|op| matches!(op, Op::Insert { .. }))
+        || ops.iter().all(|op| matches!(op, Op::Record { .. }));
     let together = if one_statement {
         run_set_based(&mut conn, &ops).await
     } else {
