@@ -297,10 +297,11 @@ pub async fn record_many(
         .bind::<Array<Nullable<Timestamptz>>, _>(&started)
         .load(conn)
         .await?;
+    let by_id: HashMap<Uuid, &Outcome<'_>> = unique.iter().map(|o| (o.task.id, *o)).collect();
     let mut rows: HashMap<Uuid, TaskRow> = HashMap::with_capacity(items.len());
     let mut mine = std::collections::HashSet::with_capacity(written.len());
     for w in written {
-        let Some(o) = unique.iter().find(|o| o.task.id == w.id) else {
+        let Some(o) = by_id.get(&w.id) else {
             continue;
         };
         mine.insert(w.id);
