@@ -326,7 +326,7 @@ fn run_nodes(
     })
 }
 
-/// A bench connection: one request line out, one answer line back.
+/// A bench connection: request lines out, answer lines back in the same order.
 struct BenchConn {
     server: String,
     reader: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
@@ -441,9 +441,8 @@ impl BenchConn {
 
 /// Connect to the first of `servers` that accepts, trying from index `start` on.
 async fn connect_from(servers: &[String], start: usize) -> Result<BenchConn> {
-    let n = servers.len().max(1);
     let mut errors = Vec::new();
-    for server in servers.iter().cycle().skip(start % n).take(servers.len()) {
+    for server in crate::connection::rotation(servers, start) {
         let attempt = tokio::time::timeout(
             Duration::from_secs(3),
             tokio::net::TcpStream::connect(server.as_str()),

@@ -32,8 +32,7 @@ impl Conn {
     /// Connect to the first of `servers` that accepts, trying from index `start` on.
     pub fn connect_from(servers: &[String], start: usize) -> Result<Conn> {
         let mut errors = Vec::new();
-        let n = servers.len().max(1);
-        for server in servers.iter().cycle().skip(start % n).take(servers.len()) {
+        for server in rotation(servers, start) {
             match Self::connect(server) {
                 Ok(c) => return Ok(c),
                 Err(e) => errors.push(format!("{server}: {e:#}")),
@@ -131,6 +130,12 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// Each of `servers` once, starting at index `start` (modulo their number).
+pub fn rotation(servers: &[String], start: usize) -> impl Iterator<Item = &String> {
+    let n = servers.len().max(1);
+    servers.iter().cycle().skip(start % n).take(servers.len())
 }
 
 /// A starting index that differs between processes and calls.

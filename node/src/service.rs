@@ -174,9 +174,7 @@ impl Services {
             accepted_at: Some(chrono::Utc::now()),
         };
         if wait {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            self.replies.do_send(Register(id, tx));
-            return self.wait_for(task, rx).await;
+            return self.wait_for(task).await;
         }
         self.persister
             .send(InsertTask { task: task.clone() })
@@ -212,12 +210,10 @@ impl Services {
     /// Publish `task` and wait for its reply (checking its row now and then, which also
     /// covers a lost reply) up to the wait timeout. A reply can come before the broker's
     /// confirm: it carries a result already written, so it is answered at once.
-    async fn wait_for(
-        &self,
-        task: TaskMessage,
-        mut rx: tokio::sync::oneshot::Receiver<Bytes>,
-    ) -> Result<Answer, ServiceError> {
+    async fn wait_for(&self, task: TaskMessage) -> Result<Answer, ServiceError> {
         let id = task.id;
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.replies.do_send(Register(id, tx));
         // However this ends (also when the client goes away and this future is dropped),
         // the reply router stops waiting for the task, unless its reply came.
         let mut waiting = Waiting {

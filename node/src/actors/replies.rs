@@ -106,6 +106,13 @@ impl ReplyRouter {
             .spawn(ctx);
     }
 
+    /// Hand task `id`'s view to the session waiting for it, if one still waits.
+    fn wake(&mut self, id: Uuid, json: Bytes) {
+        if let Some(tx) = self.waiters.remove(&id) {
+            let _ = tx.send(json);
+        }
+    }
+
     /// A reply message: a JSON array of task views (or one view). Each view goes to its
     /// waiting session as the JSON the running node wrote, which is what the client gets.
     fn deliver(&mut self, delivery: Delivery) {
@@ -129,9 +136,7 @@ impl ReplyRouter {
                 tracing::warn!("reply without a task id dropped");
                 continue;
             };
-            if let Some(tx) = self.waiters.remove(&id) {
-                let _ = tx.send(Bytes::copy_from_slice(view.get().as_bytes()));
-            }
+            self.wake(id, Bytes::copy_from_slice(view.get().as_bytes()));
         }
     }
 }
@@ -196,9 +201,7 @@ impl Handler<LocalReplies> for ReplyRouter {
 
     fn handle(&mut self, msg: LocalReplies, _: &mut Context<Self>) {
         for (id, json) in msg.0 {
-            if let Some(tx) = self.waiters.remove(&id) {
-                let _ = tx.send(json);
-            }
+            self.wake(id, json);
         }
     }
 }

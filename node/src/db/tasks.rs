@@ -259,8 +259,8 @@ pub async fn record_many(
     }
     // One statement may not update a row twice: a task that is in the batch twice (two
     // deliveries of one message) is written once, and its other copies see that row.
-    let mut seen = std::collections::HashSet::new();
-    let unique: Vec<&Outcome<'_>> = items.iter().filter(|o| seen.insert(o.task.id)).collect();
+    let by_id: HashMap<Uuid, &Outcome<'_>> = items.iter().map(|o| (o.task.id, o)).collect();
+    let unique: Vec<&Outcome<'_>> = by_id.values().copied().collect();
     let now = Utc::now();
     let ids: Vec<Uuid> = unique.iter().map(|o| o.task.id).collect();
     let kinds: Vec<&str> = unique.iter().map(|o| o.task.kind).collect();
@@ -297,14 +297,11 @@ pub async fn record_many(
         .bind::<Array<Nullable<Timestamptz>>, _>(&started)
         .load(conn)
         .await?;
-    let by_id: HashMap<Uuid, &Outcome<'_>> = unique.iter().map(|o| (o.task.id, *o)).collect();
     let mut rows: HashMap<Uuid, TaskRow> = HashMap::with_capacity(items.len());
-    let mut mine = std::collections::HashSet::with_capacity(written.len());
     for w in written {
         let Some(o) = by_id.get(&w.id) else {
             continue;
         };
-        mine.insert(w.id);
         rows.insert(
             w.id,
             o.row_as_written(node, now, w.attempts, w.created_at, w.started_at),
@@ -313,7 +310,7 @@ pub async fn record_many(
     // Finished by another delivery first (or a second copy in this batch): that row stands.
     let rest: Vec<Uuid> = ids
         .iter()
-        .filter(|id| !mine.contains(id))
+        .filter(|id| !rows.contains_key(id))
         .copied()
         .collect();
     rows.extend(read_many(conn, &rest).await?);
