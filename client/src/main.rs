@@ -1,11 +1,12 @@
 //! `taskctl`: send work to a tasknode fleet.
 //!
-//! Speaks the node's line protocol over plain TCP. With several `--server` addresses it uses
-//! the first that accepts a connection. Exit status: 0 on success, 1 when the task failed or
-//! a node answered an error, 3 when no node could be reached (2 is clap's usage error).
+//! Speaks the node's line protocol through the typed client of `tasknode-protocol`. With
+//! several `--server` addresses it uses the first that accepts a connection. Exit status: 0
+//! on success, 1 when the task failed or a node answered an error, 3 when no node could be
+//! reached (2 is clap's usage error).
 
 mod bench;
-mod connection;
+mod progress;
 
 /// Many small allocations per request, freed on other threads: mimalloc copes better than
 /// the system allocator.
@@ -13,13 +14,12 @@ mod connection;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{anyhow, Context};
-use base64::Engine;
 use clap::{Parser, Subcommand};
-use connection::{Conn, Reply};
-use serde_json::Value;
-use std::io::Write;
-use std::path::PathBuf;
+use progress::Progress;
+use protocol::{Check, Client, ClientError, TaskStatus, TaskView};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use uuid::Uuid;
 
 #[derive(Parser)]
 #[command(name = "taskctl", version, about = "Send tasks to tasknode nodes")]
@@ -34,7 +34,7 @@ struct Cli {
         global = true
     )]
     servers: Vec<String>,
-    /// Print the node's JSON response lines instead of human output.
+    /// Print the node's JSON answers instead of human output.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -99,9 +99,26 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Refused(line) => Failure::Task(line.to_string()),
+            ClientError::Unreachable(_) => Failure::Unreachable(e.to_string()),
+            other => Failure::Other(other.into()),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    let outcome = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(run(cli)),
+        Err(e) => Err(Failure::Other(e.into())),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Task(msg)) => {
             eprintln!("error: {msg}");
@@ -118,17 +135,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), Failure> {
+fn task_id(text: &str) -> Result<Uuid, Failure> {
+    Uuid::parse_str(text.trim())
+        .map_err(|_| Failure::Task(format!("`{text}` is not a task id (a UUID) (malformed)")))
+}
+
+/// Print `value` as one JSON line.
+fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    println!("{}", serde_json::to_string(value).context("encoding JSON")?);
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::Bench(args) = &cli.command {
-        let report = bench::run(args, &cli.servers, cli.json)?;
+        let (args, servers, json) = (args.clone(), cli.servers.clone(), cli.json);
+        // The benchmark drives its own runtimes.
+        let report = tokio::task::spawn_blocking(move || bench::run(&args, &servers, json))
+            .await
+            .context("benchmark thread")??;
         let errors = report["errors"].as_u64().unwrap_or(0);
         if errors > 0 {
             return Err(Failure::Task(format!("benchmark had {errors} errors")));
         }
         return Ok(());
     }
-    let mut conn =
-        Conn::connect_any(&cli.servers).map_err(|e| Failure::Unreachable(e.to_string()))?;
+    let mut conn = Client::connect_any(&cli.servers, spread_start(cli.servers.len())).await?;
     let json = cli.json;
     match cli.command {
         Command::Submit {
@@ -138,10 +169,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             no_wait,
             output,
         } => {
-            let reply = match file {
-                Some(path) => conn.put_file(&kind, &path, !no_wait)?,
+            let view = match file {
+                Some(path) => put_file(&mut conn, &kind, &path, !no_wait).await?,
                 None => {
-                    let text = if payload.len() == 1 && payload[0] == "-" {
+                    let bytes = if payload.len() == 1 && payload[0] == "-" {
                         let mut buf = Vec::new();
                         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
                             .context("reading standard input")?;
@@ -149,121 +180,105 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     } else {
                         payload.join(" ").into_bytes()
                     };
-                    conn.submit(&kind, &text, !no_wait)?
+                    conn.submit(&kind, &bytes, !no_wait).await?
                 }
             };
+            if no_wait && json {
+                return print_json(&view);
+            }
             if no_wait {
-                let v = expect_ok(reply.json)?;
-                if json {
-                    println!("{v}");
-                } else {
-                    println!("{}", str_field(&v, "id"));
-                }
+                println!("{}", view.id);
                 return Ok(());
             }
-            print_result(&mut conn, reply.json, json, output.as_deref())
+            print_result(&mut conn, view, json, output.as_deref()).await
         }
         Command::Status { id } => {
-            let v = expect_ok(conn.call(&format!("STATUS {id}"))?.json)?;
+            let v = conn.status(task_id(&id)?).await?;
             if json {
-                println!("{v}");
-            } else {
-                for key in [
-                    "id",
-                    "kind",
-                    "status",
-                    "node",
-                    "attempts",
-                    "result_size",
-                    "message",
-                ] {
-                    if let Some(value) = v.get(key).filter(|x| !x.is_null()) {
-                        let text = value
-                            .as_str()
-                            .map(str::to_string)
-                            .unwrap_or(value.to_string());
-                        println!("{key}: {text}");
-                    }
+                return print_json(&v);
+            }
+            println!("id: {}\nkind: {}\nstatus: {}", v.id, v.kind, v.status);
+            let optional = [
+                ("node", v.node.clone()),
+                ("attempts", v.attempts.map(|n| n.to_string())),
+                ("result_size", v.result_size.map(|n| n.to_string())),
+                ("message", v.message.clone()),
+            ];
+            for (key, value) in optional {
+                if let Some(value) = value {
+                    println!("{key}: {value}");
                 }
             }
             Ok(())
         }
         Command::Result { id, output } => {
-            let reply = conn.call(&format!("RESULT {id}"))?;
-            match reply.body {
+            let view = conn.result(task_id(&id)?).await?;
+            match view.bytes {
                 Some(n) => {
                     if json {
                         // The JSON carries result_url; the raw bytes go only to a file.
-                        println!("{}", reply.json);
+                        print_json(&view)?;
                         if output.is_none() {
                             return Ok(());
                         }
                     }
-                    copy_body(&mut conn, n, output.as_deref(), json)
+                    copy_body(&mut conn, n, output.as_deref(), json).await
                 }
-                None => print_result(&mut conn, reply.json, json, output.as_deref()),
+                None => print_result(&mut conn, view, json, output.as_deref()).await,
             }
         }
         Command::Dead { limit } => {
-            let v = expect_ok(conn.call(&format!("DEAD {limit}"))?.json)?;
+            let list = conn.dead(limit).await?;
             if json {
-                println!("{v}");
-            } else {
-                let dead = v["dead"].as_array().cloned().unwrap_or_default();
-                if dead.is_empty() {
-                    println!("no dead tasks");
-                }
-                for t in dead {
-                    println!(
-                        "{}  {:<10} attempts={}  {}",
-                        str_field(&t, "id"),
-                        str_field(&t, "kind"),
-                        t["attempts"],
-                        str_field(&t, "message")
-                    );
-                }
+                return print_json(&list);
+            }
+            if list.dead.is_empty() {
+                println!("no dead tasks");
+            }
+            for t in list.dead {
+                let message = t.message.unwrap_or_default();
+                println!(
+                    "{}  {:<10} attempts={}  {message}",
+                    t.id, t.kind, t.attempts
+                );
             }
             Ok(())
         }
         Command::Retry { id } => {
-            let v = expect_ok(conn.call(&format!("RETRY {id}"))?.json)?;
+            let v = conn.retry(task_id(&id)?).await?;
             if json {
-                println!("{v}");
-            } else {
-                println!("{} queued again", str_field(&v, "id"));
+                return print_json(&v);
             }
+            println!("{} queued again", v.id);
             Ok(())
         }
         Command::Kinds => {
-            let v = expect_ok(conn.call("KINDS")?.json)?;
+            let list = conn.kinds().await?;
             if json {
-                println!("{v}");
-            } else {
-                for k in v["kinds"].as_array().cloned().unwrap_or_default() {
-                    println!("{:<10} {}", str_field(&k, "name"), str_field(&k, "about"));
-                }
+                return print_json(&list);
+            }
+            for k in list.kinds {
+                println!("{:<10} {}", k.name, k.about);
             }
             Ok(())
         }
         Command::Ping => {
-            let v = expect_ok(conn.call("PING")?.json)?;
+            let p = conn.ping().await?;
             if json {
-                println!("{v}");
+                print_json(&p)?;
             } else {
+                let word = |c: Check| if c == Check::Ok { "ok" } else { "down" };
                 println!(
                     "pong from {} ({}): amqp {}, postgres {}, s3 {}",
-                    str_field(&v, "node"),
+                    p.node,
                     conn.server(),
-                    str_field(&v, "amqp"),
-                    str_field(&v, "postgres"),
-                    str_field(&v, "s3")
+                    word(p.amqp),
+                    word(p.postgres),
+                    word(p.s3)
                 );
             }
-            if v["healthy"] == false {
-                return Err(Failure::Task(format!(
-                    "{} is unhealthy",
-                    str_field(&v, "node")
-                )));
+            if !p.healthy {
+                return Err(Failure::Task(format!("{} is unhealthy", p.node)));
             }
             Ok(())
         }
@@ -271,107 +286,101 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn str_field(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+/// A starting index that differs between processes and calls, so many clients spread over
+/// the fleet.
+fn spread_start(n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as usize)
+        .unwrap_or(0);
+    (nanos ^ std::process::id() as usize) % n
 }
 
-/// An `{"error":..}` line becomes a failure (unless it describes a failed task, handled later).
-fn expect_ok(v: Value) -> Result<Value, Failure> {
-    let task_outcome = matches!(
-        v.get("status").and_then(Value::as_str),
-        Some("failed" | "dead")
-    );
-    if v.get("error").is_some() && !task_outcome {
-        return Err(Failure::Task(format!(
-            "{} ({})",
-            str_field(&v, "message"),
-            str_field(&v, "error")
-        )));
-    }
-    Ok(v)
+/// Send a file with `PUT`, streamed, showing progress on a terminal.
+async fn put_file(
+    conn: &mut Client,
+    kind: &str,
+    path: &Path,
+    wait: bool,
+) -> Result<TaskView, Failure> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .with_context(|| format!("opening {}", path.display()))?;
+    let size = file
+        .metadata()
+        .await
+        .context("reading the file size")?
+        .len();
+    let mut body = Progress::new(file, "upload", size);
+    Ok(conn.put(kind, size, &mut body, wait).await?)
 }
 
 /// Print a finished task: its result, or why it failed. A result kept in the object store is
 /// fetched with `RESULT <id>`.
-fn print_result(
-    conn: &mut Conn,
-    v: Value,
+async fn print_result(
+    conn: &mut Client,
+    v: TaskView,
     json: bool,
-    output: Option<&std::path::Path>,
+    output: Option<&Path>,
 ) -> Result<(), Failure> {
-    let v = expect_ok(v)?;
     if json {
-        println!("{v}");
+        print_json(&v)?;
     }
-    match v.get("status").and_then(Value::as_str) {
-        Some("succeeded") => {}
-        Some("failed" | "dead") => {
-            return Err(Failure::Task(format!(
-                "task {} failed: {}",
-                str_field(&v, "id"),
-                str_field(&v, "message")
-            )))
+    match v.status {
+        TaskStatus::Succeeded => {}
+        TaskStatus::Failed | TaskStatus::Dead => {
+            let why = v.message.unwrap_or_default();
+            return Err(Failure::Task(format!("task {} failed: {why}", v.id)));
         }
-        other => {
-            return Err(Failure::Task(format!(
-                "task {} is {}",
-                str_field(&v, "id"),
-                other.unwrap_or("in an unknown state")
-            )))
-        }
+        other => return Err(Failure::Task(format!("task {} is {other}", v.id))),
     }
-    if let Some(result) = v.get("result").and_then(Value::as_str) {
+    if let Some(bytes) = v.result_bytes() {
         if json && output.is_none() {
             return Ok(());
         }
-        let bytes = if v.get("result_encoding").and_then(Value::as_str) == Some("base64") {
-            base64::engine::general_purpose::STANDARD
-                .decode(result)
-                .map_err(|e| anyhow!("bad base64 result: {e}"))?
-        } else {
-            result.as_bytes().to_vec()
-        };
+        let bytes = bytes.map_err(|e| anyhow!("bad base64 result: {e}"))?;
         return write_bytes(output, &bytes, json);
     }
-    if v.get("result_key").is_some() {
+    if v.result_key.is_some() {
         if json && output.is_none() {
             return Ok(());
         }
-        let id = str_field(&v, "id");
-        let reply: Reply = conn.call(&format!("RESULT {id}"))?;
-        let n = reply
-            .body
-            .ok_or_else(|| Failure::Task(format!("node sent no result body: {}", reply.json)))?;
-        return copy_body(conn, n, output, json);
+        let header = conn.result(v.id).await?;
+        let n = header
+            .bytes
+            .ok_or_else(|| Failure::Task(format!("node sent no result body: {header:?}")))?;
+        return copy_body(conn, n, output, json).await;
     }
     Ok(())
 }
 
 /// Stream a large result's body to `output` or standard output.
-fn copy_body(
-    conn: &mut Conn,
+async fn copy_body(
+    conn: &mut Client,
     n: u64,
-    output: Option<&std::path::Path>,
+    output: Option<&Path>,
     json: bool,
 ) -> Result<(), Failure> {
     match output {
         Some(path) => {
-            let mut file = std::fs::File::create(path)
+            let file = tokio::fs::File::create(path)
+                .await
                 .with_context(|| format!("creating {}", path.display()))?;
-            conn.copy_body(n, &mut file)?;
+            let mut file = Progress::new(file, "download", n);
+            conn.read_body(n, &mut file).await?;
             if !json {
                 eprintln!("wrote {n} bytes to {}", path.display());
             }
         }
-        None => conn.copy_body(n, &mut std::io::stdout().lock())?,
+        None => conn.read_body(n, &mut tokio::io::stdout()).await?,
     }
     Ok(())
 }
 
-fn write_bytes(output: Option<&std::path::Path>, bytes: &[u8], json: bool) -> Result<(), Failure> {
+fn write_bytes(output: Option<&Path>, bytes: &[u8], json: bool) -> Result<(), Failure> {
     match output {
         Some(path) => {
             std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
@@ -380,6 +389,7 @@ fn write_bytes(output: Option<&std::path::Path>, bytes: &[u8], json: bool) -> Re
             }
         }
         None => {
+            use std::io::Write;
             let mut out = std::io::stdout().lock();
             out.write_all(bytes).context("writing standard output")?;
             // Text results end with a newline on a terminal; binary ones stay exact.

@@ -1,9 +1,9 @@
-//! `taskctl` end to end: the real binary against real nodes (see `tasknode::testing`).
+//! `taskctl` end to end: the real binary against real nodes (see `tasknode-testkit`).
 
 use sha2::Digest;
 use std::path::PathBuf;
 use std::process::Output;
-use tasknode::testing::TestEnv;
+use tasknode_testkit::TestEnv;
 
 /// Run `taskctl` with `args` off the actix thread (the node under test runs on it).
 async fn taskctl(args: Vec<String>) -> Output {
@@ -22,6 +22,13 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+/// Run `taskctl --server <server> <rest>`.
+async fn ctl(server: &str, rest: &[&str]) -> Output {
+    let mut all = vec!["--server", server];
+    all.extend_from_slice(rest);
+    taskctl(args(&all)).await
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -32,28 +39,15 @@ async fn submit_prints_the_result_and_json_on_request() {
     let node = env.spawn_node("n1").await;
     let server = node.addr.to_string();
 
-    let o = taskctl(args(&[
-        "--server",
-        &server,
-        "submit",
-        "upper",
-        "hello world",
-    ]))
-    .await;
+    let o = ctl(&server, &["submit", "upper", "hello world"]).await;
     assert!(o.status.success(), "{o:?}");
     assert_eq!(stdout(&o), "HELLO WORLD\n");
 
     // Several words are joined; the payload may hold characters the line protocol would not.
-    let o = taskctl(args(&[
-        "--server", &server, "submit", "reverse", "a", "b\nc",
-    ]))
-    .await;
+    let o = ctl(&server, &["submit", "reverse", "a", "b\nc"]).await;
     assert_eq!(stdout(&o), "c\nb a\n");
 
-    let o = taskctl(args(&[
-        "--server", &server, "--json", "submit", "upper", "hi",
-    ]))
-    .await;
+    let o = ctl(&server, &["--json", "submit", "upper", "hi"]).await;
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["result"], "HI");
     assert_eq!(v["status"], "succeeded");
@@ -65,25 +59,17 @@ async fn async_submit_then_status_and_result() {
     let env = TestEnv::new().await;
     let node = env.spawn_node("n1").await;
     let server = node.addr.to_string();
-    let o = taskctl(args(&[
-        "--server", &server, "submit", "fib", "100", "--async",
-    ]))
-    .await;
+    let o = ctl(&server, &["submit", "fib", "100", "--async"]).await;
     assert!(o.status.success(), "{o:?}");
     let id = stdout(&o).trim().to_string();
     assert_eq!(id.len(), 36, "prints the id: {id}");
 
-    let mut done = false;
-    for _ in 0..200 {
-        let o = taskctl(args(&["--server", &server, "status", &id])).await;
-        if stdout(&o).contains("status: succeeded") {
-            done = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(done, "task finished");
-    let o = taskctl(args(&["--server", &server, "result", &id])).await;
+    tasknode_testkit::poll_until("taskctl status shows the task succeeded", 30, async || {
+        let o = ctl(&server, &["status", &id]).await;
+        stdout(&o).contains("status: succeeded").then_some(())
+    })
+    .await;
+    let o = ctl(&server, &["result", &id]).await;
     assert_eq!(stdout(&o), "354224848179261915075\n");
 }
 
@@ -93,14 +79,14 @@ async fn failures_exit_non_zero_with_a_message() {
     let node = env.spawn_node("n1").await;
     let server = node.addr.to_string();
 
-    let o = taskctl(args(&["--server", &server, "submit", "nosuchkind", "x"])).await;
+    let o = ctl(&server, &["submit", "nosuchkind", "x"]).await;
     assert_eq!(o.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("unknown kind"),
         "{o:?}"
     );
 
-    let o = taskctl(args(&["--server", &server, "submit", "primes", "lots"])).await;
+    let o = ctl(&server, &["submit", "primes", "lots"]).await;
     assert_eq!(o.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("failed"),
@@ -133,30 +119,27 @@ async fn file_payloads_stream_and_large_results_download() {
         .collect();
     std::fs::write(&input, &data).unwrap();
 
-    let o = taskctl(args(&[
-        "--server",
+    let o = ctl(
         &server,
-        "submit",
-        "sha256",
-        "--file",
-        input.to_str().unwrap(),
-    ]))
+        &["submit", "sha256", "--file", input.to_str().unwrap()],
+    )
     .await;
     assert!(o.status.success(), "{o:?}");
     assert_eq!(stdout(&o).trim(), hex::encode(sha2::Sha256::digest(&data)));
 
     // echo of a 9 MiB file: the result lives in the bucket and downloads to -o.
     let out = dir.path().join("echoed.bin");
-    let o = taskctl(args(&[
-        "--server",
+    let o = ctl(
         &server,
-        "submit",
-        "echo",
-        "--file",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]))
+        &[
+            "submit",
+            "echo",
+            "--file",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    )
     .await;
     assert!(o.status.success(), "{o:?}");
     assert!(
@@ -181,26 +164,23 @@ async fn dead_and_retry_commands() {
         })
         .await;
     let server = node.addr.to_string();
-    let o = taskctl(args(&["--server", &server, "dead"])).await;
+    let o = ctl(&server, &["dead"]).await;
     assert_eq!(stdout(&o), "no dead tasks\n");
-    let o = taskctl(args(&[
-        "--server", &server, "--json", "submit", "sleep", "3000",
-    ]))
-    .await;
+    let o = ctl(&server, &["--json", "submit", "sleep", "3000"]).await;
     assert_eq!(o.status.code(), Some(1), "a dead task is a failure: {o:?}");
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     let id = v["id"].as_str().unwrap().to_string();
     assert_eq!(v["status"], "dead");
 
-    let o = taskctl(args(&["--server", &server, "dead"])).await;
+    let o = ctl(&server, &["dead"]).await;
     assert!(
         stdout(&o).contains(&id) && stdout(&o).contains("timeout"),
         "{o:?}"
     );
-    let o = taskctl(args(&["--server", &server, "retry", &id])).await;
+    let o = ctl(&server, &["retry", &id]).await;
     assert!(o.status.success(), "{o:?}");
     assert_eq!(stdout(&o), format!("{id} queued again\n"));
-    let o = taskctl(args(&["--server", &server, "retry", "not-an-id"])).await;
+    let o = ctl(&server, &["retry", "not-an-id"]).await;
     assert_eq!(o.status.code(), Some(1));
 }
 
@@ -209,20 +189,21 @@ async fn bench_reports_what_it_ran_and_so_does_the_broker_baseline() {
     let env = TestEnv::new().await;
     let node = env.spawn_node("n1").await;
     let server = node.addr.to_string();
-    let o = taskctl(args(&[
-        "--server",
+    let o = ctl(
         &server,
-        "--json",
-        "bench",
-        "--kind",
-        "reverse",
-        "--payload-bytes",
-        "32",
-        "--concurrency",
-        "4",
-        "--total",
-        "60",
-    ]))
+        &[
+            "--json",
+            "bench",
+            "--kind",
+            "reverse",
+            "--payload-bytes",
+            "32",
+            "--concurrency",
+            "4",
+            "--total",
+            "60",
+        ],
+    )
     .await;
     assert!(o.status.success(), "{o:?}");
     let r: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
@@ -237,20 +218,21 @@ async fn bench_reports_what_it_ran_and_so_does_the_broker_baseline() {
 
     // Pipelined: 10 requests in flight on each of 3 connections (the last one carries 5);
     // every answer is matched to its request in order.
-    let o = taskctl(args(&[
-        "--server",
+    let o = ctl(
         &server,
-        "--json",
-        "bench",
-        "--kind",
-        "upper",
-        "--concurrency",
-        "25",
-        "--pipeline",
-        "10",
-        "--total",
-        "500",
-    ]))
+        &[
+            "--json",
+            "bench",
+            "--kind",
+            "upper",
+            "--concurrency",
+            "25",
+            "--pipeline",
+            "10",
+            "--total",
+            "500",
+        ],
+    )
     .await;
     assert!(o.status.success(), "{o:?}");
     let p: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
@@ -270,7 +252,7 @@ async fn bench_reports_what_it_ran_and_so_does_the_broker_baseline() {
         "--total",
         "20",
         "--amqp-url",
-        &tasknode::testing::amqp_url(),
+        &tasknode_testkit::amqp_url(),
     ]))
     .await;
     assert!(o.status.success(), "{o:?}");
@@ -283,17 +265,18 @@ async fn bench_reports_what_it_ran_and_so_does_the_broker_baseline() {
     assert_eq!(b["target"], "broker");
 
     // A kind that does not exist is counted as errors, loudly, with a non-zero exit.
-    let o = taskctl(args(&[
-        "--server",
+    let o = ctl(
         &server,
-        "bench",
-        "--kind",
-        "nosuch",
-        "--concurrency",
-        "1",
-        "--total",
-        "3",
-    ]))
+        &[
+            "bench",
+            "--kind",
+            "nosuch",
+            "--concurrency",
+            "1",
+            "--total",
+            "3",
+        ],
+    )
     .await;
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert!(stdout(&o).contains("ERRORS"), "{o:?}");

@@ -90,6 +90,9 @@ pub struct TaskSettings {
     #[serde(default)]
     pub kinds: std::collections::BTreeMap<String, KindSettings>,
     pub enable_panic_kind: bool,
+    /// Test deployments: the `tally` kind appends each run's payload to this file.
+    #[serde(default)]
+    pub tally_file: Option<String>,
 }
 
 /// Per-kind overrides of [`TaskSettings`].
@@ -115,12 +118,6 @@ impl TaskSettings {
                 .and_then(|k| k.timeout_secs)
                 .unwrap_or(self.timeout_secs),
         )
-    }
-
-    /// Broker-side delay before attempt `next` (2 for the first retry).
-    pub fn retry_delay_ms(&self, next: u32) -> u64 {
-        self.retry_base_ms
-            .saturating_mul(1u64 << (next.saturating_sub(2)).min(20))
     }
 
     /// The largest attempt count of any kind.
@@ -407,8 +404,6 @@ mod tests {
         assert_eq!(s.tasks.max_attempts("upper"), 4);
         assert_eq!(s.tasks.timeout("sleep").as_secs(), 900);
         assert_eq!(s.tasks.timeout("upper").as_secs(), 300);
-        assert_eq!(s.tasks.retry_delay_ms(2), 1000);
-        assert_eq!(s.tasks.retry_delay_ms(4), 4000);
         assert_eq!(s.tasks.most_attempts(), 4);
         let err = Settings::from_toml("[tasks.kinds.sleep]\ntimeout = 9\n").unwrap_err();
         assert!(err.to_string().contains("timeout"), "{err}");

@@ -1,33 +1,42 @@
 //! tasknode: one node of a distributed task-processing system.
 //!
-//! A node accepts tasks over a TCP line protocol, records each in PostgreSQL, publishes it to
-//! a durable RabbitMQ queue, and runs tasks taken from that queue (from any node) on a pool of
-//! worker threads. Large payloads and results live in an S3 bucket. The node that accepted a
-//! task answers its client, whichever node ran it.
+//! A node accepts tasks over a TCP line protocol (the `tasknode-protocol` crate, shared with
+//! `taskctl`), publishes them to a durable RabbitMQ queue, runs tasks taken from that queue
+//! (from any node) on a pool of worker threads, and records every task in PostgreSQL. Large
+//! payloads and results live in an S3 bucket. The node that accepted a task answers its
+//! client, whichever node ran it.
 //!
-//! # Layout
+//! # Layout, in the order a task travels
 //!
-//! - [`config`]: layered, typed settings (defaults ← node file ← `TASKNODE__*` environment).
-//! - [`startup`]: [`startup::Node::build`] checks dependencies and starts the actors.
-//! - [`actors`]: one actor per file (listener, session, publisher, reply router, consumer,
-//!   worker pool, persister, uploader); its module docs hold the supervision table.
-//! - [`service`]: what a node does for a client (submit, wait, status, result).
-//! - [`protocol`]: request parsing, response shapes and the line codec.
-//! - [`kinds`]: the task kinds, one file each behind [`kinds::TaskKind`].
-//! - [`db`]: pool, embedded migrations and queries on `tasks`.
-//! - [`storage`]: the S3 bucket (rusoto stays in this one module).
-//! - [`amqp`]: connection helper, topology and message bodies.
-//! - [`testing`]: helpers that start real nodes against isolated databases, queues and prefixes.
+//! - [`startup`]: [`startup::Node::build`] checks every dependency and starts the actors;
+//!   [`config`] holds the layered, typed settings.
+//! - [`actors::listener`] accepts a connection; [`actors::session`] reads its requests (the
+//!   protocol's codec), dispatches them and writes the answers in order.
+//! - [`service`]: what a node does for a client: [`service::intake`] puts a payload inline
+//!   or in the bucket, [`service::Services::submit`] persists and publishes a task and waits
+//!   for its reply, [`service::results`] finds a result to send back.
+//! - [`actors::publisher`] puts tasks on the queue as [`messages`] (version 1), confirmed.
+//! - [`actors::consumer`] takes deliveries off the queue; [`delivery`] runs each one through
+//!   start, run ([`actors::worker_pool`], [`kinds`]) and complete, with [`retry`] deciding
+//!   delays and burial.
+//! - [`actors::persister`] writes every row ([`db`]); [`actors::uploader`] moves bytes to
+//!   and from the bucket ([`storage`]).
+//! - [`actors::replies`] hands a reply to the session waiting for it; [`view`] makes the
+//!   task view a client gets from a row.
+//! - [`amqp`]: connecting, topology and the lifecycle the AMQP actors share;
+//!   [`supervision`]: their restart budget.
 
 pub mod actors;
 pub mod amqp;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod kinds;
-pub mod protocol;
+pub mod messages;
+pub mod retry;
 pub mod service;
 pub mod startup;
 pub mod storage;
 pub mod supervision;
 pub mod telemetry;
-pub mod testing;
+pub mod view;

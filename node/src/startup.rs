@@ -1,6 +1,6 @@
 //! Building a node: check every dependency, then start the actors in dependency order.
 
-use crate::actors::consumer::{ConsumerDeps, StopConsuming, TaskConsumer};
+use crate::actors::consumer::{StopConsuming, TaskConsumer};
 use crate::actors::listener::{SocketListener, StopListening};
 use crate::actors::persister::Persister;
 use crate::actors::publisher::{IsConnected, Publisher};
@@ -8,8 +8,11 @@ use crate::actors::replies::ReplyRouter;
 use crate::actors::session::SessionLimits;
 use crate::actors::uploader::Uploader;
 use crate::actors::worker_pool::{PoolStats, Worker};
+use crate::actors::Handles;
 use crate::config::Settings;
+use crate::delivery::DeliveryCtx;
 use crate::kinds::Registry;
+use crate::retry::RetryPolicy;
 use crate::service::Services;
 use crate::storage::Storage;
 use crate::supervision::RestartBudget;
@@ -114,12 +117,7 @@ impl Node {
     /// and serve `listener`. Must run inside an actix system.
     pub async fn build(settings: Settings, listener: TcpListener) -> Result<Node, StartupError> {
         let node = settings.node.name.clone();
-        let kinds = if settings.tasks.enable_panic_kind {
-            tracing::warn!("the `panic` kind is enabled (tasks.enable_panic_kind)");
-            Registry::with_panic_kind()
-        } else {
-            Registry::builtin()
-        };
+        let kinds = Registry::for_settings(&settings.tasks);
         if let Some(unknown) = settings.tasks.kinds.keys().find(|k| kinds.get(k).is_none()) {
             return Err(StartupError::UnknownKindOverride(unknown.clone()));
         }
@@ -201,7 +199,17 @@ impl Node {
         let threads = settings.workers.threads();
         let pool_stats = Arc::new(PoolStats::default());
         let inflight = Arc::new(AtomicUsize::new(0));
-        let task_settings = Arc::new(settings.tasks.clone());
+        let policy = Arc::new(RetryPolicy::new(settings.tasks.clone()));
+        let handles = Handles {
+            node: node.clone(),
+            kinds: kinds.clone(),
+            persister,
+            uploader: uploader.clone(),
+            publisher,
+            replies,
+            storage,
+            reply_queue,
+        };
         let consumer = (threads > 0).then(|| {
             let workers = Worker::start_pool(
                 threads,
@@ -214,17 +222,10 @@ impl Node {
                 settings.amqp.url.clone(),
                 settings.amqp.task_queue.clone(),
                 settings.amqp.prefetch,
-                ConsumerDeps {
-                    node: node.clone(),
-                    persister: persister.clone(),
+                DeliveryCtx {
+                    handles: handles.clone(),
                     workers,
-                    uploader: uploader.clone(),
-                    publisher: publisher.clone(),
-                    replies: replies.clone(),
-                    reply_queue: reply_queue.clone(),
-                    storage: storage.clone(),
-                    kinds: kinds.clone(),
-                    tasks: task_settings.clone(),
+                    policy,
                     inflight: inflight.clone(),
                 },
                 budget("consumer"),
@@ -233,14 +234,7 @@ impl Node {
         });
 
         let services = Services {
-            node: node.clone(),
-            kinds,
-            persister,
-            uploader,
-            publisher,
-            replies,
-            storage,
-            reply_queue,
+            handles,
             inline_limit: settings.storage.inline_limit,
             wait_timeout: Duration::from_secs(settings.listener.wait_timeout_secs),
         };
@@ -293,7 +287,7 @@ impl Node {
                 return Err(Fatal(reason.unwrap_or_else(|| "supervision channel closed".into())));
             }
         }
-        let node = self.services.node.clone();
+        let node = self.services.node().to_string();
         tracing::info!(%node, grace = ?self.grace, "shutting down: no new connections or tasks");
         self.listener.do_send(StopListening);
         if let Some(consumer) = &self.consumer {

@@ -26,6 +26,8 @@ pub enum StorageError {
     Incomplete { expected: u64, got: u64 },
     #[error("upload stream failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the uploader has stopped: {0}")]
+    Stopped(#[from] actix::MailboxError),
 }
 
 fn s3_err<E: std::error::Error + 'static>(e: RusotoError<E>) -> StorageError {

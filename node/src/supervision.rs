@@ -1,7 +1,7 @@
 //! Restart policy for the node's long-lived actors.
 //!
 //! Each connection actor (publisher, reply router, task consumer) runs under an actix
-//! `Supervisor`. When it loses its connection, or cannot make one, it stops itself; the
+//! `Supervisor` (their shared lifecycle is [`crate::amqp::link`]). When it loses its connection, or cannot make one, it stops itself; the
 //! supervisor restarts it, and its [`RestartBudget`] says how long to wait first: exponential
 //! backoff with jitter. Past `supervision.max_restarts` restarts within
 //! `supervision.window_secs`, the budget gives up and reports a fatal error: the node logs why
@@ -34,6 +34,11 @@ impl RestartBudget {
         }
     }
 
+    /// The actor this budget is for.
+    pub fn actor(&self) -> &'static str {
+        self.actor
+    }
+
     /// Record a restart after `failures` consecutive failures. Returns how long to wait
     /// before trying again, or `None` when the budget is spent (the fatal error is sent).
     pub fn restart(&self, failures: u32, why: &str) -> Option<Duration> {
@@ -60,84 +65,6 @@ impl RestartBudget {
         let delay = crate::amqp::backoff(failures);
         tracing::warn!(actor = self.actor, %why, ?delay, restarts = restarts.len(), "restarting");
         Some(delay)
-    }
-}
-
-/// The connection state every AMQP actor keeps across supervisor restarts.
-pub struct Link {
-    pub connection: Option<lapin::Connection>,
-    pub channel: Option<lapin::Channel>,
-    /// Consecutive failures since the last good connection (drives the backoff).
-    failures: u32,
-    last_error: String,
-    /// Wait before connecting, set when restarting.
-    delay: Option<Duration>,
-    /// The budget was spent: do not connect again (the node is exiting).
-    gave_up: bool,
-    budget: std::sync::Arc<RestartBudget>,
-}
-
-impl Link {
-    pub fn new(budget: std::sync::Arc<RestartBudget>) -> Self {
-        Link {
-            connection: None,
-            channel: None,
-            failures: 0,
-            last_error: String::new(),
-            delay: None,
-            gave_up: false,
-            budget,
-        }
-    }
-
-    /// Whether the channel is open.
-    pub fn healthy(&self) -> bool {
-        self.channel
-            .as_ref()
-            .is_some_and(|c| c.status().connected())
-    }
-
-    /// Whether a channel was set and has since closed (the connection was lost).
-    pub fn lost(&self) -> bool {
-        self.channel.is_some() && !self.healthy()
-    }
-
-    /// A good connection: reset the backoff.
-    pub fn up(&mut self, connection: lapin::Connection, channel: lapin::Channel) {
-        if self.failures > 0 {
-            tracing::info!(actor = self.budget.actor, "connected again");
-        }
-        self.failures = 0;
-        self.connection = Some(connection);
-        self.channel = Some(channel);
-    }
-
-    /// Record why the actor is about to stop itself (and be restarted).
-    pub fn failed(&mut self, why: impl std::fmt::Display) {
-        self.failures += 1;
-        self.last_error = why.to_string();
-    }
-
-    /// Called from `Supervised::restarting`: drop the dead connection, consult the budget.
-    pub fn restarting(&mut self) {
-        self.channel = None;
-        self.connection = None;
-        if self.failures == 0 {
-            self.failed("stopped");
-        }
-        match self.budget.restart(self.failures - 1, &self.last_error) {
-            Some(delay) => self.delay = Some(delay),
-            None => self.gave_up = true,
-        }
-    }
-
-    /// How long `started()` should wait before connecting; `None`: do not connect.
-    pub fn start_delay(&mut self) -> Option<Duration> {
-        if self.gave_up {
-            None
-        } else {
-            Some(self.delay.take().unwrap_or_default())
-        }
     }
 }
 

@@ -2,7 +2,6 @@
 //! `listener.max_connections`; past that a client gets one `busy` error line and is closed.
 
 use super::session::{Session, SessionLimits};
-use crate::protocol::error_line;
 use crate::service::Services;
 use actix::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,12 +68,13 @@ impl StreamHandler<std::io::Result<TcpStream>> for SocketListener {
             let limit = self.max_connections;
             actix::spawn(async move {
                 let mut stream = stream;
-                let line = error_line(
-                    "busy",
+                let line = protocol::ErrorLine::new(
+                    protocol::ErrorCode::Busy,
                     format!("this node serves at most {limit} connections; try again or use another node"),
-                    None,
                 );
-                let _ = stream.write_all(format!("{line}\n").as_bytes()).await;
+                let mut text = serde_json::to_vec(&line).unwrap_or_default();
+                text.push(b'\n');
+                let _ = stream.write_all(&text).await;
                 let _ = stream.shutdown().await;
             });
             return;

@@ -6,13 +6,14 @@
 //! | [`session::Session`] | async, one per TCP peer | [`crate::service::Services`] | answers an error line, keeps the connection |
 //! | [`publisher::Publisher`] | async, `Supervisor` | RabbitMQ (confirm channel) | restarts with backoff; publishes fail fast meanwhile |
 //! | [`replies::ReplyRouter`] | async, `Supervisor` | RabbitMQ (this node's reply queue) | restarts with backoff; waiters survive and also poll rows |
-//! | [`consumer::TaskConsumer`] | async, `Supervisor` | RabbitMQ (task queue), workers, persister, uploader, publisher | restarts with backoff; unacked deliveries are redelivered by the broker |
+//! | [`consumer::TaskConsumer`] | async, `Supervisor` | RabbitMQ (task queue); each delivery goes to [`crate::delivery`] | restarts with backoff; unacked deliveries are redelivered by the broker |
 //! | [`worker_pool::Worker`] | `SyncArbiter`, `workers.count` threads | uploader (payload streams) | a panicking handler fails only its task; a timed-out one gets its executor thread replaced |
-//!
-//! The supervised actors share [`crate::supervision`]'s restart budget: past it the node
-//! exits non-zero for its process supervisor to restart.
 //! | [`persister::Persister`] | async | PostgreSQL (bb8 pool) | the pool replaces broken connections; callers get `DbError` |
 //! | [`uploader::Uploader`] | async | S3 store | callers get `StorageError`; multipart uploads are aborted |
+//!
+//! The supervised actors share [`crate::amqp::link`]'s lifecycle and
+//! [`crate::supervision`]'s restart budget: past it the node exits non-zero for its process
+//! supervisor to restart.
 
 pub mod consumer;
 pub mod listener;
@@ -22,3 +23,33 @@ pub mod replies;
 pub mod session;
 pub mod uploader;
 pub mod worker_pool;
+
+use crate::kinds::Registry;
+use crate::storage::Storage;
+use actix::prelude::*;
+
+/// The node's long-lived actors and what both sides of a node (serving clients, running
+/// deliveries) need with them. Cheap to clone.
+#[derive(Clone)]
+pub struct Handles {
+    pub node: String,
+    pub kinds: Registry,
+    pub persister: Addr<persister::Persister>,
+    pub uploader: Addr<uploader::Uploader>,
+    pub publisher: Addr<publisher::Publisher>,
+    pub replies: Addr<replies::ReplyRouter>,
+    pub storage: Storage,
+    /// This node's reply queue: replies for tasks it accepted come here.
+    pub reply_queue: String,
+}
+
+/// An actor's answer, with a mailbox failure (the actor stopped) folded into its own error.
+pub trait Settle<T, E> {
+    fn settle(self) -> Result<T, E>;
+}
+
+impl<T, E: From<MailboxError>> Settle<T, E> for Result<Result<T, E>, MailboxError> {
+    fn settle(self) -> Result<T, E> {
+        self.map_err(E::from).and_then(|answer| answer)
+    }
+}

@@ -2,25 +2,27 @@
 //! in confirm mode. Tasks accepted while a publish is in flight travel together in the next
 //! message (a JSON array, up to [`MAX_TASKS_PER_MESSAGE`]), and replies bound for one node
 //! share a message the same way: under load one broker round trip serves many tasks, under
-//! light load a task goes out at once (no timer). A publish succeeds only once the broker confirmed it; an unroutable
+//! light load a task goes out at once (no timer). Messages name their version
+//! ([`crate::messages`]). A publish succeeds only once the broker confirmed it; an unroutable
 //! (`mandatory`) or nacked message, a lost connection or a confirm that does not come in time
 //! is an error, never a false "accepted".
 //!
-//! The actor owns its connection and runs under a `Supervisor`: it connects in `started()`,
-//! checks the channel every second, and when the connection is lost (or cannot be made) it
-//! stops itself; the supervisor restarts it after the backoff its
-//! [`RestartBudget`] allows. Publishes in flight at that
-//! moment fail; publishes while disconnected fail at once with [`PublishError::NotConnected`].
+//! The actor owns its connection and runs under a `Supervisor` ([`crate::amqp::link`]):
+//! when the connection is lost (or cannot be made) it stops itself and is restarted after
+//! the backoff its [`RestartBudget`] allows. Publishes in flight at that moment fail;
+//! publishes while disconnected fail at once with [`PublishError::NotConnected`].
 
-use crate::amqp::{self, TaskMessage};
-use crate::supervision::{Link, RestartBudget};
+use crate::amqp;
+use crate::amqp::link::{self, Connected, Link, Opening};
+use crate::messages::{Reply, ReplyBatch, TaskMessage, REPLIES_V1, TASKS_V1};
+use crate::retry;
+use crate::supervision::RestartBudget;
 use actix::prelude::*;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Confirmation};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use uuid::Uuid;
 
 /// Most tasks in one message.
 pub const MAX_TASKS_PER_MESSAGE: usize = 256;
@@ -44,6 +46,8 @@ pub enum PublishError {
     Timeout(Duration),
     #[error("RabbitMQ: {0}")]
     Amqp(String),
+    #[error("the publisher has stopped: {0}")]
+    Stopped(#[from] actix::MailboxError),
 }
 
 pub struct Publisher {
@@ -59,8 +63,9 @@ pub struct Publisher {
     /// Tasks waiting for the next task message, and messages in flight.
     pending_tasks: Vec<(TaskMessage, Waiter)>,
     task_publishes: usize,
-    /// Replies waiting for the next reply message (queue, JSON body), and whether one is out.
-    pending_replies: Vec<(String, Vec<u8>)>,
+    /// Replies waiting for the next reply message (their queue, the reply), and whether one
+    /// is out.
+    pending_replies: Vec<(String, Reply)>,
     replying: bool,
 }
 
@@ -95,10 +100,7 @@ impl Publisher {
                     continue;
                 }
             };
-            let props = BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_content_type("application/json".into());
-            let fut = self.publish(self.task_queue.clone(), body, props);
+            let fut = self.publish(self.task_queue.clone(), body, task_properties());
             self.task_publishes += 1;
             self.track(fut)
                 .map(move |res, act, ctx| {
@@ -118,16 +120,16 @@ impl Publisher {
             return;
         }
         self.replying = true;
-        let mut by_queue: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
-        for (queue, body) in self.pending_replies.drain(..) {
-            let buf = by_queue.entry(queue).or_default();
-            buf.push(if buf.is_empty() { b'[' } else { b',' });
-            buf.extend_from_slice(&body);
+        let mut by_queue: std::collections::BTreeMap<String, ReplyBatch> = Default::default();
+        for (queue, reply) in self.pending_replies.drain(..) {
+            by_queue.entry(queue).or_default().0.push(reply);
         }
         let channel = self.reply_channel.clone();
         async move {
-            for (queue, mut body) in by_queue {
-                body.push(b']');
+            for (queue, batch) in by_queue {
+                let Ok(body) = serde_json::to_vec(&batch) else {
+                    continue;
+                };
                 let sent = match &channel {
                     None => Err(PublishError::NotConnected),
                     Some(ch) => ch
@@ -136,7 +138,9 @@ impl Publisher {
                             queue.as_str().into(),
                             BasicPublishOptions::default(),
                             &body,
-                            BasicProperties::default().with_content_type("application/json".into()),
+                            BasicProperties::default()
+                                .with_content_type("application/json".into())
+                                .with_type(REPLIES_V1.into()),
                         )
                         .await
                         .map(|_| ())
@@ -152,34 +156,6 @@ impl Publisher {
         .map(|_, act, ctx| {
             act.replying = false;
             act.flush_replies(ctx);
-        })
-        .spawn(ctx);
-    }
-
-    fn connect(&mut self, ctx: &mut Context<Self>) {
-        let (url, name, queue) = (self.url.clone(), self.name.clone(), self.task_queue.clone());
-        async move {
-            let conn = amqp::connect(&url, &name).await?;
-            let channel = conn.create_channel().await?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await?;
-            amqp::declare_task_queue(&channel, &queue).await?;
-            amqp::declare_dead_queue(&channel, &queue).await?;
-            let replies = conn.create_channel().await?;
-            Ok::<_, lapin::Error>((conn, channel, replies))
-        }
-        .into_actor(self)
-        .map(|res, act, ctx| match res {
-            Ok((conn, channel, replies)) => {
-                act.retry_queues.clear();
-                act.reply_channel = Some(replies);
-                act.link.up(conn, channel);
-            }
-            Err(e) => {
-                act.link.failed(format!("cannot reach RabbitMQ: {e}"));
-                ctx.stop();
-            }
         })
         .spawn(ctx);
     }
@@ -236,21 +212,52 @@ impl Publisher {
     }
 }
 
+/// The properties of a task message: persistent, version 1.
+fn task_properties() -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_type(TASKS_V1.into())
+}
+
+type Opened = (lapin::Connection, lapin::Channel, lapin::Channel);
+
+impl Connected for Publisher {
+    type Opened = Opened;
+
+    fn link(&mut self) -> &mut Link {
+        &mut self.link
+    }
+
+    fn connect(&mut self) -> (&'static str, Opening<Opened>) {
+        let (url, name, queue) = (self.url.clone(), self.name.clone(), self.task_queue.clone());
+        let opening = async move {
+            let conn = amqp::connect(&url, &name).await?;
+            let channel = conn.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            amqp::declare_task_queue(&channel, &queue).await?;
+            amqp::declare_dead_queue(&channel, &queue).await?;
+            let replies = conn.create_channel().await?;
+            Ok((conn, channel, replies))
+        };
+        ("cannot reach RabbitMQ", Box::pin(opening))
+    }
+
+    fn up(&mut self, (conn, channel, replies): Opened, _: &mut Context<Self>) {
+        self.retry_queues.clear();
+        self.reply_channel = Some(replies);
+        self.link.up(conn, channel);
+    }
+}
+
 impl Actor for Publisher {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
-        let Some(delay) = self.link.start_delay() else {
-            return;
-        };
-        ctx.run_later(delay, |act, ctx| act.connect(ctx));
-        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
-            if act.link.lost() {
-                act.link.failed("RabbitMQ channel closed");
-                ctx.stop();
-            }
-        });
+        link::start(ctx, self);
     }
 }
 
@@ -276,12 +283,12 @@ pub struct PublishTask {
     pub task: TaskMessage,
 }
 
-/// Finished tasks' views (reply queue, JSON object) for the nodes that accepted them; those
-/// for one node share a message. Unanswered: a reply that is lost costs its waiting session
-/// one poll of the task row.
+/// Finished tasks' replies (with the reply queue of the node that accepted each); those for
+/// one node share a message. Unanswered: a reply that is lost costs its waiting session one
+/// poll of the task row.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct PublishReplies(pub Vec<(String, Vec<u8>)>);
+pub struct PublishReplies(pub Vec<(String, Reply)>);
 
 /// Where [`Republish`] sends a task message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,13 +301,12 @@ pub enum Target {
     Tasks,
 }
 
-/// Publish one task's message again (persistent, confirmed); its body keeps its reply routing.
+/// Publish one task's message again (persistent, confirmed); it keeps its reply routing.
 #[derive(Message)]
 #[rtype(result = "Result<(), PublishError>")]
 pub struct Republish {
     pub target: Target,
-    pub id: Uuid,
-    pub body: Vec<u8>,
+    pub task: TaskMessage,
 }
 
 /// Whether the publisher has a live channel (for health reporting).
@@ -338,21 +344,22 @@ impl Handler<Republish> for Publisher {
     type Result = ResponseActFuture<Self, Result<(), PublishError>>;
 
     fn handle(&mut self, msg: Republish, _: &mut Context<Self>) -> Self::Result {
-        let props = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into())
-            .with_correlation_id(msg.id.to_string().into());
+        let props = task_properties().with_correlation_id(msg.task.id.to_string().into());
+        let body = match serde_json::to_vec(&[&msg.task]) {
+            Ok(body) => body,
+            Err(e) => return Box::pin(fut::ready(Err(PublishError::Amqp(e.to_string())))),
+        };
         let task_queue = self.task_queue.clone();
         let channel = self.link.channel.clone();
         let (queue, declare) = match msg.target {
             Target::Tasks => (task_queue.clone(), None),
-            Target::Dead => (amqp::dead_queue(&task_queue), None),
+            Target::Dead => (retry::dead_queue(&task_queue), None),
             Target::Retry { delay_ms } => (
-                amqp::retry_queue(&task_queue, delay_ms),
+                retry::retry_queue(&task_queue, delay_ms),
                 (!self.retry_queues.contains(&delay_ms)).then_some(delay_ms),
             ),
         };
-        let publish = self.publish(queue, msg.body, props);
+        let publish = self.publish(queue, body, props);
         let fut = async move {
             if let Some(delay_ms) = declare {
                 let channel = channel.ok_or(PublishError::NotConnected)?;

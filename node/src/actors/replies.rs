@@ -8,7 +8,9 @@
 //! which also polls the task row.
 
 use crate::amqp;
-use crate::supervision::{Link, RestartBudget};
+use crate::amqp::link::{self, Connected, Link, Opening};
+use crate::messages::{Reply, ReplyBatch};
+use crate::supervision::RestartBudget;
 use actix::prelude::*;
 use bytes::Bytes;
 use lapin::message::Delivery;
@@ -49,15 +51,6 @@ impl ReplyRouter {
         self
     }
 
-    fn attach(
-        &mut self,
-        ctx: &mut Context<Self>,
-        (conn, channel, consumer): (Connection, Channel, lapin::Consumer),
-    ) {
-        self.link.up(conn, channel);
-        ctx.add_stream(consumer);
-    }
-
     /// Declare and consume the reply queue. Used by [`crate::startup`] to fail fast, too.
     pub async fn open(
         url: &str,
@@ -91,21 +84,6 @@ impl ReplyRouter {
         Ok((conn, channel, consumer))
     }
 
-    fn connect(&mut self, ctx: &mut Context<Self>) {
-        let (url, node, queue) = (self.url.clone(), self.node.clone(), self.queue.clone());
-        async move { Self::open(&url, &node, &queue).await }
-            .into_actor(self)
-            .map(|res, act, ctx| match res {
-                Ok(opened) => act.attach(ctx, opened),
-                Err(e) => {
-                    act.link
-                        .failed(format!("cannot consume the reply queue: {e}"));
-                    ctx.stop();
-                }
-            })
-            .spawn(ctx);
-    }
-
     /// Hand task `id`'s view to the session waiting for it, if one still waits.
     fn wake(&mut self, id: Uuid, json: Bytes) {
         if let Some(tx) = self.waiters.remove(&id) {
@@ -113,31 +91,39 @@ impl ReplyRouter {
         }
     }
 
-    /// A reply message: a JSON array of task views (or one view). Each view goes to its
-    /// waiting session as the JSON the running node wrote, which is what the client gets.
+    /// A reply message: a batch of task views, each for the session waiting for it, as the
+    /// JSON the running node wrote (which is what the client gets).
     fn deliver(&mut self, delivery: Delivery) {
-        #[derive(serde::Deserialize)]
-        struct Id {
-            id: Option<Uuid>,
-        }
-        let views: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(&delivery.data)
-        {
-            Ok(v) => v,
-            Err(_) => match serde_json::from_slice(&delivery.data) {
-                Ok(v) => vec![v],
-                Err(e) => {
-                    tracing::warn!(error = %e, "unreadable reply dropped");
-                    return;
+        let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
+        match ReplyBatch::decode(kind, &delivery.data) {
+            Ok(batch) => {
+                for reply in batch.0 {
+                    self.wake(reply.id, reply.json());
                 }
-            },
-        };
-        for view in views {
-            let Ok(Id { id: Some(id) }) = serde_json::from_str::<Id>(view.get()) else {
-                tracing::warn!("reply without a task id dropped");
-                continue;
-            };
-            self.wake(id, Bytes::copy_from_slice(view.get().as_bytes()));
+            }
+            Err(e) => tracing::warn!(error = %e, "unreadable reply dropped"),
         }
+    }
+}
+
+type Opened = (Connection, Channel, lapin::Consumer);
+
+impl Connected for ReplyRouter {
+    type Opened = Opened;
+
+    fn link(&mut self) -> &mut Link {
+        &mut self.link
+    }
+
+    fn connect(&mut self) -> (&'static str, Opening<Opened>) {
+        let (url, node, queue) = (self.url.clone(), self.node.clone(), self.queue.clone());
+        let opening = async move { Self::open(&url, &node, &queue).await };
+        ("cannot consume the reply queue", Box::pin(opening))
+    }
+
+    fn up(&mut self, (conn, channel, consumer): Opened, ctx: &mut Context<Self>) {
+        self.link.up(conn, channel);
+        ctx.add_stream(consumer);
     }
 }
 
@@ -146,20 +132,13 @@ impl Actor for ReplyRouter {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
-        if let Some(opened) = self.initial.take() {
-            self.attach(ctx, opened);
-        } else {
-            let Some(delay) = self.link.start_delay() else {
-                return;
-            };
-            ctx.run_later(delay, |act, ctx| act.connect(ctx));
-        }
-        ctx.run_interval(std::time::Duration::from_secs(1), |act, ctx| {
-            if act.link.lost() {
-                act.link.failed("RabbitMQ channel closed");
-                ctx.stop();
+        match self.initial.take() {
+            Some(opened) => {
+                self.up(opened, ctx);
+                link::watch(ctx);
             }
-        });
+            None => link::start(ctx, self),
+        }
     }
 }
 
@@ -181,7 +160,7 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for ReplyRouter {
     }
 
     fn finished(&mut self, _ctx: &mut Context<Self>) {
-        // The consumer stream ends with its connection; the health check restarts the actor.
+        // The consumer stream ends with its connection; the channel check restarts the actor.
     }
 }
 
@@ -191,17 +170,17 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for ReplyRouter {
 #[rtype(result = "()")]
 pub struct Register(pub Uuid, pub oneshot::Sender<Bytes>);
 
-/// Replies for tasks this node accepted and ran itself: (task id, task view as JSON).
+/// Replies for tasks this node accepted and ran itself.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct LocalReplies(pub Vec<(Uuid, Bytes)>);
+pub struct LocalReplies(pub Vec<Reply>);
 
 impl Handler<LocalReplies> for ReplyRouter {
     type Result = ();
 
     fn handle(&mut self, msg: LocalReplies, _: &mut Context<Self>) {
-        for (id, json) in msg.0 {
-            self.wake(id, json);
+        for reply in msg.0 {
+            self.wake(reply.id, reply.json());
         }
     }
 }

@@ -1,6 +1,8 @@
-//! WorkerPool: task handlers on `workers.count` threads (an actix `SyncArbiter`).
+//! Worker: the pool of task handlers, `workers.count` `Worker` actors on the threads of an
+//! actix `SyncArbiter` (started by [`Worker::start_pool`]).
 //!
-//! Each worker hands its task to an executor thread of its own and waits at most the task's
+//! A quick task (a quick kind on an inline payload) runs on the worker's own thread. For
+//! anything else each worker hands its task to an executor thread of its own and waits at most the task's
 //! timeout. A handler that panics is caught there and fails only its task. A handler that
 //! overruns its timeout is abandoned (told to stop at its next read or write, its result
 //! discarded) and the worker gets a fresh executor thread, so the pool is back at full size at
@@ -8,7 +10,8 @@
 //! temporary file past the inline limit, so neither needs to fit in memory.
 
 use super::uploader::{ChannelReader, OpenObject, Uploader};
-use crate::kinds::{Registry, TaskKind};
+use super::Settle;
+use crate::kinds::{Kind, Registry};
 use actix::prelude::*;
 use bytes::Bytes;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -42,18 +45,36 @@ impl PoolStats {
     }
 }
 
-/// Why a run failed, and whether running it again could help.
-#[derive(Debug, Clone)]
-pub struct RunError {
-    pub message: String,
-    pub retryable: bool,
+/// Why a run failed, and so whether running it again could help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// The input is wrong (or the kind unknown): running again would fail again.
+    #[error("{0}")]
+    BadInput(String),
+    /// The handler panicked: a bug for this input, so it is not run again either.
+    #[error("task handler panicked: {0}")]
+    Panicked(String),
+    /// Anything that may pass: a timeout, I/O, the object store, the worker pool.
+    #[error("{0}")]
+    Transient(String),
 }
 
 impl RunError {
     fn retryable(message: impl Into<String>) -> Self {
-        RunError {
-            message: message.into(),
-            retryable: true,
+        RunError::Transient(message.into())
+    }
+
+    /// Whether another attempt could succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RunError::Transient(_))
+    }
+
+    /// What the handler's own error says about retrying.
+    fn of_task(e: crate::kinds::TaskError) -> Self {
+        if e.retryable() {
+            RunError::Transient(e.to_string())
+        } else {
+            RunError::BadInput(e.to_string())
         }
     }
 }
@@ -61,7 +82,7 @@ impl RunError {
 type Outcome = (Result<(), RunError>, SpooledTempFile);
 
 struct Job {
-    kind: Arc<dyn TaskKind>,
+    kind: Arc<Kind>,
     input: Box<dyn Read + Send>,
     output: SpooledTempFile,
     cancel: Arc<AtomicBool>,
@@ -96,19 +117,8 @@ impl Executor {
                         catch_unwind(AssertUnwindSafe(|| kind.run(&mut input, &mut output)));
                     let result = match result {
                         Ok(Ok(())) => Ok(()),
-                        Ok(Err(e)) => Err(RunError {
-                            retryable: e.retryable(),
-                            message: e.to_string(),
-                        }),
-                        Err(panic) => {
-                            let text = panic_text(&*panic);
-                            // A panic is a bug in the handler for this input; running it
-                            // again would panic again.
-                            Err(RunError {
-                                message: format!("task handler panicked: {text}"),
-                                retryable: false,
-                            })
-                        }
+                        Ok(Err(e)) => Err(RunError::of_task(e)),
+                        Err(panic) => Err(RunError::Panicked(panic_text(&*panic))),
                     };
                     if outcome_tx.send((result, job.output)).is_err() {
                         break;
@@ -186,8 +196,9 @@ impl Worker {
         match input {
             TaskInput::Inline(bytes) => Ok(Box::new(std::io::Cursor::new(bytes))),
             TaskInput::Object { key } => {
-                let (size, rx) = futures_executor::block_on(self.uploader.send(OpenObject { key }))
-                    .map_err(|e| RunError::retryable(format!("object store unavailable: {e}")))?
+                let opened = self.uploader.send(OpenObject { key });
+                let (size, rx) = futures_executor::block_on(opened)
+                    .settle()
                     .map_err(|e| RunError::retryable(e.to_string()))?;
                 Ok(Box::new(ChannelReader::new(rx, size)))
             }
@@ -195,12 +206,12 @@ impl Worker {
     }
 
     fn run(&mut self, msg: RunTask) -> Result<TaskOutput, RunError> {
-        let kind = self.kinds.get(&msg.kind).ok_or_else(|| RunError {
-            message: format!("unknown kind `{}`", msg.kind),
-            retryable: false,
-        })?;
-        if let (TaskInput::Inline(bytes), true) = (&msg.input, kind.bounded()) {
-            return self.run_here(&*kind, bytes.clone());
+        let kind = self
+            .kinds
+            .get(&msg.kind)
+            .ok_or_else(|| RunError::BadInput(format!("unknown kind `{}`", msg.kind)))?;
+        if let (TaskInput::Inline(bytes), true) = (&msg.input, kind.quick) {
+            return self.run_quick(&kind, bytes.clone());
         }
         let input = self.open(msg.input)?;
         let executor = match self.executor.take() {
@@ -237,9 +248,9 @@ impl Worker {
             }
         };
         if let Err(e) = result {
-            if e.message.starts_with("task handler panicked") {
+            if let RunError::Panicked(text) = &e {
                 self.stats.panics.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(kind = %msg.kind, error = %e.message, "task handler panicked");
+                tracing::error!(kind = %msg.kind, error = %text, "task handler panicked");
             }
             return Err(e);
         }
@@ -258,9 +269,9 @@ impl Worker {
 }
 
 impl Worker {
-    /// A bounded kind on a small inline payload: run on this thread (still panic-safe),
-    /// sparing the hand-off to the executor thread.
-    fn run_here(&self, kind: &dyn TaskKind, input: Bytes) -> Result<TaskOutput, RunError> {
+    /// A quick task (a quick kind on an inline payload): run on this thread (still
+    /// panic-safe), sparing the hand-off to the executor thread.
+    fn run_quick(&self, kind: &Kind, input: Bytes) -> Result<TaskOutput, RunError> {
         let mut output = Vec::new();
         let result = catch_unwind(AssertUnwindSafe(|| {
             kind.run(&mut std::io::Cursor::new(input), &mut output)
@@ -278,16 +289,10 @@ impl Worker {
                     size: output.len() as u64,
                 })
             }
-            Ok(Err(e)) => Err(RunError {
-                retryable: e.retryable(),
-                message: e.to_string(),
-            }),
+            Ok(Err(e)) => Err(RunError::of_task(e)),
             Err(panic) => {
                 self.stats.panics.fetch_add(1, Ordering::Relaxed);
-                Err(RunError {
-                    message: format!("task handler panicked: {}", panic_text(&*panic)),
-                    retryable: false,
-                })
+                Err(RunError::Panicked(panic_text(&*panic)))
             }
         }
     }
@@ -337,11 +342,11 @@ impl Handler<RunTask> for Worker {
     }
 }
 
-/// Run bounded kinds on small inline payloads, one after another on this worker's thread
-/// (the tasks of one delivery: one hand-off for all of them). Answers in order.
+/// Run quick tasks (quick kinds on inline payloads) one after another on this worker's
+/// thread (the tasks of one delivery: one hand-off for all of them). Answers in order.
 #[derive(Message)]
 #[rtype(result = "Vec<Result<TaskOutput, RunError>>")]
-pub struct RunBatch(pub Vec<(Arc<dyn TaskKind>, Bytes)>);
+pub struct RunBatch(pub Vec<(Arc<Kind>, Bytes)>);
 
 impl Handler<RunBatch> for Worker {
     type Result = MessageResult<RunBatch>;
@@ -350,7 +355,7 @@ impl Handler<RunBatch> for Worker {
         MessageResult(
             msg.0
                 .into_iter()
-                .map(|(kind, input)| self.run_here(&*kind, input))
+                .map(|(kind, input)| self.run_quick(&kind, input))
                 .collect(),
         )
     }

@@ -26,6 +26,10 @@ pub enum DbError {
     Connect(String),
     #[error("database migration failed: {0}")]
     Migration(String),
+    #[error("database write failed: {0}")]
+    Write(String),
+    #[error("the persister has stopped: {0}")]
+    Stopped(#[from] actix::MailboxError),
 }
 
 /// A pool of `size` connections to `url`. Connections are made lazily and re-made after a

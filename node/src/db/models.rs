@@ -1,17 +1,41 @@
 //! Rows of the `tasks` table.
 
 use super::schema::tasks;
-use crate::protocol::TaskStatus;
 use chrono::{DateTime, Utc};
+use diesel::deserialize::{self, FromSql};
+use diesel::pg::{Pg, PgValue};
 use diesel::prelude::*;
+use diesel::sql_types::Text;
+use protocol::TaskStatus;
 use uuid::Uuid;
+
+/// The `status` column as read: a known [`TaskStatus`], or an error naming the value (a row
+/// written by a newer node is refused, not misread).
+#[derive(Debug, Clone, Copy, diesel::deserialize::FromSqlRow)]
+pub struct StatusColumn(TaskStatus);
+
+impl FromSql<Text, Pg> for StatusColumn {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(value)?;
+        TaskStatus::parse(&text)
+            .map(StatusColumn)
+            .ok_or_else(|| format!("unknown task status `{text}` in the tasks table").into())
+    }
+}
+
+impl From<StatusColumn> for TaskStatus {
+    fn from(c: StatusColumn) -> Self {
+        c.0
+    }
+}
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = tasks, check_for_backend(diesel::pg::Pg))]
 pub struct TaskRow {
     pub id: Uuid,
     pub kind: String,
-    pub status: String,
+    #[diesel(deserialize_as = StatusColumn)]
+    pub status: TaskStatus,
     pub payload: Option<Vec<u8>>,
     pub payload_key: Option<String>,
     pub payload_size: i64,
@@ -30,13 +54,6 @@ pub struct TaskRow {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-impl TaskRow {
-    /// The row's status; an unknown string (a newer schema) reads as `queued`.
-    pub fn status(&self) -> TaskStatus {
-        TaskStatus::parse(&self.status).unwrap_or(TaskStatus::Queued)
-    }
-}
-
 /// A task as accepted: what its row holds before it runs.
 #[derive(Debug, Clone, Copy)]
 pub struct NewTask<'a> {
@@ -51,10 +68,10 @@ pub struct NewTask<'a> {
 
 impl<'a> NewTask<'a> {
     /// The row of a task message.
-    pub fn of(task: &'a crate::amqp::TaskMessage) -> Self {
+    pub fn of(task: &'a crate::messages::TaskMessage) -> Self {
         let (payload, payload_key) = match &task.payload {
-            crate::amqp::PayloadRef::Inline { data } => (Some(data.as_slice()), None),
-            crate::amqp::PayloadRef::Object { key, .. } => (None, Some(key.as_str())),
+            crate::messages::PayloadRef::Inline { data } => (Some(data.as_slice()), None),
+            crate::messages::PayloadRef::Object { key, .. } => (None, Some(key.as_str())),
         };
         NewTask {
             id: task.id,
@@ -71,9 +88,44 @@ impl<'a> NewTask<'a> {
 /// The outcome of a run, as written to the row.
 #[derive(Debug, Clone)]
 pub struct Finish {
-    pub status: String,
+    pub status: TaskStatus,
     pub result: Option<Vec<u8>>,
     pub result_key: Option<String>,
     pub result_size: Option<i64>,
     pub error: Option<String>,
+}
+
+impl Finish {
+    /// Succeeded with a result kept in the row.
+    pub fn succeeded(data: Vec<u8>) -> Self {
+        Finish {
+            status: TaskStatus::Succeeded,
+            result_size: Some(data.len() as i64),
+            result: Some(data),
+            result_key: None,
+            error: None,
+        }
+    }
+
+    /// Succeeded with a result of `size` bytes kept in the bucket under `key`.
+    pub fn stored(key: String, size: u64) -> Self {
+        Finish {
+            status: TaskStatus::Succeeded,
+            result: None,
+            result_key: Some(key),
+            result_size: Some(size as i64),
+            error: None,
+        }
+    }
+
+    /// Ended as `status` (failed or dead) because of `message`.
+    pub fn failed(status: TaskStatus, message: String) -> Self {
+        Finish {
+            status,
+            result: None,
+            result_key: None,
+            result_size: None,
+            error: Some(message),
+        }
+    }
 }

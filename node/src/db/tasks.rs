@@ -4,10 +4,10 @@
 use super::models::{Finish, NewTask, TaskRow};
 use super::schema::tasks::dsl;
 use super::sql::Fixed;
-use crate::protocol::TaskStatus;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use protocol::TaskStatus;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -333,7 +333,7 @@ impl Outcome<'_> {
         TaskRow {
             id: self.task.id,
             kind: self.task.kind.to_string(),
-            status: self.finish.status.clone(),
+            status: self.finish.status,
             payload: self.task.payload.map(<[u8]>::to_vec),
             payload_key: self.task.payload_key.map(str::to_string),
             payload_size: self.task.payload_size,

@@ -1,23 +1,14 @@
-use super::{TaskError, TaskKind};
+use super::{Kind, TaskError};
 use std::io::{Read, Write};
 
 /// Returns its payload unchanged (binary-safe).
-pub struct Echo;
+pub fn kind() -> Kind {
+    Kind::quick("echo", "returns the payload unchanged", run)
+}
 
-impl TaskKind for Echo {
-    fn name(&self) -> &'static str {
-        "echo"
-    }
-    fn about(&self) -> &'static str {
-        "returns the payload unchanged"
-    }
-    fn bounded(&self) -> bool {
-        true
-    }
-    fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
-        std::io::copy(input, output)?;
-        Ok(())
-    }
+fn run(input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
+    std::io::copy(input, output)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -25,7 +16,7 @@ mod tests {
     #[test]
     fn echoes_bytes() {
         assert_eq!(
-            super::super::run_on(&super::Echo, b"a\0b").unwrap(),
+            super::super::run_on(&super::kind(), b"a\0b").unwrap(),
             b"a\0b"
         );
     }

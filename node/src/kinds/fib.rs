@@ -1,24 +1,18 @@
-use super::{read_number, TaskError, TaskKind};
+use super::{read_number, Kind, TaskError};
 use num_bigint::BigUint;
 use std::io::{Read, Write};
 
 const MAX_N: u64 = 200_000;
 
 /// The n-th Fibonacci number, exact (fast doubling on big integers).
-pub struct Fib;
+pub fn kind() -> Kind {
+    Kind::timed("fib", "n-th Fibonacci number, exact (n up to 200000)", run)
+}
 
-impl TaskKind for Fib {
-    fn name(&self) -> &'static str {
-        "fib"
-    }
-    fn about(&self) -> &'static str {
-        "n-th Fibonacci number, exact (n up to 200000)"
-    }
-    fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
-        let n = read_number(input, self.name(), MAX_N)?;
-        write!(output, "{}", fib(n))?;
-        Ok(())
-    }
+fn run(input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
+    let n = read_number(input, "fib", MAX_N)?;
+    write!(output, "{}", fib(n))?;
+    Ok(())
 }
 
 /// (F(n), F(n+1)) by fast doubling.
@@ -51,6 +45,6 @@ mod tests {
         assert_eq!(fib(1).to_string(), "1");
         assert_eq!(fib(10).to_string(), "55");
         assert_eq!(fib(100).to_string(), "354224848179261915075");
-        assert_eq!(super::super::run_on(&Fib, b" 20\n").unwrap(), b"6765");
+        assert_eq!(super::super::run_on(&kind(), b" 20\n").unwrap(), b"6765");
     }
 }

@@ -1,7 +1,7 @@
-//! Task kinds: the real work a task does, one small file per kind behind [`TaskKind`].
+//! Task kinds: the real work a task does, one small file per kind, each a [`Kind`].
 //!
-//! Adding a kind: write `kinds/<name>.rs` with a unit struct implementing [`TaskKind`], then add
-//! one line to [`Registry::builtin`]. Handlers run on worker threads (blocking is fine); they
+//! Adding a kind: write `kinds/<name>.rs` with a `pub fn kind() -> Kind` (a [`Kind::quick`]
+//! or a [`Kind::timed`] kind), then add one line to [`Registry::builtin`]. Handlers run on worker threads (blocking is fine); they
 //! read the payload from `input` and write the result to `output`, both possibly larger than
 //! memory (payloads stream from the object store, results spill to disk).
 
@@ -12,6 +12,7 @@ mod panic;
 mod primes;
 mod sha256;
 mod sleep;
+mod tally;
 mod text;
 mod wordcount;
 
@@ -36,61 +37,105 @@ impl TaskError {
     }
 }
 
-pub trait TaskKind: Send + Sync + 'static {
-    /// The name clients use (`upper`, `sha256`, ...): lowercase, one word.
-    fn name(&self) -> &'static str;
-    /// One line for `KINDS`.
-    fn about(&self) -> &'static str;
-    /// Do the work. Errors become a `failed` task with the error's message.
-    fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError>;
+/// What a kind does with a payload: read it from `input`, write the result to `output`.
+/// Errors become a `failed` task with the error's message.
+pub type Work =
+    dyn Fn(&mut dyn Read, &mut dyn Write) -> Result<(), TaskError> + Send + Sync + 'static;
 
-    /// Whether a run's time is bounded by its input size (linear work, no waiting). Such a
-    /// kind with a small inline payload runs directly on its worker thread; others run on
-    /// the worker's executor thread under the task timeout. Default: not bounded.
-    fn bounded(&self) -> bool {
-        false
+/// A task kind: the name clients use, one line for `KINDS`, whether it is quick, and its work.
+pub struct Kind {
+    /// Lowercase, one word (`upper`, `sha256`, ...).
+    pub name: &'static str,
+    pub about: &'static str,
+    /// A quick kind's run time is bounded by its input size (linear work, no waiting) and it
+    /// has no effect but its result. A quick kind on an inline payload is a *quick task*: it
+    /// runs directly on its worker thread, batched with the other quick tasks of its
+    /// delivery, and may run again if its message is delivered twice; everything else runs
+    /// on the worker's executor thread under the task timeout, marked running first.
+    pub quick: bool,
+    work: Box<Work>,
+}
+
+impl Kind {
+    /// A quick kind (see [`Kind::quick`]).
+    pub fn quick(
+        name: &'static str,
+        about: &'static str,
+        work: impl Fn(&mut dyn Read, &mut dyn Write) -> Result<(), TaskError> + Send + Sync + 'static,
+    ) -> Kind {
+        Kind {
+            name,
+            about,
+            quick: true,
+            work: Box::new(work),
+        }
+    }
+
+    /// A kind that may take long or wait: it runs under the task timeout.
+    pub fn timed(
+        name: &'static str,
+        about: &'static str,
+        work: impl Fn(&mut dyn Read, &mut dyn Write) -> Result<(), TaskError> + Send + Sync + 'static,
+    ) -> Kind {
+        Kind {
+            quick: false,
+            ..Kind::quick(name, about, work)
+        }
+    }
+
+    /// Do the work.
+    pub fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
+        (self.work)(input, output)
     }
 }
 
 /// The kinds a node knows, by name.
 #[derive(Clone)]
 pub struct Registry {
-    kinds: Arc<BTreeMap<&'static str, Arc<dyn TaskKind>>>,
+    kinds: Arc<BTreeMap<&'static str, Arc<Kind>>>,
 }
 
 impl Registry {
     /// Every built-in kind. One line per kind.
     pub fn builtin() -> Self {
         Registry::from_kinds(vec![
-            Arc::new(echo::Echo),
-            Arc::new(text::Upper),
-            Arc::new(text::Lower),
-            Arc::new(text::Reverse),
-            Arc::new(wordcount::WordCount),
-            Arc::new(sha256::Sha256),
-            Arc::new(primes::Primes),
-            Arc::new(fib::Fib),
-            Arc::new(sleep::Sleep),
-            Arc::new(gzip::Gzip),
+            echo::kind(),
+            text::upper(),
+            text::lower(),
+            text::reverse(),
+            wordcount::kind(),
+            sha256::kind(),
+            primes::kind(),
+            fib::kind(),
+            sleep::kind(),
+            gzip::kind(),
         ])
     }
 
-    /// The built-in kinds plus `panic`, which panics on purpose (supervision tests only;
-    /// enabled by `tasks.enable_panic_kind`).
-    pub fn with_panic_kind() -> Self {
-        let mut kinds: Vec<Arc<dyn TaskKind>> =
-            Registry::builtin().kinds.values().cloned().collect();
-        kinds.push(Arc::new(panic::Panic));
-        Registry::from_kinds(kinds)
+    /// The kinds of a node with these settings: the built-in ones, plus the test-only ones
+    /// it enables: `panic` (panics on purpose, `tasks.enable_panic_kind`) and `tally`
+    /// (records each run, `tasks.tally_file`).
+    pub fn for_settings(tasks: &crate::config::TaskSettings) -> Self {
+        let mut registry = Registry::builtin();
+        let kinds = Arc::make_mut(&mut registry.kinds);
+        if tasks.enable_panic_kind {
+            tracing::warn!("the `panic` kind is enabled (tasks.enable_panic_kind)");
+            kinds.insert("panic", Arc::new(panic::kind()));
+        }
+        if let Some(file) = &tasks.tally_file {
+            tracing::warn!(file, "the `tally` kind is enabled (tasks.tally_file)");
+            kinds.insert("tally", Arc::new(tally::kind(file.into())));
+        }
+        registry
     }
 
-    pub fn from_kinds(kinds: Vec<Arc<dyn TaskKind>>) -> Self {
+    pub fn from_kinds(kinds: Vec<Kind>) -> Self {
         Registry {
-            kinds: Arc::new(kinds.into_iter().map(|k| (k.name(), k)).collect()),
+            kinds: Arc::new(kinds.into_iter().map(|k| (k.name, Arc::new(k))).collect()),
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<Arc<dyn TaskKind>> {
+    pub fn get(&self, name: &str) -> Option<Arc<Kind>> {
         self.kinds.get(name).cloned()
     }
 
@@ -99,7 +144,7 @@ impl Registry {
     }
 
     pub fn describe(&self) -> Vec<(&'static str, &'static str)> {
-        self.kinds.values().map(|k| (k.name(), k.about())).collect()
+        self.kinds.values().map(|k| (k.name, k.about)).collect()
     }
 }
 
@@ -133,7 +178,7 @@ pub(crate) fn read_number(input: &mut dyn Read, kind: &str, max: u64) -> Result<
 }
 
 #[cfg(test)]
-pub(crate) fn run_on(kind: &dyn TaskKind, input: &[u8]) -> Result<Vec<u8>, TaskError> {
+pub(crate) fn run_on(kind: &Kind, input: &[u8]) -> Result<Vec<u8>, TaskError> {
     let mut out = Vec::new();
     kind.run(&mut &input[..], &mut out)?;
     Ok(out)

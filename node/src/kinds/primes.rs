@@ -1,4 +1,4 @@
-use super::{read_number, TaskError, TaskKind};
+use super::{read_number, Kind, TaskError};
 use std::io::{Read, Write};
 
 /// Largest n accepted (about ten seconds of sieving on one core).
@@ -6,20 +6,14 @@ const MAX_N: u64 = 10_000_000_000;
 const SEGMENT: u64 = 1 << 18;
 
 /// Counts the primes <= n with a segmented sieve (memory stays O(sqrt n)).
-pub struct Primes;
+pub fn kind() -> Kind {
+    Kind::timed("primes", "count of primes <= n (n up to 10^10)", run)
+}
 
-impl TaskKind for Primes {
-    fn name(&self) -> &'static str {
-        "primes"
-    }
-    fn about(&self) -> &'static str {
-        "count of primes <= n (n up to 10^10)"
-    }
-    fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
-        let n = read_number(input, self.name(), MAX_N)?;
-        write!(output, "{}", count_primes(n))?;
-        Ok(())
-    }
+fn run(input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
+    let n = read_number(input, "primes", MAX_N)?;
+    write!(output, "{}", count_primes(n))?;
+    Ok(())
 }
 
 fn small_primes(limit: u64) -> Vec<u64> {
@@ -83,7 +77,7 @@ mod tests {
         assert_eq!(count_primes(10), 4);
         assert_eq!(count_primes(1_000_000), 78_498);
         assert_eq!(count_primes(10_000_000), 664_579);
-        assert!(super::super::run_on(&Primes, b"-3").is_err());
-        assert!(super::super::run_on(&Primes, b"99999999999").is_err());
+        assert!(super::super::run_on(&kind(), b"-3").is_err());
+        assert!(super::super::run_on(&kind(), b"99999999999").is_err());
     }
 }

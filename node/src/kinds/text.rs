@@ -1,5 +1,5 @@
 //! Text transforms: `upper`, `lower`, `reverse`.
-use super::{read_text, TaskError, TaskKind};
+use super::{read_text, Kind, TaskError};
 use std::io::{Read, Write};
 
 /// Text kinds hold the whole payload in memory; this bounds it.
@@ -16,52 +16,24 @@ fn transform(
     Ok(())
 }
 
-pub struct Upper;
-impl TaskKind for Upper {
-    fn name(&self) -> &'static str {
-        "upper"
-    }
-    fn about(&self) -> &'static str {
-        "upper-cases UTF-8 text"
-    }
-    fn bounded(&self) -> bool {
-        true
-    }
-    fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
-        transform(self.name(), input, output, str::to_uppercase)
-    }
+pub fn upper() -> Kind {
+    Kind::quick("upper", "upper-cases UTF-8 text", |i, o| {
+        transform("upper", i, o, str::to_uppercase)
+    })
 }
 
-pub struct Lower;
-impl TaskKind for Lower {
-    fn name(&self) -> &'static str {
-        "lower"
-    }
-    fn about(&self) -> &'static str {
-        "lower-cases UTF-8 text"
-    }
-    fn bounded(&self) -> bool {
-        true
-    }
-    fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
-        transform(self.name(), input, output, str::to_lowercase)
-    }
+pub fn lower() -> Kind {
+    Kind::quick("lower", "lower-cases UTF-8 text", |i, o| {
+        transform("lower", i, o, str::to_lowercase)
+    })
 }
 
-pub struct Reverse;
-impl TaskKind for Reverse {
-    fn name(&self) -> &'static str {
-        "reverse"
-    }
-    fn about(&self) -> &'static str {
-        "reverses UTF-8 text character by character"
-    }
-    fn bounded(&self) -> bool {
-        true
-    }
-    fn run(&self, input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
-        transform(self.name(), input, output, |s| s.chars().rev().collect())
-    }
+pub fn reverse() -> Kind {
+    Kind::quick(
+        "reverse",
+        "reverses UTF-8 text character by character",
+        |i, o| transform("reverse", i, o, |s| s.chars().rev().collect()),
+    )
 }
 
 #[cfg(test)]
@@ -72,14 +44,14 @@ mod tests {
     #[test]
     fn transforms() {
         assert_eq!(
-            run_on(&Upper, "hello wörld".as_bytes()).unwrap(),
+            run_on(&upper(), "hello wörld".as_bytes()).unwrap(),
             "HELLO WÖRLD".as_bytes()
         );
-        assert_eq!(run_on(&Lower, b"HeLLo").unwrap(), b"hello");
+        assert_eq!(run_on(&lower(), b"HeLLo").unwrap(), b"hello");
         assert_eq!(
-            run_on(&Reverse, "abç".as_bytes()).unwrap(),
+            run_on(&reverse(), "abç".as_bytes()).unwrap(),
             "çba".as_bytes()
         );
-        assert!(run_on(&Upper, b"\xff").is_err());
+        assert!(run_on(&upper(), b"\xff").is_err());
     }
 }

@@ -2,14 +2,13 @@
 //! connection, so they are `#[ignore]`d in the parallel run and `scripts/test` runs them
 //! afterwards, one at a time (`--ignored --test-threads=1`). Each leaves the services running.
 
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use protocol::{Client, TaskStatus};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tasknode::db::models::TaskRow;
-use tasknode::db::schema::tasks;
-use tasknode::testing::{ChildNode, LineClient, TestEnv};
+use tasknode_testkit::{wait_final, ChildNode, Lines, TestEnv};
+use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tasknode");
 const TASKS: usize = 2000;
@@ -53,17 +52,12 @@ async fn spawn(env: &TestEnv, name: &str) -> ChildNode {
 }
 
 /// Connect to the first node of `addrs` that answers, starting at `start`.
-async fn connect_any(addrs: &[std::net::SocketAddr], start: usize) -> LineClient {
-    for i in 0..addrs.len() * 20 {
-        let addr = addrs[(start + i) % addrs.len()];
-        if let Ok(Ok(_)) =
-            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await
-        {
-            return LineClient::connect(addr).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no node reachable");
+async fn connect_any(addrs: &[std::net::SocketAddr], start: usize) -> Client {
+    let servers: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    tasknode_testkit::poll_until("a node accepts a connection", 20, async || {
+        Client::connect_any(&servers, start).await.ok()
+    })
+    .await
 }
 
 #[actix_rt::test]
@@ -81,21 +75,27 @@ async fn chaos_nothing_accepted_is_lost() {
     let mut submitters = Vec::new();
     for s in 0..6usize {
         let addrs = addrs.clone();
-        submitters.push(tokio::spawn(async move {
-            let mut accepted: Vec<(String, String)> = Vec::new();
+        submitters.push(actix_rt::spawn(async move {
+            // (task id, the result it must end with, whether the tally records its runs)
+            let mut accepted: Vec<(Uuid, String, bool)> = Vec::new();
             let mut refused = 0usize;
             let mut c = connect_any(&addrs, s).await;
             for i in (s..TASKS).step_by(6) {
-                let (line, want) = if i % 2 == 0 {
-                    (format!("SUBMIT upper chaos-{i}"), format!("CHAOS-{i}"))
+                let (line, want, tallied) = if i % 2 == 0 {
+                    (
+                        format!("SUBMIT tally chaos-{i}"),
+                        format!("chaos-{i}"),
+                        true,
+                    )
                 } else {
                     let ms = 5 + i % 20;
-                    (format!("SUBMIT sleep {ms}"), format!("slept {ms}ms"))
+                    (format!("SUBMIT sleep {ms}"), format!("slept {ms}ms"), false)
                 };
-                c.send(&line).await;
-                match c.try_recv().await {
+                c.say(&line).await;
+                match c.try_hear().await {
                     Some(r) if r["status"] == "queued" => {
-                        accepted.push((r["id"].as_str().unwrap().to_string(), want))
+                        let id = Uuid::parse_str(r["id"].as_str().unwrap()).unwrap();
+                        accepted.push((id, want, tallied))
                     }
                     Some(r) => {
                         assert!(r.get("error").is_some(), "not accepted means an error: {r}");
@@ -132,39 +132,34 @@ async fn chaos_nothing_accepted_is_lost() {
     }
 
     // Drain: every accepted task must reach a final state.
-    let wanted: HashMap<uuid::Uuid, String> = accepted
-        .iter()
-        .map(|(id, want)| (uuid::Uuid::parse_str(id).unwrap(), want.clone()))
+    let wanted: HashMap<Uuid, (String, bool)> = accepted
+        .into_iter()
+        .map(|(id, want, tallied)| (id, (want, tallied)))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(240);
-    let rows: Vec<TaskRow> = loop {
-        let rows: Vec<TaskRow> = match env.db_try().await {
-            Some(mut conn) => tasks::table
-                .select(TaskRow::as_select())
-                .load(&mut conn)
-                .await
-                .unwrap_or_default(),
+    let rows: HashMap<Uuid, TaskRow> = loop {
+        let rows = match env.db_try().await {
+            Some(_) => env.rows().await,
             None => Vec::new(),
         };
         let done = rows
             .iter()
-            .filter(|r| wanted.contains_key(&r.id) && r.status().is_final())
+            .filter(|r| wanted.contains_key(&r.id) && r.status.is_final())
             .count();
         if done == wanted.len() || Instant::now() > deadline {
-            break rows;
+            break rows.into_iter().map(|r| (r.id, r)).collect();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
 
-    let mut per_id: HashMap<uuid::Uuid, usize> = HashMap::new();
-    for r in &rows {
-        *per_id.entry(r.id).or_default() += 1;
-    }
-    let by_id: HashMap<_, _> = rows.iter().map(|r| (r.id, r)).collect();
+    // Each run of a tally task is a line in the run log: a task that ran is seen, and so
+    // is one that ran more often than its row counts attempts.
+    let runs = env.runs();
     let (mut succeeded, mut failed, mut redelivered, mut lost, mut wrong) = (0, 0, 0, 0, 0);
-    for (id, want) in &wanted {
-        match by_id.get(id) {
-            Some(r) if r.status == "succeeded" => {
+    let (mut never_ran, mut ran_twice, mut uncounted) = (0, 0, 0);
+    for (id, (want, tallied)) in &wanted {
+        match rows.get(id) {
+            Some(r) if r.status == TaskStatus::Succeeded => {
                 succeeded += 1;
                 if r.result.as_deref() != Some(want.as_bytes()) {
                     wrong += 1;
@@ -172,21 +167,33 @@ async fn chaos_nothing_accepted_is_lost() {
                 if r.attempts > 1 {
                     redelivered += 1;
                 }
+                if *tallied {
+                    let n = runs.get(want).copied().unwrap_or(0);
+                    never_ran += usize::from(n == 0);
+                    ran_twice += usize::from(n > 1);
+                    // A crash can lose one quick run before its outcome was written; any
+                    // further run must have counted as an attempt.
+                    uncounted += usize::from(n > r.attempts as usize + 1);
+                }
             }
-            Some(r) if r.status().is_final() => failed += 1,
+            Some(r) if r.status.is_final() => failed += 1,
             _ => lost += 1,
         }
     }
-    let duplicates = per_id.values().filter(|n| **n > 1).count();
     println!(
         "chaos: accepted={} refused={refused} succeeded={succeeded} failed={failed} \
-         redelivered={redelivered} lost={lost} duplicate_rows={duplicates} wrong_results={wrong}",
+         redelivered={redelivered} lost={lost} wrong_results={wrong} \
+         tally_never_ran={never_ran} tally_ran_twice={ran_twice} tally_uncounted_runs={uncounted}",
         wanted.len()
     );
     assert!(wanted.len() > TASKS / 2, "most submissions were accepted");
     assert_eq!(lost, 0, "every accepted task reached a final state");
-    assert_eq!(duplicates, 0);
     assert_eq!(wrong, 0);
+    assert_eq!(never_ran, 0, "a task recorded as succeeded really ran");
+    assert_eq!(
+        uncounted, 0,
+        "no run beyond the one a crash can lose went uncounted"
+    );
     assert_eq!(failed, 0, "infrastructure faults are retried, not failed");
     assert!(redelivered > 0, "the killed node's tasks were redelivered");
 }
@@ -205,40 +212,30 @@ async fn a_broker_restart_is_survived() {
     let mut c = front.connect().await;
     let mut ids = Vec::new();
     for i in 0..20 {
-        let r = c.call(&format!("SUBMIT sleep {}", 100 + i)).await;
-        ids.push(r["id"].as_str().unwrap().to_string());
+        let r = c.ask(&format!("SUBMIT sleep {}", 100 + i)).await;
+        ids.push(Uuid::parse_str(r["id"].as_str().unwrap()).unwrap());
     }
     run("rabbitmqctl", &["stop_app"]);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = c.call("SUBMIT upper while-down").await;
+    let r = c.ask("SUBMIT upper while-down").await;
     assert_eq!(r["error"], "not_accepted", "never a false accept: {r}");
     run("rabbitmqctl", &["start_app"]);
     run("rabbitmqctl", &["await_startup"]);
 
     // Durable queue, persistent messages: everything accepted before the restart completes.
     for id in &ids {
-        let mut final_status = serde_json::Value::Null;
-        for _ in 0..600 {
-            let s = c.call(&format!("STATUS {id}")).await;
-            if s["status"] == "succeeded" || s["status"] == "dead" || s["status"] == "failed" {
-                final_status = s;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(final_status["status"], "succeeded", "{final_status}");
+        let ended = wait_final(&mut c, *id).await;
+        assert_eq!(ended.status, TaskStatus::Succeeded, "{ended:?}");
     }
     // And new work flows again, through the healed publisher, consumer and reply queue.
-    let mut ok = false;
-    for _ in 0..100 {
-        let r = c.call("upper after restart").await;
-        if r["result"] == "AFTER RESTART" {
-            assert_eq!(r["node"], "w1");
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(ok, "the fleet works again after the broker restart");
+    let healed = tasknode_testkit::poll_until(
+        "the fleet works again after the broker restart",
+        20,
+        async || {
+            Some(c.ask("upper after restart").await).filter(|r| r["result"] == "AFTER RESTART")
+        },
+    )
+    .await;
+    assert_eq!(healed["node"], "w1");
     drop(worker);
 }

@@ -2,56 +2,23 @@
 //! is taken away from the node under test through a [`Proxy`], or the node is a real process
 //! that gets killed. (Faults of the shared services themselves are in `chaos.rs`.)
 
-use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use protocol::TaskStatus;
 use std::path::Path;
 use std::time::Duration;
-use tasknode::db::models::TaskRow;
-use tasknode::db::schema::tasks;
-use tasknode::testing::{self, LineClient, Proxy, TestEnv};
+use tasknode_testkit::{self as testkit, wait_status, Lines, Proxy, TestEnv};
 use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tasknode");
+const ENDED: &[TaskStatus] = &[TaskStatus::Succeeded, TaskStatus::Failed, TaskStatus::Dead];
 
-async fn rows(env: &TestEnv) -> Vec<TaskRow> {
-    let mut conn = env.db().await;
-    tasks::table
-        .select(TaskRow::as_select())
-        .load(&mut conn)
-        .await
-        .unwrap()
-}
-
-async fn wait_status(c: &mut LineClient, id: &str, want: &[&str], secs: u64) -> serde_json::Value {
-    let mut last = serde_json::Value::Null;
-    for _ in 0..secs * 20 {
-        last = c.call(&format!("STATUS {id}")).await;
-        if want.iter().any(|w| last["status"] == *w) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("task {id} never reached {want:?}; last {last}");
+fn id_of(v: &serde_json::Value) -> Uuid {
+    Uuid::parse_str(v["id"].as_str().expect("an id")).expect("a UUID")
 }
 
 async fn dead_letters(env: &TestEnv) -> u32 {
-    let conn = tasknode::amqp::connect(&testing::amqp_url(), "test-peek")
+    env.ready_messages(&tasknode::retry::dead_queue(&env.task_queue))
         .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    let q = ch
-        .queue_declare(
-            tasknode::amqp::dead_queue(&env.task_queue).as_str().into(),
-            lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await
-        .unwrap();
-    let _ = conn.close(200, "done".into()).await;
-    q.message_count()
 }
 
 #[actix_rt::test]
@@ -65,7 +32,7 @@ async fn a_panicking_handler_fails_its_task_and_the_pool_stays_full() {
         .await;
     let mut c = node.connect().await;
     for i in 0..4 {
-        let r = c.call(&format!("panic boom{i}")).await;
+        let r = c.ask(&format!("panic boom{i}")).await;
         assert_eq!(r["status"], "failed", "{r}");
         let msg = r["message"].as_str().unwrap();
         assert!(
@@ -79,12 +46,12 @@ async fn a_panicking_handler_fails_its_task_and_the_pool_stays_full() {
     // Both workers still run tasks, side by side: two sleeps overlap in time.
     let mut a = node.connect().await;
     let mut b = node.connect().await;
-    a.send("sleep 700").await;
-    b.send("sleep 700").await;
-    let (ra, rb) = (a.recv().await, b.recv().await);
+    a.say("sleep 700").await;
+    b.say("sleep 700").await;
+    let (ra, rb) = (a.hear().await, b.hear().await);
     assert_eq!(ra["status"], "succeeded");
     assert_eq!(rb["status"], "succeeded");
-    let all = rows(&env).await;
+    let all = env.rows().await;
     let sleeps: Vec<_> = all.iter().filter(|r| r.kind == "sleep").collect();
     let (x, y) = (sleeps[0], sleeps[1]);
     assert!(
@@ -94,7 +61,7 @@ async fn a_panicking_handler_fails_its_task_and_the_pool_stays_full() {
     );
     // Panic kind is off by default.
     let off = env.spawn_node("n2").await;
-    let r = off.connect().await.call("panic x").await;
+    let r = off.connect().await.ask("panic x").await;
     assert_eq!(r["error"], "unknown_kind", "{r}");
 }
 
@@ -115,15 +82,15 @@ async fn a_task_over_its_timeout_fails_and_frees_its_worker_then_goes_dead() {
         })
         .await;
     let mut c = node.connect().await;
-    let r = c.call("sleep 5000").await;
+    let r = c.ask("sleep 5000").await;
     assert_eq!(r["status"], "dead", "{r}");
     assert_eq!(r["error"], "task_dead");
     assert!(r["message"].as_str().unwrap().contains("timeout"), "{r}");
     assert_eq!(r["attempts"], 2, "{r}");
     // The only worker is free again at once, though the abandoned sleep is still going,
     // and runs timed work on a fresh executor thread.
-    assert_eq!(c.call("upper free").await["result"], "FREE");
-    assert_eq!(c.call("fib 10").await["result"], "55");
+    assert_eq!(c.ask("upper free").await["result"], "FREE");
+    assert_eq!(c.ask("fib 10").await["result"], "55");
     let stats = node.pool_stats();
     assert_eq!(stats.timeouts(), 2);
     assert_eq!(
@@ -137,14 +104,14 @@ async fn a_task_over_its_timeout_fails_and_frees_its_worker_then_goes_dead() {
         1,
         "its message is in the dead-letter queue"
     );
-    let dead = c.call("DEAD").await;
-    assert_eq!(dead["dead"][0]["id"], r["id"], "{dead}");
+    let dead = c.dead(10).await.unwrap();
+    assert_eq!(dead.dead[0].id, id_of(&r), "{dead:?}");
 }
 
 #[actix_rt::test]
 async fn an_object_store_outage_fails_tasks_retryably_and_they_succeed_later() {
     let env = TestEnv::new().await;
-    let proxy = Proxy::start(testing::url_addr(&testing::s3_endpoint())).await;
+    let proxy = Proxy::start(testkit::url_addr(&testkit::s3_endpoint())).await;
     let node = env
         .spawn_node_with("n1", |s| {
             s.storage.endpoint = proxy.http();
@@ -154,31 +121,25 @@ async fn an_object_store_outage_fails_tasks_retryably_and_they_succeed_later() {
         .await;
     let data = vec![b'x'; 200 * 1024];
     let mut c = node.connect().await;
-    c.send("PUT sha256 204800 ASYNC").await;
-    c.send_raw(&data).await;
+    c.say("PUT sha256 204800 ASYNC").await;
+    c.say_raw(&data).await;
     // Accepted before the outage (the payload is in the bucket)...
-    let r = c.recv().await;
+    let r = c.hear().await;
     assert_eq!(r["status"], "queued", "{r}");
-    let id = r["id"].as_str().unwrap().to_string();
+    let id = id_of(&r);
     proxy.set_up(false);
     // ...and its runs fail while the store is away: it waits for a retry.
-    let mut retried = false;
-    for _ in 0..100 {
-        let s = c.call(&format!("STATUS {id}")).await;
-        if s["attempts"].as_i64().unwrap_or(0) >= 1
-            && s["message"].as_str().is_some_and(|m| !m.is_empty())
-        {
-            retried = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(retried, "a run failed against the missing store");
+    let mut probe = node.connect().await;
+    testkit::poll_until("a run failed against the missing store", 10, async || {
+        let s = probe.status(id).await.ok()?;
+        (s.attempts >= Some(1) && s.message.is_some_and(|m| !m.is_empty())).then_some(())
+    })
+    .await;
     // A large submission meanwhile is refused clearly, not accepted.
     let big = format!("upper {}", "y".repeat(100 * 1024));
-    let refused = c.call(&big).await;
+    let refused = c.ask(&big).await;
     assert_eq!(refused["error"], "storage_unavailable", "{refused}");
-    let ping = c.call("PING").await;
+    let ping = c.ask("PING").await;
     assert_eq!(
         (ping["healthy"].clone(), ping["s3"].clone()),
         (false.into(), "down".into()),
@@ -186,18 +147,18 @@ async fn an_object_store_outage_fails_tasks_retryably_and_they_succeed_later() {
     );
 
     proxy.set_up(true);
-    let done = wait_status(&mut c, &id, &["succeeded", "dead"], 30).await;
-    assert_eq!(done["status"], "succeeded", "{done}");
-    assert!(done["attempts"].as_i64().unwrap() >= 2, "{done}");
-    let r = c.call(&format!("RESULT {id}")).await;
+    let done = wait_status(&mut c, id, ENDED, 30).await;
+    assert_eq!(done.status, TaskStatus::Succeeded, "{done:?}");
+    assert!(done.attempts >= Some(2), "{done:?}");
+    let r = c.result(id).await.unwrap();
     use sha2::Digest;
-    assert_eq!(r["result"], hex::encode(sha2::Sha256::digest(&data)));
+    assert_eq!(r.result, Some(hex::encode(sha2::Sha256::digest(&data))));
 }
 
 #[actix_rt::test]
 async fn dead_tasks_are_listed_and_can_be_retried() {
     let env = TestEnv::new().await;
-    let proxy = Proxy::start(testing::url_addr(&testing::s3_endpoint())).await;
+    let proxy = Proxy::start(testkit::url_addr(&testkit::s3_endpoint())).await;
     let node = env
         .spawn_node_with("n1", |s| {
             s.storage.endpoint = proxy.http();
@@ -206,28 +167,28 @@ async fn dead_tasks_are_listed_and_can_be_retried() {
         })
         .await;
     let mut c = node.connect().await;
-    c.send("PUT wordcount 70000 ASYNC").await;
-    c.send_raw(&b"word ".repeat(14000)).await;
-    let id = c.recv().await["id"].as_str().unwrap().to_string();
+    c.say("PUT wordcount 70000 ASYNC").await;
+    c.say_raw(&b"word ".repeat(14000)).await;
+    let id = id_of(&c.hear().await);
     proxy.set_up(false);
-    let dead = wait_status(&mut c, &id, &["dead", "succeeded"], 30).await;
-    assert_eq!(dead["status"], "dead", "{dead}");
-    let list = c.call("DEAD 10").await;
-    assert!(list["dead"].to_string().contains(&id), "{list}");
+    let dead = wait_status(&mut c, id, ENDED, 30).await;
+    assert_eq!(dead.status, TaskStatus::Dead, "{dead:?}");
+    let list = c.dead(10).await.unwrap();
+    assert!(list.dead.iter().any(|d| d.id == id), "{list:?}");
     assert_eq!(dead_letters(&env).await, 1);
 
-    let r = c.call(&format!("RETRY {}", Uuid::new_v4())).await;
+    let r = c.ask(&format!("RETRY {}", Uuid::new_v4())).await;
     assert_eq!(r["error"], "not_found", "{r}");
     proxy.set_up(true);
-    let r = c.call(&format!("RETRY {id}")).await;
+    let r = c.ask(&format!("RETRY {id}")).await;
     assert_eq!(r["status"], "queued", "{r}");
-    let done = wait_status(&mut c, &id, &["succeeded", "dead"], 30).await;
-    assert_eq!(done["status"], "succeeded", "{done}");
+    let done = wait_status(&mut c, id, ENDED, 30).await;
+    assert_eq!(done.status, TaskStatus::Succeeded, "{done:?}");
     assert_eq!(
-        c.call(&format!("RESULT {id}")).await["result"],
-        r#"{"word":14000}"#
+        c.result(id).await.unwrap().result.as_deref(),
+        Some(r#"{"word":14000}"#)
     );
-    let r = c.call(&format!("RETRY {id}")).await;
+    let r = c.ask(&format!("RETRY {id}")).await;
     assert_eq!(
         r["error"], "not_retryable",
         "a succeeded task is not retried: {r}"
@@ -238,7 +199,7 @@ async fn dead_tasks_are_listed_and_can_be_retried() {
 async fn killed_database_sessions_lose_nothing() {
     let env = TestEnv::new().await;
     let node = env.spawn_node("n1").await;
-    let admin_url = testing::pg_admin_url();
+    let admin_url = testkit::pg_admin_url();
     let db = env.database.clone();
     let killer = tokio::spawn(async move {
         use diesel_async::AsyncConnection;
@@ -262,12 +223,9 @@ async fn killed_database_sessions_lose_nothing() {
     }
     for round in 0..15 {
         for (i, c) in clients.iter_mut().enumerate() {
-            let r = c.call(&format!("SUBMIT upper r{round}c{i}")).await;
+            let r = c.ask(&format!("SUBMIT upper r{round}c{i}")).await;
             match r["status"].as_str() {
-                Some("queued") => accepted.push((
-                    r["id"].as_str().unwrap().to_string(),
-                    format!("R{round}C{i}"),
-                )),
+                Some("queued") => accepted.push((id_of(&r), format!("R{round}C{i}"))),
                 _ => assert!(
                     ["database_unavailable", "not_accepted"]
                         .contains(&r["error"].as_str().unwrap_or("")),
@@ -284,79 +242,71 @@ async fn killed_database_sessions_lose_nothing() {
     );
     let c = &mut clients[0];
     for (id, want) in &accepted {
-        let s = wait_status(c, id, &["succeeded", "failed", "dead"], 30).await;
-        assert_eq!(s["status"], "succeeded", "{s}");
-        assert_eq!(
-            c.call(&format!("RESULT {id}")).await["result"],
-            want.as_str()
-        );
+        let s = wait_status(c, *id, ENDED, 30).await;
+        assert_eq!(s.status, TaskStatus::Succeeded, "{s:?}");
+        assert_eq!(c.result(*id).await.unwrap().result.as_ref(), Some(want));
     }
 }
 
 #[actix_rt::test]
 async fn losing_rabbitmq_refuses_clearly_then_heals() {
     let env = TestEnv::new().await;
-    let proxy = Proxy::start(testing::url_addr(&testing::amqp_url())).await;
-    let amqp_via_proxy = testing::amqp_url().replace(
-        &testing::url_addr(&testing::amqp_url()).to_string(),
+    let proxy = Proxy::start(testkit::url_addr(&testkit::amqp_url())).await;
+    let amqp_via_proxy = testkit::amqp_url().replace(
+        &testkit::url_addr(&testkit::amqp_url()).to_string(),
         &proxy.addr.to_string(),
     );
     let node = env
         .spawn_node_with("n1", |s| s.amqp.url = amqp_via_proxy.clone())
         .await;
     let mut c = node.connect().await;
-    assert_eq!(c.call("upper before").await["result"], "BEFORE");
+    assert_eq!(c.ask("upper before").await["result"], "BEFORE");
 
     proxy.set_up(false);
-    tokio::time::sleep(Duration::from_millis(300)).await;
     // PING tells a load balancer to take this node out.
-    let mut down = serde_json::Value::Null;
-    for _ in 0..40 {
-        down = c.call("PING").await;
-        if down["amqp"] == "down" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(down["healthy"], false, "{down}");
-    assert_eq!(down["amqp"], "down", "{down}");
-    assert_eq!(down["postgres"], "ok", "{down}");
+    let mut probe = node.connect().await;
+    let down = testkit::poll_until("PING reports the broker down", 10, async || {
+        let pong = probe.ping().await.ok()?;
+        (pong.amqp == protocol::Check::Down).then_some(pong)
+    })
+    .await;
+    assert!(!down.healthy, "{down:?}");
+    assert_eq!(down.postgres, protocol::Check::Ok, "{down:?}");
     // While the broker is unreachable nothing is falsely accepted.
-    let r = c.call("SUBMIT upper during").await;
+    let r = c.ask("SUBMIT upper during").await;
     assert_eq!(r["error"], "not_accepted", "{r}");
 
     proxy.set_up(true);
-    let mut healed = false;
-    for _ in 0..200 {
-        let r = c.call("upper after").await;
-        if r["result"] == "AFTER" {
-            healed = true;
-            break;
-        }
-        assert_eq!(r["error"], "not_accepted", "{r}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        healed,
-        "the node reconnected, redeclared and consumes again"
-    );
+    testkit::poll_until(
+        "the node reconnected, redeclared and consumes again",
+        20,
+        async || {
+            let r = c.ask("upper after").await;
+            if r["result"] != "AFTER" {
+                assert_eq!(r["error"], "not_accepted", "{r}");
+            }
+            (r["result"] == "AFTER").then_some(())
+        },
+    )
+    .await;
     // The refused task is recorded as never accepted.
-    let failed: Vec<_> = rows(&env)
+    let failed: Vec<_> = env
+        .rows()
         .await
         .into_iter()
         .filter(|r| r.payload.as_deref() == Some(&b"during"[..]))
         .collect();
     assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].status, "failed");
+    assert_eq!(failed[0].status, TaskStatus::Failed);
     assert!(failed[0].error.as_deref().unwrap().contains("not accepted"));
 }
 
 #[actix_rt::test]
 async fn a_node_that_cannot_recover_exits_non_zero() {
     let env = TestEnv::new().await;
-    let proxy = Proxy::start(testing::url_addr(&testing::amqp_url())).await;
-    let via = testing::amqp_url().replace(
-        &testing::url_addr(&testing::amqp_url()).to_string(),
+    let proxy = Proxy::start(testkit::url_addr(&testkit::amqp_url())).await;
+    let via = testkit::amqp_url().replace(
+        &testkit::url_addr(&testkit::amqp_url()).to_string(),
         &proxy.addr.to_string(),
     );
     let mut child = env
@@ -392,20 +342,18 @@ async fn a_node_killed_mid_work_has_its_tasks_redelivered() {
     let mut c = front.connect().await;
     let mut ids = Vec::new();
     for i in 0..4 {
-        let r = c.call(&format!("SUBMIT sleep {}", 1500 + i)).await;
-        ids.push(r["id"].as_str().unwrap().to_string());
+        ids.push(id_of(&c.ask(&format!("SUBMIT sleep {}", 1500 + i)).await));
     }
     // Wait until the victim is running some of them, then kill -9 it.
-    wait_status(&mut c, &ids[0], &["running"], 10).await;
+    wait_status(&mut c, ids[0], &[TaskStatus::Running], 10).await;
     victim.signal("KILL");
     drop(victim);
     let _rescuer = env.spawn_node("rescuer").await;
     for id in &ids {
-        let s = wait_status(&mut c, id, &["succeeded", "failed", "dead"], 30).await;
-        assert_eq!(s["status"], "succeeded", "{s}");
+        let s = wait_status(&mut c, *id, ENDED, 30).await;
+        assert_eq!(s.status, TaskStatus::Succeeded, "{s:?}");
     }
-    let all = rows(&env).await;
-    assert_eq!(all.len(), 4, "exactly one row per task");
+    let all = env.rows().await;
     assert!(
         all.iter()
             .any(|r| r.attempts == 2 && r.node.as_deref() == Some("rescuer")),
@@ -421,22 +369,20 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero() {
         .await;
     let mut node = env.spawn_process(Path::new(BIN), "leaving", &[]).await;
     let mut c = front.connect().await;
-    let id = c.call("SUBMIT sleep 1200").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_status(&mut c, &id, &["running"], 10).await;
+    let id = id_of(&c.ask("SUBMIT sleep 1200").await);
+    wait_status(&mut c, id, &[TaskStatus::Running], 10).await;
     node.signal("TERM");
     let status = node
         .wait_exit(Duration::from_secs(20))
         .await
         .expect("exits within the grace period");
     assert!(status.success(), "exit 0 on SIGTERM: {status}");
-    let s = c.call(&format!("STATUS {id}")).await;
+    let s = c.status(id).await.unwrap();
     assert_eq!(
-        s["status"], "succeeded",
-        "in-flight task finished before exit: {s}"
+        s.status,
+        TaskStatus::Succeeded,
+        "in-flight task finished before exit: {s:?}"
     );
-    assert_eq!(s["node"], "leaving");
-    assert_eq!(s["attempts"], 1);
+    assert_eq!(s.node.as_deref(), Some("leaving"));
+    assert_eq!(s.attempts, Some(1));
 }

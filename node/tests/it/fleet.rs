@@ -1,14 +1,11 @@
 //! A fleet of node processes behind a real HAProxy (TCP mode, `PING` health check), using the
 //! project's own `config/haproxy.cfg` with the test's addresses.
 
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use protocol::{Check, Client, TaskStatus};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
-use tasknode::db::models::TaskRow;
-use tasknode::db::schema::tasks;
-use tasknode::testing::{LineClient, TestEnv};
+use tasknode_testkit::{Lines, TestEnv};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tasknode");
 
@@ -51,18 +48,26 @@ async fn balancer(nodes: &[std::net::SocketAddr]) -> Balancer {
             .spawn()
             .expect("haproxy must be installed (scripts/test installs it)"),
     };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(balancer.addr).await.is_ok() {
-            // Let the first health checks mark the nodes up.
-            tokio::time::sleep(Duration::from_millis(600)).await;
-            return balancer;
-        }
-        if let Ok(Some(status)) = balancer.child.try_wait() {
+    // Ready when a PING goes through it: it listens and its health checks marked a node up.
+    let lb = balancer.addr.to_string();
+    let child = &mut balancer.child;
+    tasknode_testkit::poll_until("haproxy forwards a PING to a node", 20, async || {
+        if let Ok(Some(status)) = child.try_wait() {
             panic!("haproxy exited: {status}");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("haproxy did not listen on {}", balancer.addr);
+        let mut c = Client::connect(&lb).await.ok()?;
+        c.ping().await.ok()
+    })
+    .await;
+    balancer
+}
+
+/// A connection through the balancer (which may refuse while a node is going away).
+async fn connect(lb: std::net::SocketAddr) -> Client {
+    tasknode_testkit::poll_until("the balancer accepts a connection", 20, async || {
+        Client::connect(&lb.to_string()).await.ok()
+    })
+    .await
 }
 
 #[actix_rt::test]
@@ -80,13 +85,13 @@ async fn three_nodes_behind_haproxy_share_work_and_survive_losing_one() {
     for c in 0..6usize {
         let lb_addr = lb.addr;
         let progress_tx = progress_tx.clone();
-        clients.push(tokio::spawn(async move {
+        clients.push(actix_rt::spawn(async move {
             let mut results = BTreeMap::new();
-            let mut conn = LineClient::connect(lb_addr).await;
+            let mut conn = connect(lb_addr).await;
             for i in (c..600).step_by(6) {
                 loop {
-                    conn.send(&format!("upper fleet-{i}")).await;
-                    match conn.try_recv().await {
+                    conn.say(&format!("upper fleet-{i}")).await;
+                    match conn.try_hear().await {
                         Some(r) if r["status"] == "succeeded" => {
                             results.insert(i, r["result"].as_str().unwrap().to_string());
                             let _ = progress_tx.send(());
@@ -96,7 +101,7 @@ async fn three_nodes_behind_haproxy_share_work_and_survive_losing_one() {
                         // and submit again.
                         _ => {
                             tokio::time::sleep(Duration::from_millis(100)).await;
-                            conn = LineClient::connect(lb_addr).await;
+                            conn = connect(lb_addr).await;
                         }
                     }
                 }
@@ -119,14 +124,9 @@ async fn three_nodes_behind_haproxy_share_work_and_survive_losing_one() {
     for (i, result) in &all {
         assert_eq!(result, &format!("FLEET-{i}"));
     }
-    let mut conn = env.db().await;
-    let rows: Vec<TaskRow> = tasks::table
-        .select(TaskRow::as_select())
-        .load(&mut conn)
-        .await
-        .unwrap();
+    let rows = env.rows().await;
     let mut per_node: HashMap<String, usize> = HashMap::new();
-    for r in rows.iter().filter(|r| r.status == "succeeded") {
+    for r in rows.iter().filter(|r| r.status == TaskStatus::Succeeded) {
         *per_node
             .entry(r.node.clone().unwrap_or_default())
             .or_default() += 1;
@@ -144,10 +144,8 @@ async fn three_nodes_behind_haproxy_share_work_and_survive_losing_one() {
 async fn ping_reports_each_dependency() {
     let env = TestEnv::new().await;
     let node = env.spawn_node("n1").await;
-    let r = node.connect().await.call("PING").await;
-    assert_eq!(r["node"], "n1");
-    assert_eq!(r["healthy"], true, "{r}");
-    for dep in ["amqp", "postgres", "s3"] {
-        assert_eq!(r[dep], "ok", "{r}");
-    }
+    let p = node.connect().await.ping().await.unwrap();
+    assert_eq!(p.node, "n1");
+    assert!(p.healthy, "{p:?}");
+    assert_eq!([p.amqp, p.postgres, p.s3], [Check::Ok; 3], "{p:?}");
 }

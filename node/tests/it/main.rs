@@ -1,5 +1,5 @@
 //! Integration tests: real nodes against the real RabbitMQ, PostgreSQL and S3 store, each test
-//! in its own database, queues and key prefix (see `tasknode::testing`).
+//! in its own database, queues and key prefix (see the `tasknode-testkit` crate).
 
 mod chaos;
 mod faults;

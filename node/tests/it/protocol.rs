@@ -1,22 +1,22 @@
-//! The line protocol as a raw-socket client (nc) sees it.
+//! The line protocol as a raw-socket client (nc) sees it: raw lines in, JSON lines out.
 
-use tasknode::testing::TestEnv;
+use tasknode_testkit::{Lines, TestEnv};
 
 #[actix_rt::test]
 async fn raw_socket_submit_returns_result_and_node() {
     let env = TestEnv::new().await;
     let node = env.spawn_node("n1").await;
     let mut c = node.connect().await;
-    let r = c.call("upper hello world").await;
+    let r = c.ask("upper hello world").await;
     assert_eq!(r["status"], "succeeded", "{r}");
     assert_eq!(r["result"], "HELLO WORLD", "{r}");
     assert_eq!(r["node"], "n1", "{r}");
     assert_eq!(r["id"].as_str().unwrap().len(), 36, "{r}");
 
     // CRLF line endings and JSON requests work the same way.
-    c.send_raw(b"reverse abc\r\n").await;
-    assert_eq!(c.recv().await["result"], "cba");
-    let r = c.call(r#"{"kind":"wordcount","payload":"a b a"}"#).await;
+    c.say_raw(b"reverse abc\r\n").await;
+    assert_eq!(c.hear().await["result"], "cba");
+    let r = c.ask(r#"{"kind":"wordcount","payload":"a b a"}"#).await;
     assert_eq!(r["result"], r#"{"a":2,"b":1}"#, "{r}");
 }
 
@@ -25,12 +25,12 @@ async fn help_kinds_ping_and_quit() {
     let env = TestEnv::new().await;
     let node = env.spawn_node("n1").await;
     let mut c = node.connect().await;
-    let help = c.call("HELP").await;
+    let help = c.ask("HELP").await;
     let text = help["help"].to_string();
     for word in ["SUBMIT", "STATUS", "RESULT", "PUT", "KINDS", "PING", "QUIT"] {
         assert!(text.contains(word), "HELP lacks {word}: {text}");
     }
-    let kinds = c.call("KINDS").await;
+    let kinds = c.ask("KINDS").await;
     let names: Vec<_> = kinds["kinds"]
         .as_array()
         .unwrap()
@@ -38,8 +38,8 @@ async fn help_kinds_ping_and_quit() {
         .map(|k| k["name"].as_str().unwrap().to_string())
         .collect();
     assert!(names.contains(&"sha256".to_string()), "{kinds}");
-    assert_eq!(c.call("ping").await["node"], "n1");
-    assert_eq!(c.call("QUIT").await["bye"], true);
+    assert_eq!(c.ask("ping").await["node"], "n1");
+    assert_eq!(c.ask("QUIT").await["bye"], true);
     assert!(c.closed().await, "QUIT must close the connection");
 }
 
@@ -52,39 +52,39 @@ async fn bad_input_gets_errors_and_the_connection_keeps_working() {
     let mut c = node.connect().await;
     let mut other = node.connect().await;
 
-    let r = c.call("frobnicate something").await;
+    let r = c.ask("frobnicate something").await;
     assert_eq!(r["error"], "unknown_kind", "{r}");
     assert!(
         r["message"].as_str().unwrap().contains("upper"),
         "lists known kinds: {r}"
     );
 
-    let r = c.call("STATUS not-a-uuid").await;
+    let r = c.ask("STATUS not-a-uuid").await;
     assert_eq!(r["error"], "malformed", "{r}");
 
-    let r = c.call(r#"{"kind": "upper", "payload": 5}"#).await;
+    let r = c.ask(r#"{"kind": "upper", "payload": 5}"#).await;
     assert_eq!(r["error"], "malformed", "{r}");
 
-    c.send(&"x".repeat(5000)).await;
-    let r = c.recv().await;
+    c.say(&"x".repeat(5000)).await;
+    let r = c.hear().await;
     assert_eq!(r["error"], "line_too_long", "{r}");
 
-    c.send_raw(b"upper \xff\xfe\n").await;
-    let r = c.recv().await;
+    c.say_raw(b"upper \xff\xfe\n").await;
+    let r = c.hear().await;
     assert_eq!(r["error"], "invalid_utf8", "{r}");
 
-    c.send_raw(b"upper a\0b\n").await;
-    assert_eq!(c.recv().await["error"], "nul_byte");
+    c.say_raw(b"upper a\0b\n").await;
+    assert_eq!(c.hear().await["error"], "nul_byte");
 
-    c.send("").await;
-    assert_eq!(c.recv().await["error"], "empty_line");
+    c.say("").await;
+    assert_eq!(c.hear().await["error"], "empty_line");
 
-    let r = c.call(&format!("STATUS {}", uuid::Uuid::new_v4())).await;
+    let r = c.ask(&format!("STATUS {}", uuid::Uuid::new_v4())).await;
     assert_eq!(r["error"], "not_found", "{r}");
 
     // The same connection, and another one, still work.
-    assert_eq!(c.call("upper still here").await["result"], "STILL HERE");
-    assert_eq!(other.call("lower OK").await["result"], "ok");
+    assert_eq!(c.ask("upper still here").await["result"], "STILL HERE");
+    assert_eq!(other.ask("lower OK").await["result"], "ok");
 }
 
 #[actix_rt::test]
@@ -95,13 +95,13 @@ async fn oversized_upload_is_refused_and_others_keep_working() {
         .await;
     let mut c = node.connect().await;
     let mut other = node.connect().await;
-    let r = c.call("PUT echo 5000").await;
+    let r = c.ask("PUT echo 5000").await;
     assert_eq!(r["error"], "payload_too_large", "{r}");
     assert!(
         c.closed().await,
         "a refused PUT body cannot be resynchronised"
     );
-    assert_eq!(other.call("upper fine").await["result"], "FINE");
+    assert_eq!(other.ask("upper fine").await["result"], "FINE");
 }
 
 #[actix_rt::test]
@@ -109,15 +109,15 @@ async fn task_errors_are_failed_tasks_not_protocol_errors() {
     let env = TestEnv::new().await;
     let node = env.spawn_node("n1").await;
     let mut c = node.connect().await;
-    let r = c.call("fib banana").await;
+    let r = c.ask("fib banana").await;
     assert_eq!(r["status"], "failed", "{r}");
     assert_eq!(r["error"], "task_failed", "{r}");
     assert!(
         r["message"].as_str().unwrap().contains("whole number"),
         "{r}"
     );
-    assert_eq!(c.call("fib 90").await["result"], "2880067194370816120");
-    assert_eq!(c.call("primes 100").await["result"], "25");
+    assert_eq!(c.ask("fib 90").await["result"], "2880067194370816120");
+    assert_eq!(c.ask("primes 100").await["result"], "25");
 }
 
 #[actix_rt::test]
@@ -127,7 +127,7 @@ async fn binary_results_come_back_base64() {
     let env = TestEnv::new().await;
     let node = env.spawn_node("n1").await;
     let mut c = node.connect().await;
-    let r = c.call("gzip hello hello hello").await;
+    let r = c.ask("gzip hello hello hello").await;
     assert_eq!(r["result_encoding"], "base64", "{r}");
     let gz = base64::engine::general_purpose::STANDARD
         .decode(r["result"].as_str().unwrap())
@@ -147,24 +147,18 @@ async fn connections_over_the_limit_are_refused_with_a_line() {
         .await;
     let mut a = node.connect().await;
     let mut b = node.connect().await;
-    assert_eq!(a.call("PING").await["pong"], true);
-    assert_eq!(b.call("PING").await["pong"], true);
+    assert_eq!(a.ask("PING").await["pong"], true);
+    assert_eq!(b.ask("PING").await["pong"], true);
     let mut c = node.connect().await;
-    assert_eq!(c.recv().await["error"], "busy");
+    assert_eq!(c.hear().await["error"], "busy");
     assert!(c.closed().await);
     drop(a);
     // Once a slot frees, new connections are served again.
-    let mut ok = false;
-    for _ in 0..50 {
+    tasknode_testkit::poll_until("a freed connection slot is reused", 10, async || {
         let mut d = node.connect().await;
-        d.send("PING").await;
-        if d.recv().await.get("pong").is_some() {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(ok, "a freed slot was not reused");
+        d.ask("PING").await.get("pong").map(|_| ())
+    })
+    .await;
 }
 
 #[actix_rt::test]
@@ -176,11 +170,11 @@ async fn an_idle_client_is_told_and_closed() {
     let mut idle = node.connect().await;
     let mut busy = node.connect().await;
     // A request that takes longer than the idle timeout does not count as idle.
-    assert_eq!(busy.call("sleep 1500").await["status"], "succeeded");
-    let r = idle.recv().await;
+    assert_eq!(busy.ask("sleep 1500").await["status"], "succeeded");
+    let r = idle.hear().await;
     assert_eq!(r["error"], "idle_timeout", "{r}");
     assert!(idle.closed().await);
-    assert_eq!(busy.call("PING").await["pong"], true);
+    assert_eq!(busy.ask("PING").await["pong"], true);
 }
 
 #[actix_rt::test]
@@ -212,7 +206,7 @@ async fn a_client_that_never_reads_is_dropped_and_others_are_served() {
     let mut other = node.connect().await;
     for i in 0..5 {
         assert_eq!(
-            other.call(&format!("upper ok{i}")).await["result"],
+            other.ask(&format!("upper ok{i}")).await["result"],
             format!("OK{i}")
         );
     }
@@ -221,7 +215,7 @@ async fn a_client_that_never_reads_is_dropped_and_others_are_served() {
         written < 400,
         "the node stopped reading from the stuck client"
     );
-    assert_eq!(other.call("PING").await["pong"], true);
+    assert_eq!(other.ask("PING").await["pong"], true);
 }
 
 #[actix_rt::test]
@@ -230,22 +224,19 @@ async fn a_truncated_upload_is_not_a_task() {
     let node = env.spawn_node("n1").await;
     {
         let mut c = node.connect().await;
-        c.send("PUT sha256 1000000").await;
-        c.send_raw(&[7u8; 300_000]).await;
+        c.say("PUT sha256 1000000").await;
+        c.say_raw(&[7u8; 300_000]).await;
         // The client goes away mid-body.
     }
     let mut c = node.connect().await;
-    assert_eq!(c.call("upper still fine").await["result"], "STILL FINE");
-    let mut conn = env.db().await;
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    let n: i64 = tasknode::db::schema::tasks::table
-        .filter(tasknode::db::schema::tasks::kind.eq("sha256"))
-        .count()
-        .get_result(&mut conn)
+    assert_eq!(c.ask("upper still fine").await["result"], "STILL FINE");
+    let sha = env
+        .rows()
         .await
-        .unwrap();
-    assert_eq!(n, 0, "no task from a truncated upload");
+        .into_iter()
+        .filter(|r| r.kind == "sha256")
+        .count();
+    assert_eq!(sha, 0, "no task from a truncated upload");
 }
 
 #[actix_rt::test]
@@ -257,12 +248,12 @@ async fn pipelined_requests_are_served_together_and_answered_in_order() {
     let mut c = node.connect().await;
     // One write, many requests: a slow task first, then fast ones and non-task requests.
     let started = std::time::Instant::now();
-    c.send_raw(b"sleep 1500\nupper a\nPING\nSTATUS nope\nreverse abc\nsleep 1500\nlower B\n")
+    c.say_raw(b"sleep 1500\nupper a\nPING\nSTATUS nope\nreverse abc\nsleep 1500\nlower B\n")
         .await;
     let answers: Vec<serde_json::Value> = {
         let mut v = Vec::new();
         for _ in 0..7 {
-            v.push(c.recv().await);
+            v.push(c.hear().await);
         }
         v
     };
@@ -281,7 +272,7 @@ async fn pipelined_requests_are_served_together_and_answered_in_order() {
     assert_eq!(answers[5]["kind"], "sleep", "{}", answers[5]);
     assert_eq!(answers[6]["result"], "b", "{}", answers[6]);
     // The connection goes on as usual afterwards.
-    assert_eq!(c.call("upper after").await["result"], "AFTER");
+    assert_eq!(c.ask("upper after").await["result"], "AFTER");
 }
 
 #[actix_rt::test]

@@ -1,0 +1,197 @@
+//! The persister's batches: writes waiting for the next flush, grouped by kind, each with
+//! where its own answer goes, and how a batch is written.
+
+use super::{FailUnqueued, RecordOutcome, RetryLater, StartTask};
+use crate::db::models::{NewTask, TaskRow};
+use crate::db::tasks::{self, Outcome, Start};
+use crate::db::DbError;
+use crate::messages::TaskMessage;
+use diesel_async::AsyncPgConnection;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Most writes in one batch.
+pub const MAX_BATCH: usize = 1024;
+
+pub(super) type Tx<T> = oneshot::Sender<Result<T, DbError>>;
+
+/// Writes waiting for the next flush, by kind, each with where its own answer goes.
+#[derive(Default)]
+pub(super) struct Batch {
+    pub(super) inserts: Vec<(TaskMessage, Tx<bool>)>,
+    pub(super) starts: Vec<(StartTask, Tx<Start>)>,
+    pub(super) records: Vec<(RecordOutcome, Tx<Option<TaskRow>>)>,
+    pub(super) singles: Vec<(Single, Tx<bool>)>,
+}
+
+/// The rare writes, one statement each.
+pub(super) enum Single {
+    RetryLater(RetryLater),
+    FailUnqueued(FailUnqueued),
+}
+
+/// What a batch wrote, in the order of its writes.
+pub(super) struct Written {
+    inserts: Vec<bool>,
+    starts: Vec<Start>,
+    records: Vec<Option<TaskRow>>,
+    singles: Vec<bool>,
+}
+
+impl Batch {
+    pub(super) fn len(&self) -> usize {
+        self.inserts.len() + self.starts.len() + self.records.len() + self.singles.len()
+    }
+
+    /// Whether the batch is one statement (needs no transaction).
+    pub(super) fn one_statement(&self) -> bool {
+        fn one_node<'a>(mut nodes: impl Iterator<Item = &'a str>) -> bool {
+            let first = nodes.next();
+            nodes.all(|n| Some(n) == first)
+        }
+        let kinds = [
+            !self.inserts.is_empty(),
+            !self.starts.is_empty(),
+            !self.records.is_empty(),
+        ];
+        self.singles.len() + kinds.iter().filter(|k| **k).count() <= 1
+            && one_node(self.starts.iter().map(|(s, _)| s.node.as_str()))
+            && one_node(self.records.iter().map(|(r, _)| r.node.as_str()))
+    }
+
+    /// Each write as a batch of its own.
+    pub(super) fn into_singles(self) -> Vec<Batch> {
+        let mut out = Vec::with_capacity(self.len());
+        out.extend(self.inserts.into_iter().map(|w| Batch {
+            inserts: vec![w],
+            ..Default::default()
+        }));
+        out.extend(self.starts.into_iter().map(|w| Batch {
+            starts: vec![w],
+            ..Default::default()
+        }));
+        out.extend(self.records.into_iter().map(|w| Batch {
+            records: vec![w],
+            ..Default::default()
+        }));
+        out.extend(self.singles.into_iter().map(|w| Batch {
+            singles: vec![w],
+            ..Default::default()
+        }));
+        out
+    }
+
+    /// Answer every write with what was written.
+    pub(super) fn answer(self, written: Written) {
+        fn send<W, T>(writes: Vec<(W, Tx<T>)>, results: Vec<T>) {
+            for ((_, tx), r) in writes.into_iter().zip(results) {
+                let _ = tx.send(Ok(r));
+            }
+        }
+        send(self.inserts, written.inserts);
+        send(self.starts, written.starts);
+        send(self.records, written.records);
+        send(self.singles, written.singles);
+    }
+
+    /// Answer every write with an error.
+    pub(super) fn fail(self, e: impl Fn() -> DbError) {
+        self.inserts
+            .into_iter()
+            .for_each(|(_, tx)| drop(tx.send(Err(e()))));
+        self.starts
+            .into_iter()
+            .for_each(|(_, tx)| drop(tx.send(Err(e()))));
+        self.records
+            .into_iter()
+            .for_each(|(_, tx)| drop(tx.send(Err(e()))));
+        self.singles
+            .into_iter()
+            .for_each(|(_, tx)| drop(tx.send(Err(e()))));
+    }
+
+    /// Run the batch's statements: inserts, starts (per node), outcomes (per node), singles.
+    pub(super) async fn write(&self, conn: &mut AsyncPgConnection) -> diesel::QueryResult<Written> {
+        let rows: Vec<NewTask<'_>> = self.inserts.iter().map(|(t, _)| NewTask::of(t)).collect();
+        let inserts = match rows.is_empty() {
+            true => Vec::new(),
+            false => {
+                let new: std::collections::HashSet<Uuid> =
+                    tasks::insert_many(conn, &rows).await?.into_iter().collect();
+                rows.iter().map(|r| new.contains(&r.id)).collect()
+            }
+        };
+        let mut starts = Vec::with_capacity(self.starts.len());
+        for (node, at) in by_node(self.starts.iter().map(|(s, _)| s.node.as_str())) {
+            let rows: Vec<NewTask<'_>> = at
+                .iter()
+                .map(|i| NewTask::of(&self.starts[*i].0.task))
+                .collect();
+            starts.extend(
+                at.into_iter()
+                    .zip(tasks::start_many(conn, &rows, node).await?),
+            );
+        }
+        let mut records = Vec::with_capacity(self.records.len());
+        for (node, at) in by_node(self.records.iter().map(|(r, _)| r.node.as_str())) {
+            let outcomes: Vec<Outcome<'_>> =
+                at.iter().map(|i| self.records[*i].0.outcome()).collect();
+            records.extend(
+                at.into_iter()
+                    .zip(tasks::record_many(conn, node, &outcomes).await?),
+            );
+        }
+        let mut singles = Vec::with_capacity(self.singles.len());
+        for (single, _) in &self.singles {
+            singles.push(match single {
+                Single::RetryLater(m) => {
+                    tasks::retry_later(conn, m.id, &m.node, &m.error, m.next_attempt_at).await?
+                }
+                Single::FailUnqueued(m) => tasks::fail_unqueued(conn, m.id, &m.error).await?,
+            });
+        }
+        Ok(Written {
+            inserts,
+            starts: in_order(starts),
+            records: in_order(records),
+            singles,
+        })
+    }
+}
+
+/// The indexes of `nodes`, grouped by node.
+fn by_node<'a>(
+    nodes: impl Iterator<Item = &'a str>,
+) -> std::collections::BTreeMap<&'a str, Vec<usize>> {
+    let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (i, node) in nodes.enumerate() {
+        groups.entry(node).or_default().push(i);
+    }
+    groups
+}
+
+/// Answers gathered per node, back in the order of the writes.
+fn in_order<T>(mut answers: Vec<(usize, T)>) -> Vec<T> {
+    answers.sort_by_key(|(i, _)| *i);
+    answers.into_iter().map(|(_, t)| t).collect()
+}
+
+/// `batch` in parts of at most [`MAX_BATCH`] writes.
+pub(super) fn split(batch: Batch) -> Vec<Batch> {
+    if batch.len() <= MAX_BATCH {
+        return vec![batch];
+    }
+    let mut parts = vec![Batch::default()];
+    for single in batch.into_singles() {
+        let last = parts.last_mut().expect("one part");
+        if last.len() >= MAX_BATCH {
+            parts.push(single);
+        } else {
+            last.inserts.extend(single.inserts);
+            last.starts.extend(single.starts);
+            last.records.extend(single.records);
+            last.singles.extend(single.singles);
+        }
+    }
+    parts
+}

@@ -1,0 +1,337 @@
+//! Completing a run: its result becomes a final row, a retry after a delay, or a burial in
+//! the dead-letter queue. The mapping lives in [`complete`], over the effects of the
+//! [`Completer`] trait, so it is unit-tested without a broker or a database; [`DeliveryCtx`]
+//! is the completer the node uses.
+
+use super::DeliveryCtx;
+use crate::actors::persister::{RecordOutcome, RetryLater};
+use crate::actors::publisher::{Republish, Target};
+use crate::actors::uploader::UploadFile;
+use crate::actors::worker_pool::{RunError, TaskOutput};
+use crate::actors::Settle;
+use crate::db::models::Finish;
+use crate::messages::TaskMessage;
+use crate::retry::{Next, RetryPolicy};
+use protocol::TaskStatus;
+
+/// How one task of a delivery ended, as far as the delivery is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Its outcome (final, or a scheduled retry) is written: the delivery may be acked.
+    Done,
+    /// Something could not be written: the whole delivery goes back to the queue (its other
+    /// tasks, already final, are then answered from their rows, not run again).
+    Requeue,
+}
+
+/// The effects of completing a run.
+pub(crate) trait Completer {
+    fn policy(&self) -> &RetryPolicy;
+    /// Write a final outcome and, once written, answer the waiting client.
+    async fn record(&self, task: &TaskMessage, finish: Finish) -> Handled;
+    /// Put a result that spilled to a file in the bucket; answers its key.
+    async fn store_result(&self, task: &TaskMessage, file: std::fs::File)
+        -> Result<String, String>;
+    /// Note the failure on the row and send the task to wait `delay_ms` in a delay queue.
+    async fn retry_later(&self, task: &TaskMessage, error: &str, delay_ms: u64) -> Handled;
+    /// Park the task in the dead-letter queue; `false` if that failed.
+    async fn bury(&self, task: &TaskMessage) -> bool;
+}
+
+/// After attempt `attempt` of `task` ran (and was counted): map the run to its effect.
+pub(crate) async fn complete<C: Completer>(
+    c: &C,
+    task: &TaskMessage,
+    attempt: u32,
+    run: Result<TaskOutput, RunError>,
+) -> Handled {
+    let finish = match run {
+        Ok(TaskOutput::Inline(data)) => Finish::succeeded(data),
+        Ok(TaskOutput::Spilled { file, size }) => match c.store_result(task, file).await {
+            Ok(key) => Finish::stored(key, size),
+            Err(e) => {
+                let error = format!("could not store the result: {e}");
+                return fail_retryably(c, task, attempt, error).await;
+            }
+        },
+        Err(e) if e.is_retryable() => return fail_retryably(c, task, attempt, e.to_string()).await,
+        // Bad input and panics would fail again: the task fails now.
+        Err(e) => Finish::failed(TaskStatus::Failed, e.to_string()),
+    };
+    c.record(task, finish).await
+}
+
+/// A failure that may pass: run again after a delay, or past the kind's attempts, bury the
+/// task and mark it `dead`.
+async fn fail_retryably<C: Completer>(
+    c: &C,
+    task: &TaskMessage,
+    attempt: u32,
+    error: String,
+) -> Handled {
+    match c.policy().next(&task.kind, attempt) {
+        Next::RetryAfter { delay_ms } => {
+            tracing::info!(task = %task.id, attempt, delay_ms, %error, "task failed; will retry");
+            c.retry_later(task, &error, delay_ms).await
+        }
+        Next::Bury => {
+            tracing::warn!(task = %task.id, attempt, %error, "task failed its last attempt; dead-lettered");
+            if !c.bury(task).await {
+                tracing::warn!(task = %task.id, "could not dead-letter the task; requeued");
+                return Handled::Requeue;
+            }
+            let message = format!("{error} (after {attempt} attempts)");
+            c.record(task, Finish::failed(TaskStatus::Dead, message))
+                .await
+        }
+    }
+}
+
+impl Completer for DeliveryCtx {
+    fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    async fn record(&self, task: &TaskMessage, finish: Finish) -> Handled {
+        let written = self
+            .handles
+            .persister
+            .send(RecordOutcome {
+                task: task.clone(),
+                node: self.handles.node.clone(),
+                finish,
+                started_at: None,
+            })
+            .await
+            .settle();
+        match written {
+            Ok(Some(row)) => {
+                self.answer(task, &row);
+                Handled::Done
+            }
+            Ok(None) => {
+                tracing::error!(task = %task.id, "task row vanished while running");
+                Handled::Done
+            }
+            Err(e) => {
+                tracing::warn!(task = %task.id, error = %e, "cannot write task outcome; requeued");
+                Handled::Requeue
+            }
+        }
+    }
+
+    async fn store_result(
+        &self,
+        task: &TaskMessage,
+        file: std::fs::File,
+    ) -> Result<String, String> {
+        let key = self.handles.storage.key(&format!("results/{}", task.id));
+        let upload = UploadFile {
+            key: key.clone(),
+            file,
+        };
+        match self.handles.uploader.send(upload).await.settle() {
+            Ok(_) => Ok(key),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn retry_later(&self, task: &TaskMessage, error: &str, delay_ms: u64) -> Handled {
+        let next_attempt_at = chrono::Utc::now() + chrono::Duration::milliseconds(delay_ms as i64);
+        let noted = self
+            .handles
+            .persister
+            .send(RetryLater {
+                id: task.id,
+                node: self.handles.node.clone(),
+                error: error.to_string(),
+                next_attempt_at,
+            })
+            .await
+            .settle();
+        if noted.is_err() {
+            return Handled::Requeue;
+        }
+        match self.republish(task, Target::Retry { delay_ms }).await {
+            true => Handled::Done,
+            false => {
+                tracing::warn!(task = %task.id, "could not schedule the retry; requeued");
+                Handled::Requeue
+            }
+        }
+    }
+
+    async fn bury(&self, task: &TaskMessage) -> bool {
+        self.republish(task, Target::Dead).await
+    }
+}
+
+impl DeliveryCtx {
+    async fn republish(&self, task: &TaskMessage, target: Target) -> bool {
+        let msg = Republish {
+            target,
+            task: task.clone(),
+        };
+        self.handles.publisher.send(msg).await.settle().is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::messages::PayloadRef;
+    use std::cell::RefCell;
+    use uuid::Uuid;
+
+    /// Records what completing asked for; `fail` makes those effects fail.
+    struct Fake {
+        policy: RetryPolicy,
+        log: RefCell<Vec<String>>,
+        fail: &'static [&'static str],
+    }
+
+    impl Fake {
+        fn new(fail: &'static [&'static str]) -> Self {
+            let mut tasks = Settings::from_toml("").unwrap().tasks;
+            tasks.max_attempts = 2;
+            tasks.retry_base_ms = 100;
+            Fake {
+                policy: RetryPolicy::new(tasks),
+                log: RefCell::default(),
+                fail,
+            }
+        }
+
+        fn did(&self, what: String) -> bool {
+            let ok = !self.fail.iter().any(|f| what.starts_with(f));
+            self.log.borrow_mut().push(what);
+            ok
+        }
+    }
+
+    impl Completer for Fake {
+        fn policy(&self) -> &RetryPolicy {
+            &self.policy
+        }
+        async fn record(&self, _: &TaskMessage, f: Finish) -> Handled {
+            let what = format!("record {} {:?}", f.status, f.error.or(f.result_key));
+            match self.did(what) {
+                true => Handled::Done,
+                false => Handled::Requeue,
+            }
+        }
+        async fn store_result(&self, t: &TaskMessage, _: std::fs::File) -> Result<String, String> {
+            match self.did("store".into()) {
+                true => Ok(format!("results/{}", t.id)),
+                false => Err("store down".into()),
+            }
+        }
+        async fn retry_later(&self, _: &TaskMessage, error: &str, delay_ms: u64) -> Handled {
+            self.did(format!("retry {delay_ms}ms: {error}"));
+            Handled::Done
+        }
+        async fn bury(&self, _: &TaskMessage) -> bool {
+            self.did("bury".into())
+        }
+    }
+
+    fn task() -> TaskMessage {
+        TaskMessage {
+            id: Uuid::nil(),
+            kind: "upper".into(),
+            payload: PayloadRef::Inline { data: vec![] },
+            submitted_by: "n".into(),
+            reply_to: None,
+            accepted_at: None,
+        }
+    }
+
+    fn run(fake: &Fake, attempt: u32, r: Result<TaskOutput, RunError>) -> (Handled, Vec<String>) {
+        let handled = futures_executor::block_on(complete(fake, &task(), attempt, r));
+        (handled, fake.log.take())
+    }
+
+    fn transient() -> Result<TaskOutput, RunError> {
+        Err(RunError::Transient("timeout".into()))
+    }
+
+    #[test]
+    fn a_result_is_recorded_as_succeeded() {
+        let (h, log) = run(&Fake::new(&[]), 1, Ok(TaskOutput::Inline(b"X".to_vec())));
+        assert_eq!(
+            (h, log),
+            (Handled::Done, vec!["record succeeded None".into()])
+        );
+    }
+
+    #[test]
+    fn bad_input_and_panics_fail_at_once() {
+        for e in [
+            RunError::BadInput("nope".into()),
+            RunError::Panicked("boom".into()),
+        ] {
+            let (h, log) = run(&Fake::new(&[]), 1, Err(e.clone()));
+            assert_eq!(h, Handled::Done);
+            assert_eq!(
+                log,
+                vec![format!("record failed Some({:?})", e.to_string())]
+            );
+        }
+    }
+
+    #[test]
+    fn a_transient_failure_retries_then_is_buried_and_dead() {
+        let (h, log) = run(&Fake::new(&[]), 1, transient());
+        assert_eq!(
+            (h, log),
+            (Handled::Done, vec!["retry 100ms: timeout".into()])
+        );
+        let (h, log) = run(&Fake::new(&[]), 2, transient());
+        assert_eq!(h, Handled::Done);
+        assert_eq!(
+            log,
+            vec![
+                "bury".to_string(),
+                "record dead Some(\"timeout (after 2 attempts)\")".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_task_that_cannot_be_buried_goes_back_to_the_queue_unrecorded() {
+        let (h, log) = run(&Fake::new(&["bury"]), 2, transient());
+        assert_eq!((h, log), (Handled::Requeue, vec!["bury".into()]));
+    }
+
+    #[test]
+    fn a_result_that_cannot_be_stored_is_retried() {
+        let file = tempfile::tempfile().unwrap();
+        let spilled = Ok(TaskOutput::Spilled { file, size: 9 });
+        let (h, log) = run(&Fake::new(&["store"]), 1, spilled);
+        assert_eq!(h, Handled::Done);
+        assert_eq!(
+            log,
+            vec![
+                "store".to_string(),
+                "retry 100ms: could not store the result: store down".into()
+            ]
+        );
+        let file = tempfile::tempfile().unwrap();
+        let (_, log) = run(
+            &Fake::new(&[]),
+            1,
+            Ok(TaskOutput::Spilled { file, size: 9 }),
+        );
+        assert_eq!(
+            log[1],
+            format!("record succeeded Some(\"results/{}\")", Uuid::nil())
+        );
+    }
+
+    #[test]
+    fn an_outcome_that_cannot_be_written_requeues() {
+        let (h, _) = run(&Fake::new(&["record"]), 1, Ok(TaskOutput::Inline(vec![])));
+        assert_eq!(h, Handled::Requeue);
+    }
+}

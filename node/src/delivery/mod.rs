@@ -1,0 +1,160 @@
+//! A delivery's way through the node, one stage per file (the consumer actor only owns the
+//! AMQP side and hands each delivery here):
+//!
+//! - [`quick`]: a first delivery's quick tasks (quick kinds on inline payloads) run as one
+//!   batch on one worker and are recorded in one write, with no `running` write first;
+//! - [`start`]: every other task is marked `running` here first (so each attempt is counted
+//!   before it runs), then runs on a worker;
+//! - [`complete`]: a run's result becomes a final row, a retry or a burial
+//!   ([`crate::retry`]), behind the [`complete::Completer`] trait;
+//! - replies go to the waiting node once the row is written, and the delivery is acked once
+//!   every task in it is written, or handed back to the queue otherwise (at-least-once).
+
+pub mod complete;
+mod quick;
+mod start;
+
+use crate::actors::publisher::PublishReplies;
+use crate::actors::replies::LocalReplies;
+use crate::actors::worker_pool::Worker;
+use crate::actors::Handles;
+use crate::db::models::TaskRow;
+use crate::messages::{self, Reply, TaskMessage};
+use crate::retry::RetryPolicy;
+use crate::view::FromRow;
+use actix::prelude::*;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
+use protocol::TaskView;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use complete::Handled;
+
+/// Pause before handing a delivery back after a failure to write, so an outage does not
+/// become a hot redelivery loop.
+const REQUEUE_PAUSE: Duration = Duration::from_secs(1);
+
+/// What processing a delivery needs; cloned into each delivery's future.
+#[derive(Clone)]
+pub struct DeliveryCtx {
+    pub handles: Handles,
+    pub workers: Addr<Worker>,
+    pub policy: Arc<RetryPolicy>,
+    /// Deliveries being processed now (graceful shutdown waits for them).
+    pub inflight: Arc<AtomicUsize>,
+}
+
+/// Counts a delivery in `inflight` while it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One delivery: a message of one or more tasks; acked once every task's outcome is
+/// written, handed back to the queue otherwise.
+pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
+    let _inflight = InFlight::new(&ctx.inflight);
+    let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
+    let mut tasks = match messages::decode_tasks(kind, &delivery.data) {
+        Ok(t) => t,
+        Err(e @ messages::MessageError::UnknownVersion(_)) => {
+            // A newer node's message: hand it back for a node that reads it.
+            tracing::warn!(error = %e, "task message of another version handed back");
+            requeue(&delivery).await;
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "unreadable task message rejected");
+            let _ = delivery
+                .acker
+                .reject(BasicRejectOptions { requeue: false })
+                .await;
+            return;
+        }
+    };
+    // A task twice in one message (a publisher that sent it again) runs once.
+    let mut seen = HashSet::with_capacity(tasks.len());
+    tasks.retain(|t| seen.insert(t.id));
+    let (quick, slow): (Vec<_>, Vec<_>) = tasks
+        .iter()
+        .map(|task| {
+            (
+                task,
+                quick::input(&ctx, task).filter(|_| !delivery.redelivered),
+            )
+        })
+        .partition(|(_, quick)| quick.is_some());
+    let quick = quick
+        .into_iter()
+        .filter_map(|(task, q)| q.map(|(kind, input)| (task, kind, input)))
+        .collect();
+    let (quick, slow) = futures_util::future::join(
+        quick::process(&ctx, quick),
+        futures_util::future::join_all(slow.iter().map(|(task, _)| start::process(&ctx, task))),
+    )
+    .await;
+    if quick.contains(&Handled::Requeue) || slow.contains(&Handled::Requeue) {
+        requeue(&delivery).await;
+    } else if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+        tracing::warn!(error = %e, "ack failed; the tasks will be redelivered and answered from their rows");
+    }
+}
+
+/// Hand `delivery` back to the queue after a pause.
+async fn requeue(delivery: &Delivery) {
+    tokio::time::sleep(REQUEUE_PAUSE).await;
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    };
+    let _ = delivery.acker.nack(requeue).await;
+}
+
+impl DeliveryCtx {
+    /// The reply for `task` (its reply queue and the reply), if a client waits for it.
+    fn reply_for(&self, task: &TaskMessage, row: &TaskRow) -> Option<(String, Reply)> {
+        let reply_to = task.reply_to.as_ref()?;
+        let view = TaskView::from_row(row, &self.handles.storage);
+        match Reply::new(row.id, &view) {
+            Ok(reply) => Some((reply_to.clone(), reply)),
+            Err(e) => {
+                tracing::error!(task = %row.id, error = %e, "cannot encode a reply");
+                None
+            }
+        }
+    }
+
+    /// Send replies to the nodes waiting for them: through the broker, or straight to this
+    /// node's reply router for tasks it accepted itself. Unanswered: a lost reply costs its
+    /// waiting session one poll of the task row.
+    fn send_replies(&self, replies: Vec<(String, Reply)>) {
+        let (local, remote): (Vec<_>, Vec<_>) = replies
+            .into_iter()
+            .partition(|(queue, _)| *queue == self.handles.reply_queue);
+        if !local.is_empty() {
+            let local = local.into_iter().map(|(_, reply)| reply).collect();
+            self.handles.replies.do_send(LocalReplies(local));
+        }
+        if !remote.is_empty() {
+            self.handles.publisher.do_send(PublishReplies(remote));
+        }
+    }
+
+    /// Answer the submitting node, if it waits for this task.
+    fn answer(&self, task: &TaskMessage, row: &TaskRow) {
+        self.send_replies(self.reply_for(task, row).into_iter().collect());
+    }
+}

@@ -1,0 +1,101 @@
+//! Intake: where a task's payload goes as it arrives, decided once for request lines and
+//! `PUT` bodies alike: up to `storage.inline_limit` it travels in the task message (and the
+//! row); past that it streams to the bucket as it arrives, so no payload needs to fit in
+//! memory. A payload for an unknown kind is read and dropped, then refused.
+
+use super::{ServiceError, Services};
+use crate::actors::uploader::UploadStream;
+use crate::actors::Settle;
+use crate::messages::PayloadRef;
+use crate::storage::StorageError;
+use bytes::Bytes;
+use std::future::Future;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// A payload being received.
+pub enum Intake {
+    /// Small: kept, sent inline.
+    Inline(Vec<u8>),
+    /// Large: streamed to the bucket under `key` as it arrives.
+    Bucket {
+        key: String,
+        size: u64,
+        tx: mpsc::Sender<Bytes>,
+        done: tokio::task::JoinHandle<Result<u64, StorageError>>,
+    },
+    /// Refused (an unknown kind): the body is read and dropped, then this is answered.
+    Refused(ServiceError),
+}
+
+impl Services {
+    /// Where the `size`-byte payload of task `id` of `kind` goes.
+    pub fn intake(&self, id: Uuid, kind: &str, size: u64) -> Intake {
+        if let Err(e) = self.check_kind(kind) {
+            return Intake::Refused(e);
+        }
+        if size <= self.inline_limit as u64 {
+            return Intake::Inline(Vec::with_capacity(size as usize));
+        }
+        let key = self.handles.storage.key(&format!("payloads/{id}"));
+        let (tx, body) = mpsc::channel(8);
+        let upload = UploadStream {
+            key: key.clone(),
+            body,
+            size,
+        };
+        let uploader = self.handles.uploader.clone();
+        let done = actix::spawn(async move { uploader.send(upload).await.settle() });
+        Intake::Bucket {
+            key,
+            size,
+            tx,
+            done,
+        }
+    }
+}
+
+impl Intake {
+    /// Take the next chunk. For the bucket the chunk is handed on by the returned future:
+    /// await it before reading more, so the sender goes at the store's pace and only a few
+    /// chunks are ever in memory. (If the upload already failed, the chunk is dropped and
+    /// [`Intake::finish`] says why.)
+    pub fn push(&mut self, chunk: Bytes) -> Option<impl Future<Output = ()> + 'static> {
+        match self {
+            Intake::Inline(buf) => {
+                buf.extend_from_slice(&chunk);
+                None
+            }
+            Intake::Bucket { tx, .. } => {
+                let tx = tx.clone();
+                Some(async move {
+                    let _ = tx.send(chunk).await;
+                })
+            }
+            Intake::Refused(_) => None,
+        }
+    }
+
+    /// The whole payload is in: where it is now.
+    pub async fn finish(self) -> Result<PayloadRef, ServiceError> {
+        match self {
+            Intake::Inline(data) => Ok(PayloadRef::Inline { data }),
+            Intake::Refused(e) => Err(e),
+            Intake::Bucket {
+                key,
+                size,
+                tx,
+                done,
+            } => {
+                drop(tx);
+                match done.await {
+                    Ok(Ok(_)) => Ok(PayloadRef::Object { key, size }),
+                    Ok(Err(e)) => Err(ServiceError::Storage(e)),
+                    Err(e) => Err(ServiceError::Storage(StorageError::S3(format!(
+                        "upload ended: {e}"
+                    )))),
+                }
+            }
+        }
+    }
+}

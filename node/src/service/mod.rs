@@ -1,0 +1,403 @@
+//! What a node does for a client, whatever the connection: accept a task (store its
+//! payload, persist, publish with confirm, optionally wait for its result), look tasks up,
+//! and find a result to send back.
+//!
+//! - [`intake`]: where a payload goes as it arrives: kept for the message or streamed to the
+//!   bucket (the inline-or-bucket decision, made once for lines and `PUT`s alike).
+//! - [`results`]: `RESULT`: an inline result, or a bucket object to stream.
+
+pub mod intake;
+pub mod results;
+
+use crate::actors::persister::{
+    CheckDatabase, FailUnqueued, GetTask, InsertTask, ListDead, ResetForRetry,
+};
+use crate::actors::publisher::{IsConnected, PublishError, PublishTask, Republish, Target};
+use crate::actors::replies::{Register, ReplyRouter, Unregister};
+use crate::actors::uploader::CheckStore;
+use crate::actors::{Handles, Settle};
+use crate::db::models::TaskRow;
+use crate::db::DbError;
+use crate::messages::{PayloadRef, TaskMessage};
+use crate::storage::StorageError;
+use crate::view::FromRow;
+use actix::prelude::*;
+use bytes::Bytes;
+use protocol::{Check, DeadList, DeadTask, ErrorCode, ErrorLine, KindInfo, KindList, Pong};
+use protocol::{TaskStatus, TaskView};
+use std::time::Duration;
+use uuid::Uuid;
+
+pub use intake::Intake;
+
+/// How often a waiting submission also checks the task row (covers a lost reply).
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// A request that could not be served. [`ServiceError::to_line`] is what the client gets.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("unknown kind `{kind}`; known kinds: {}", known.join(", "))]
+    UnknownKind {
+        kind: String,
+        known: Vec<&'static str>,
+    },
+    #[error("the object store is unavailable ({0}); the task was not accepted, try again")]
+    Storage(#[from] StorageError),
+    #[error("the database is unavailable ({0}); try again")]
+    Database(#[from] DbError),
+    #[error("the task could not be queued ({0}); it was not accepted, try again")]
+    NotAccepted(PublishError),
+    #[error("no task with id {0}")]
+    NotFound(Uuid),
+    #[error("task {id} is still {status}; ask `RESULT {id}` later")]
+    NotFinished { id: Uuid, status: TaskStatus },
+    #[error("task {id} is {status}; only dead or failed tasks can be retried")]
+    NotRetryable { id: Uuid, status: TaskStatus },
+    #[error("no result within {secs}s; task {id} goes on, ask `RESULT {id}` later")]
+    Timeout { id: Uuid, secs: u64 },
+}
+
+impl ServiceError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ServiceError::UnknownKind { .. } => ErrorCode::UnknownKind,
+            ServiceError::Storage(_) => ErrorCode::StorageUnavailable,
+            ServiceError::Database(_) => ErrorCode::DatabaseUnavailable,
+            ServiceError::NotAccepted(_) => ErrorCode::NotAccepted,
+            ServiceError::NotFound(_) => ErrorCode::NotFound,
+            ServiceError::NotFinished { .. } => ErrorCode::NotFinished,
+            ServiceError::NotRetryable { .. } => ErrorCode::NotRetryable,
+            ServiceError::Timeout { .. } => ErrorCode::Timeout,
+        }
+    }
+
+    fn task_id(&self) -> Option<Uuid> {
+        match self {
+            ServiceError::NotFound(id)
+            | ServiceError::NotFinished { id, .. }
+            | ServiceError::NotRetryable { id, .. }
+            | ServiceError::Timeout { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// The error line the client gets.
+    pub fn to_line(&self) -> ErrorLine {
+        let mut line = ErrorLine::new(self.code(), self).with_id(self.task_id());
+        if let ServiceError::NotFinished { status, .. } = self {
+            line.status = Some(*status);
+        }
+        line
+    }
+}
+
+/// What a submission is answered with.
+pub enum Answer {
+    /// A task view made here.
+    View(Box<TaskView>),
+    /// A task view as the node that ran the task wrote it (one JSON object).
+    Json(Bytes),
+}
+
+/// What serving clients needs: the node's actors and its client-facing settings. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Services {
+    pub handles: Handles,
+    pub inline_limit: usize,
+    pub wait_timeout: Duration,
+}
+
+impl Services {
+    pub fn node(&self) -> &str {
+        &self.handles.node
+    }
+
+    pub fn check_kind(&self, kind: &str) -> Result<(), ServiceError> {
+        match self.handles.kinds.get(kind) {
+            Some(_) => Ok(()),
+            None => Err(ServiceError::UnknownKind {
+                kind: kind.to_string(),
+                known: self.handles.kinds.names(),
+            }),
+        }
+    }
+
+    /// Accept a task from a request line: its payload goes through an [`Intake`] like a
+    /// `PUT`'s, then [`Services::submit`].
+    pub async fn submit_bytes(
+        &self,
+        kind: String,
+        payload: Bytes,
+        wait: bool,
+    ) -> Result<Answer, ServiceError> {
+        let id = Uuid::now_v7();
+        let mut intake = self.intake(id, &kind, payload.len() as u64);
+        if let Some(sending) = intake.push(payload) {
+            sending.await;
+        }
+        let payload = intake.finish().await?;
+        self.submit(id, kind, payload, wait).await
+    }
+
+    /// Accept a task whose payload is where `payload` says:
+    /// - without `wait`: write its `queued` row, publish it with confirm, answer its id;
+    /// - with `wait`: publish it with confirm and answer its result. Its row is first written
+    ///   by the node that runs it (with the outcome, in one write), so a waiting task costs
+    ///   one row write; if the wait times out, the `queued` row is written before the client
+    ///   hears the task id.
+    ///
+    /// Either way the client hears of the task only once it is safe: a queued task's row
+    /// exists and the broker confirmed its message; a result was written before it was sent.
+    pub async fn submit(
+        &self,
+        id: Uuid,
+        kind: String,
+        payload: PayloadRef,
+        wait: bool,
+    ) -> Result<Answer, ServiceError> {
+        self.check_kind(&kind)?;
+        let task = TaskMessage {
+            id,
+            kind,
+            payload,
+            submitted_by: self.handles.node.clone(),
+            reply_to: wait.then(|| self.handles.reply_queue.clone()),
+            accepted_at: Some(chrono::Utc::now()),
+        };
+        if wait {
+            return self.wait_for(task).await;
+        }
+        let insert = InsertTask { task: task.clone() };
+        self.handles.persister.send(insert).await.settle()?;
+        let view = TaskView::new(id, task.kind.clone(), TaskStatus::Queued);
+        if let Err(e) = self.publish(task).await {
+            tracing::warn!(task = %id, error = %e, "task not accepted");
+            self.fail_unqueued(id, format!("not accepted: {e}")).await;
+            return Err(ServiceError::NotAccepted(e));
+        }
+        Ok(Answer::View(Box::new(view)))
+    }
+
+    async fn publish(&self, task: TaskMessage) -> Result<(), PublishError> {
+        self.handles
+            .publisher
+            .send(PublishTask { task })
+            .await
+            .settle()
+    }
+
+    /// Mark a task whose publish the broker did not confirm as failed (best effort).
+    async fn fail_unqueued(&self, id: Uuid, error: String) {
+        let _ = self
+            .handles
+            .persister
+            .send(FailUnqueued { id, error })
+            .await;
+    }
+
+    /// Publish `task` and wait for its reply (checking its row now and then, which also
+    /// covers a lost reply) up to the wait timeout. A reply can come before the broker's
+    /// confirm: it carries a result already written, so it is answered at once.
+    async fn wait_for(&self, task: TaskMessage) -> Result<Answer, ServiceError> {
+        let id = task.id;
+        let (mut waiting, mut rx) = Waiting::register(&self.handles.replies, id);
+        let deadline = tokio::time::Instant::now() + self.wait_timeout;
+        let publish = self.publish(task.clone());
+        tokio::pin!(publish);
+        let mut confirmed = false;
+        let mut reply_open = true;
+        loop {
+            let tick = tokio::time::sleep(
+                POLL_EVERY.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            );
+            tokio::select! {
+                reply = &mut rx, if reply_open => match reply {
+                    Ok(json) => {
+                        waiting.armed = false;
+                        return Ok(Answer::Json(json));
+                    }
+                    Err(_) => reply_open = false,
+                },
+                published = &mut publish, if !confirmed => match published {
+                    Ok(()) => confirmed = true,
+                    Err(e) => {
+                        tracing::warn!(task = %id, error = %e, "task not accepted");
+                        return Err(ServiceError::NotAccepted(e));
+                    }
+                },
+                _ = tick, if confirmed => {
+                    if let Ok(Some(row)) = self.handles.persister.send(GetTask(id)).await.settle() {
+                        if row.status.is_final() {
+                            return Ok(Answer::View(Box::new(self.view(&row))));
+                        }
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        // The client now hears the id: make sure the row exists to ask about.
+                        self.handles.persister.send(InsertTask { task }).await.settle()?;
+                        return Err(ServiceError::Timeout { id, secs: self.wait_timeout.as_secs() });
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn view(&self, row: &TaskRow) -> TaskView {
+        TaskView::from_row(row, &self.handles.storage)
+    }
+
+    pub async fn row(&self, id: Uuid) -> Result<TaskRow, ServiceError> {
+        self.handles
+            .persister
+            .send(GetTask(id))
+            .await
+            .settle()?
+            .ok_or(ServiceError::NotFound(id))
+    }
+
+    /// `PING`: the node's name and whether each dependency answers (within 2 s). A load
+    /// balancer's health check expects `"healthy":true`.
+    pub async fn health(&self) -> Pong {
+        let limit = Duration::from_secs(2);
+        let up = |r: Result<Result<bool, MailboxError>, tokio::time::error::Elapsed>| {
+            matches!(r, Ok(Ok(true)))
+        };
+        let h = &self.handles;
+        let (amqp, pg, s3) = tokio::join!(
+            tokio::time::timeout(limit, h.publisher.send(IsConnected)),
+            tokio::time::timeout(limit, h.persister.send(CheckDatabase)),
+            tokio::time::timeout(limit, h.uploader.send(CheckStore)),
+        );
+        let (amqp, pg, s3) = (up(amqp), up(pg), up(s3));
+        Pong {
+            pong: true,
+            node: h.node.clone(),
+            healthy: amqp && pg && s3,
+            amqp: Check::of(amqp),
+            postgres: Check::of(pg),
+            s3: Check::of(s3),
+        }
+    }
+
+    /// `KINDS`.
+    pub fn kinds(&self) -> KindList {
+        let kinds = self.handles.kinds.describe();
+        KindList {
+            kinds: kinds
+                .into_iter()
+                .map(|(name, about)| KindInfo {
+                    name: name.into(),
+                    about: about.into(),
+                })
+                .collect(),
+        }
+    }
+
+    /// `DEAD`: the newest dead tasks.
+    pub async fn dead(&self, limit: u32) -> Result<DeadList, ServiceError> {
+        let rows = self
+            .handles
+            .persister
+            .send(ListDead(limit))
+            .await
+            .settle()?;
+        let dead = rows
+            .into_iter()
+            .map(|r| DeadTask {
+                id: r.id,
+                kind: r.kind,
+                attempts: r.attempts.max(0) as u32,
+                message: r.error,
+                node: r.node,
+                finished_at: r.finished_at,
+            })
+            .collect();
+        Ok(DeadList { dead })
+    }
+
+    /// `RETRY <id>`: queue a dead or failed task again with a fresh attempt budget.
+    pub async fn retry(&self, id: Uuid) -> Result<TaskView, ServiceError> {
+        let reset = self
+            .handles
+            .persister
+            .send(ResetForRetry(id))
+            .await
+            .settle()?;
+        let Some(row) = reset else {
+            let status = self.row(id).await?.status;
+            return Err(ServiceError::NotRetryable { id, status });
+        };
+        let payload = match (row.payload, row.payload_key) {
+            (_, Some(key)) => PayloadRef::Object {
+                key,
+                size: row.payload_size as u64,
+            },
+            (data, None) => PayloadRef::Inline {
+                data: data.unwrap_or_default(),
+            },
+        };
+        let task = TaskMessage {
+            id,
+            kind: row.kind.clone(),
+            payload,
+            submitted_by: self.handles.node.clone(),
+            reply_to: None,
+            accepted_at: Some(row.created_at),
+        };
+        let target = Target::Tasks;
+        if let Err(e) = self
+            .handles
+            .publisher
+            .send(Republish { target, task })
+            .await
+            .settle()
+        {
+            self.fail_unqueued(id, format!("retry not accepted: {e}"))
+                .await;
+            return Err(ServiceError::NotAccepted(e));
+        }
+        tracing::info!(task = %id, "task queued again by RETRY");
+        let mut view = TaskView::new(id, row.kind, TaskStatus::Queued);
+        view.attempts = Some(0);
+        Ok(view)
+    }
+
+    /// `STATUS`: the task without its result body.
+    pub async fn status(&self, id: Uuid) -> Result<TaskView, ServiceError> {
+        Ok(self.view(&self.row(id).await?).without_result())
+    }
+}
+
+/// A waiting submission's registration with the reply router, withdrawn when dropped
+/// (also when the client goes away and the waiting future is dropped), unless its reply
+/// came.
+struct Waiting<'a> {
+    replies: &'a Addr<ReplyRouter>,
+    id: Uuid,
+    armed: bool,
+}
+
+impl<'a> Waiting<'a> {
+    /// Register before publishing: sent with `do_send`, so the router has it before any reply.
+    fn register(
+        replies: &'a Addr<ReplyRouter>,
+        id: Uuid,
+    ) -> (Self, tokio::sync::oneshot::Receiver<Bytes>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        replies.do_send(Register(id, tx));
+        let waiting = Waiting {
+            replies,
+            id,
+            armed: true,
+        };
+        (waiting, rx)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.replies.do_send(Unregister(self.id));
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! `RESULT <id>`: a finished task's result, decided here: inline in its answer line, or (a
+//! result kept in the bucket) a header line with `"bytes":N` followed by the object's bytes,
+//! streamed from the store.
+
+use super::{ServiceError, Services};
+use crate::actors::uploader::OpenObject;
+use crate::actors::Settle;
+use crate::storage::StorageError;
+use bytes::Bytes;
+use protocol::{TaskStatus, TaskView};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// What `RESULT` answers.
+pub enum ResultBody {
+    /// The task with its result inline (or why it failed).
+    Inline(TaskView),
+    /// The header (with `bytes` set), then exactly that many bytes from `chunks`.
+    Stream {
+        header: TaskView,
+        size: u64,
+        chunks: mpsc::Receiver<std::io::Result<Bytes>>,
+    },
+}
+
+impl Services {
+    pub async fn result(&self, id: Uuid) -> Result<ResultBody, ServiceError> {
+        let row = self.row(id).await?;
+        if !row.status.is_final() {
+            let status = row.status;
+            return Err(ServiceError::NotFinished { id, status });
+        }
+        let mut header = self.view(&row);
+        let key = match (&row.result_key, row.status) {
+            (Some(key), TaskStatus::Succeeded) => key.clone(),
+            _ => return Ok(ResultBody::Inline(header)),
+        };
+        let (size, chunks) = self
+            .handles
+            .uploader
+            .send(OpenObject { key: key.clone() })
+            .await
+            .settle()?;
+        let size = size.ok_or_else(|| {
+            StorageError::S3(format!("the object store gave no size for `{key}`"))
+        })?;
+        header.bytes = Some(size);
+        Ok(ResultBody::Stream {
+            header,
+            size,
+            chunks,
+        })
+    }
+}

@@ -1,0 +1,35 @@
+//! What a client is told about a task row: [`TaskView::from_row`].
+
+use crate::db::models::TaskRow;
+use crate::storage::Storage;
+use protocol::{ErrorCode, TaskStatus, TaskView};
+
+/// Views made from rows (the protocol crate knows no rows).
+pub trait FromRow {
+    fn from_row(row: &TaskRow, storage: &Storage) -> Self;
+}
+
+impl FromRow for TaskView {
+    /// The task with its inline result, or its bucket key and a presigned URL; a failed task
+    /// says why, and a task waiting for a retry shows why its last run failed.
+    fn from_row(row: &TaskRow, storage: &Storage) -> TaskView {
+        let mut view = TaskView::new(row.id, row.kind.clone(), row.status);
+        view.node = row.node.clone();
+        view.attempts = Some(row.attempts.max(0) as u32);
+        view.message = row.error.clone();
+        view.error = match row.status {
+            TaskStatus::Failed => Some(ErrorCode::TaskFailed),
+            TaskStatus::Dead => Some(ErrorCode::TaskDead),
+            TaskStatus::Queued | TaskStatus::Running | TaskStatus::Succeeded => None,
+        };
+        if let Some(data) = &row.result {
+            view.set_result(data);
+        }
+        if let Some(key) = &row.result_key {
+            view.result_size = row.result_size.map(|n| n as u64);
+            view.result_key = Some(key.clone());
+            view.result_url = Some(storage.presign_get(key));
+        }
+        view
+    }
+}

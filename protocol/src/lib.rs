@@ -1,0 +1,32 @@
+//! The tasknode line protocol, shared by the node, `taskctl` and the tests.
+//!
+//! One request per line (`\n` or `\r\n`), one JSON object per answer line; a large `RESULT`
+//! is a header line with `"bytes":N` followed by exactly N raw bytes, and a `PUT` header is
+//! followed by exactly its declared number of raw bytes. See [`HELP`].
+//!
+//! # Layout
+//!
+//! - [`request`]: [`Request`], parsed from a line ([`Request::parse`]) and written as one
+//!   ([`Request::to_line`]); the `HELP` text.
+//! - [`view`]: the answers: [`TaskView`] and [`TaskStatus`], `DEAD`, `KINDS`, `PING`, `HELP`.
+//! - [`error`]: [`ErrorLine`] and its [`ErrorCode`]s; [`ProtocolError`] for refused lines.
+//! - `codec` (feature `codec`): the node's line codec: request lines and upload bodies in,
+//!   answer lines and raw bytes out.
+//! - `client` (feature `client`): [`Client`], one typed async connection to a node.
+
+#[cfg(feature = "client")]
+pub mod client;
+#[cfg(feature = "codec")]
+pub mod codec;
+pub mod error;
+pub mod request;
+pub mod view;
+
+#[cfg(feature = "client")]
+pub use client::{Client, ClientError};
+pub use error::{ErrorCode, ErrorLine, ProtocolError};
+pub use request::{Request, HELP};
+pub use view::{
+    Bye, Check, DeadList, DeadTask, HelpText, KindInfo, KindList, Pong, ResultEncoding, TaskStatus,
+    TaskView,
+};

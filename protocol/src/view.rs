@@ -1,0 +1,257 @@
+//! Answers: what a node tells a client about tasks and about itself.
+
+use crate::error::ErrorCode;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Task states as stored and reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    /// Failed on every allowed attempt; its message is in the dead-letter queue.
+    Dead,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 5] = [
+        TaskStatus::Queued,
+        TaskStatus::Running,
+        TaskStatus::Succeeded,
+        TaskStatus::Failed,
+        TaskStatus::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Dead => "dead",
+        }
+    }
+
+    /// The status named `s`; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Whether the task has ended (it will not run again unless retried by hand).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Dead
+        )
+    }
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an inline result is written in `result`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultEncoding {
+    /// The result is binary; `result` is its base64.
+    Base64,
+}
+
+/// A task as a client sees it: the answer to submissions, `STATUS` and `RESULT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskView {
+    pub id: Uuid,
+    pub kind: String,
+    pub status: TaskStatus,
+    /// The result, when inline: UTF-8 text, or base64 when `result_encoding` says so.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub result: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub result_encoding: Option<ResultEncoding>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub result_size: Option<u64>,
+    /// Where a large result is kept in the bucket, and a presigned URL to fetch it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub result_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub result_url: Option<String>,
+    /// `task_failed` or `task_dead` for a task that ended badly.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<ErrorCode>,
+    /// Why it failed (or, while queued for a retry, why its last run failed).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub message: Option<String>,
+    /// The node that ran the task.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub attempts: Option<u32>,
+    /// Raw bytes that follow this line (`RESULT` of a large result).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bytes: Option<u64>,
+}
+
+impl TaskView {
+    /// A task just accepted: its id, kind and state, nothing more.
+    pub fn new(id: Uuid, kind: impl Into<String>, status: TaskStatus) -> Self {
+        TaskView {
+            id,
+            kind: kind.into(),
+            status,
+            result: None,
+            result_encoding: None,
+            result_size: None,
+            result_key: None,
+            result_url: None,
+            error: None,
+            message: None,
+            node: None,
+            attempts: None,
+            bytes: None,
+        }
+    }
+
+    /// Set `result` (and its encoding) from the result's bytes.
+    pub fn set_result(&mut self, data: &[u8]) {
+        self.result_size = Some(data.len() as u64);
+        match std::str::from_utf8(data) {
+            Ok(text) => {
+                self.result = Some(text.to_string());
+                self.result_encoding = None;
+            }
+            Err(_) => {
+                self.result = Some(base64::engine::general_purpose::STANDARD.encode(data));
+                self.result_encoding = Some(ResultEncoding::Base64);
+            }
+        }
+    }
+
+    /// The inline result's bytes, decoded; `None` when there is none (or it is in the bucket).
+    pub fn result_bytes(&self) -> Option<Result<Vec<u8>, base64::DecodeError>> {
+        let text = self.result.as_ref()?;
+        Some(match self.result_encoding {
+            Some(ResultEncoding::Base64) => base64::engine::general_purpose::STANDARD.decode(text),
+            None => Ok(text.as_bytes().to_vec()),
+        })
+    }
+
+    /// The view without its result body (what `STATUS` answers).
+    pub fn without_result(mut self) -> Self {
+        self.result = None;
+        self.result_encoding = None;
+        self.result_url = None;
+        self
+    }
+}
+
+/// One entry of `DEAD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadTask {
+    pub id: Uuid,
+    pub kind: String,
+    pub attempts: u32,
+    /// The last error.
+    pub message: Option<String>,
+    pub node: Option<String>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The answer to `DEAD`, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadList {
+    pub dead: Vec<DeadTask>,
+}
+
+/// One entry of `KINDS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindInfo {
+    pub name: String,
+    pub about: String,
+}
+
+/// The answer to `KINDS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindList {
+    pub kinds: Vec<KindInfo>,
+}
+
+/// Whether a dependency answered a health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Check {
+    Ok,
+    Down,
+}
+
+impl Check {
+    pub fn of(up: bool) -> Self {
+        if up {
+            Check::Ok
+        } else {
+            Check::Down
+        }
+    }
+}
+
+/// The answer to `PING`. A load balancer's health check expects `"healthy":true`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong {
+    pub pong: bool,
+    pub node: String,
+    pub healthy: bool,
+    pub amqp: Check,
+    pub postgres: Check,
+    pub s3: Check,
+}
+
+/// The answer to `HELP`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelpText {
+    pub help: Vec<String>,
+}
+
+/// The answer to `QUIT`, before the node closes the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bye {
+    pub bye: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_skips_absent_fields() {
+        let v = TaskView::new(Uuid::nil(), "upper", TaskStatus::Queued);
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"id":"00000000-0000-0000-0000-000000000000","kind":"upper","status":"queued"}"#
+        );
+    }
+
+    #[test]
+    fn binary_results_travel_as_base64_and_come_back_whole() {
+        let mut v = TaskView::new(Uuid::nil(), "gzip", TaskStatus::Succeeded);
+        v.set_result(&[0x1f, 0x8b, 0xff]);
+        assert_eq!(v.result_encoding, Some(ResultEncoding::Base64));
+        assert_eq!(v.result_bytes().unwrap().unwrap(), vec![0x1f, 0x8b, 0xff]);
+        v.set_result(b"text");
+        assert_eq!(v.result.as_deref(), Some("text"));
+        assert_eq!(v.result_encoding, None);
+    }
+
+    #[test]
+    fn statuses_read_back_and_nothing_else_does() {
+        for s in TaskStatus::ALL {
+            assert_eq!(TaskStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(TaskStatus::parse("paused"), None);
+    }
+}

@@ -1,0 +1,28 @@
+//! Test support for tasknode (a dev-dependency only: none of it ships in a node).
+//!
+//! # Layout
+//!
+//! - [`env`]: [`TestEnv`], one isolated deployment: its own database, queues, bucket key
+//!   prefix and run log; nodes started in it, in-process ([`TestNode`]) or as processes
+//!   ([`ChildNode`]).
+//! - [`lines`]: [`Lines`], raw protocol lines on the typed client, as `nc` would send them.
+//! - [`wait`]: waiting for an event (a task's state, a row, a drained queue) instead of
+//!   sleeping.
+//! - [`proxy`]: [`Proxy`], a TCP proxy a test can cut to take a dependency away.
+//!
+//! Service addresses default to the local ones and can be overridden with
+//! `TASKNODE_TEST_PG` (an admin URL, database `postgres`), `TASKNODE_TEST_AMQP` and
+//! `TASKNODE_TEST_S3` (endpoint).
+
+pub mod env;
+pub mod lines;
+pub mod nodes;
+pub mod proxy;
+pub mod wait;
+
+pub use env::{amqp_url, pg_admin_url, s3_endpoint, TestEnv, TEST_BUCKET};
+pub use lines::Lines;
+pub use nodes::{ChildNode, TestNode};
+pub use protocol::Client;
+pub use proxy::{url_addr, Proxy};
+pub use wait::{poll_until, wait_final, wait_status};
