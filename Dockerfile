@@ -2,8 +2,12 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock diesel.toml ./
+# Every workspace member must be present for cargo to read the workspace (testkit is a
+# dev-dependency only: it is not built here).
+COPY protocol protocol
 COPY node node
 COPY client client
+COPY testkit testkit
 COPY migrations migrations
 COPY config config
 RUN cargo build --release --bins

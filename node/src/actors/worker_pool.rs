@@ -79,7 +79,8 @@ impl RunError {
     }
 }
 
-type Outcome = (Result<(), RunError>, SpooledTempFile);
+/// What an executor thread hands back: how the run ended, and its output.
+type Ran = (Result<(), RunError>, SpooledTempFile);
 
 struct Job {
     kind: Arc<Kind>,
@@ -91,13 +92,13 @@ struct Job {
 /// A thread that runs handlers for one worker.
 struct Executor {
     jobs: mpsc::Sender<Job>,
-    outcomes: mpsc::Receiver<Outcome>,
+    outcomes: mpsc::Receiver<Ran>,
 }
 
 impl Executor {
     fn spawn(stats: &PoolStats) -> Executor {
         let (jobs, job_rx) = mpsc::channel::<Job>();
-        let (outcome_tx, outcomes) = mpsc::channel::<Outcome>();
+        let (outcome_tx, outcomes) = mpsc::channel::<Ran>();
         stats.executors_started.fetch_add(1, Ordering::Relaxed);
         std::thread::Builder::new()
             .name("task-executor".into())

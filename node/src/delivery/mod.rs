@@ -88,22 +88,19 @@ pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
     // A task twice in one message (a publisher that sent it again) runs once.
     let mut seen = HashSet::with_capacity(tasks.len());
     tasks.retain(|t| seen.insert(t.id));
-    let (quick, slow): (Vec<_>, Vec<_>) = tasks
-        .iter()
-        .map(|task| {
-            (
-                task,
-                quick::input(&ctx, task).filter(|_| !delivery.redelivered),
-            )
-        })
-        .partition(|(_, quick)| quick.is_some());
-    let quick = quick
-        .into_iter()
-        .filter_map(|(task, q)| q.map(|(kind, input)| (task, kind, input)))
-        .collect();
+    // A redelivered message's node may have died running it: every task in it is started
+    // (counted) before it runs.
+    let mut quick = Vec::new();
+    let mut slow = Vec::new();
+    for task in &tasks {
+        match quick::input(&ctx, task).filter(|_| !delivery.redelivered) {
+            Some((kind, input)) => quick.push((task, kind, input)),
+            None => slow.push(task),
+        }
+    }
     let (quick, slow) = futures_util::future::join(
         quick::process(&ctx, quick),
-        futures_util::future::join_all(slow.iter().map(|(task, _)| start::process(&ctx, task))),
+        futures_util::future::join_all(slow.iter().map(|task| start::process(&ctx, task))),
     )
     .await;
     if quick.contains(&Handled::Requeue) || slow.contains(&Handled::Requeue) {
