@@ -216,7 +216,7 @@ async fn a_broker_restart_is_survived() {
         ids.push(Uuid::parse_str(r["id"].as_str().unwrap()).unwrap());
     }
     run("rabbitmqctl", &["stop_app"]);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Whether or not the node has noticed yet, nothing is accepted without a confirm.
     let r = c.ask("SUBMIT upper while-down").await;
     assert_eq!(r["error"], "not_accepted", "never a false accept: {r}");
     run("rabbitmqctl", &["start_app"]);
