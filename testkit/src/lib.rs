@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! - [`env`]: [`TestEnv`], one isolated deployment: its own database, queues, bucket key
+//! - [`env`](mod@env): [`TestEnv`], one isolated deployment: its own database, queues, bucket key
 //!   prefix and run log; nodes started in it, in-process ([`TestNode`]) or as processes
 //!   ([`ChildNode`]).
 //! - [`lines`]: [`Lines`], raw protocol lines on the typed client, as `nc` would send them.

@@ -12,7 +12,7 @@
 //! that sends nothing for `idle_timeout_secs` while nothing is pending gets `idle_timeout`
 //! and is closed. Bad input gets an error line and the connection stays usable; only a `PUT`
 //! whose declared size is over the limit closes it (its body cannot be told apart from
-//! requests). A `PUT` body goes through [`upload`].
+//! requests). A `PUT` body goes through `upload`.
 
 mod upload;
 pub mod writer;
@@ -34,7 +34,7 @@ use tokio_util::codec::FramedRead;
 use writer::{Item, Outbox, Pending, Slot, Writer};
 
 /// Requests of one connection served at once; past this the connection is not read until
-/// the oldest is answered. A request weighs one slot, and one more per whole [`SLOT_BYTES`]
+/// the oldest is answered. A request weighs one slot, and one more per whole `SLOT_BYTES`
 /// of payload, so large requests pipeline less deep and a connection holds at most
 /// about `MAX_PIPELINED * SLOT_BYTES` (4 MiB) of requests in memory.
 pub const MAX_PIPELINED: usize = 128;

@@ -1,6 +1,6 @@
 //! Completing a run: its result becomes a final row, a retry after a delay, or a burial in
-//! the dead-letter queue. The mapping lives in [`complete`], over the effects of the
-//! [`Completer`] trait, so it is unit-tested without a broker or a database; [`DeliveryCtx`]
+//! the dead-letter queue. The mapping lives in `complete`, over the effects of the
+//! `Completer` trait, so it is unit-tested without a broker or a database; [`DeliveryCtx`]
 //! is the completer the node uses.
 
 use super::DeliveryCtx;
@@ -179,73 +179,8 @@ impl DeliveryCtx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
-    use crate::messages::PayloadRef;
-    use std::cell::RefCell;
+    use crate::delivery::fake::{task, Fake};
     use uuid::Uuid;
-
-    /// Records what completing asked for; `fail` makes those effects fail.
-    struct Fake {
-        policy: RetryPolicy,
-        log: RefCell<Vec<String>>,
-        fail: &'static [&'static str],
-    }
-
-    impl Fake {
-        fn new(fail: &'static [&'static str]) -> Self {
-            let mut tasks = Settings::from_toml("").unwrap().tasks;
-            tasks.max_attempts = 2;
-            tasks.retry_base_ms = 100;
-            Fake {
-                policy: RetryPolicy::new(tasks),
-                log: RefCell::default(),
-                fail,
-            }
-        }
-
-        fn did(&self, what: String) -> bool {
-            let ok = !self.fail.iter().any(|f| what.starts_with(f));
-            self.log.borrow_mut().push(what);
-            ok
-        }
-    }
-
-    impl Completer for Fake {
-        fn policy(&self) -> &RetryPolicy {
-            &self.policy
-        }
-        async fn record(&self, _: &TaskMessage, f: Finish) -> Handled {
-            let what = format!("record {} {:?}", f.status, f.error.or(f.result_key));
-            match self.did(what) {
-                true => Handled::Done,
-                false => Handled::Requeue,
-            }
-        }
-        async fn store_result(&self, t: &TaskMessage, _: std::fs::File) -> Result<String, String> {
-            match self.did("store".into()) {
-                true => Ok(format!("results/{}", t.id)),
-                false => Err("store down".into()),
-            }
-        }
-        async fn retry_later(&self, _: &TaskMessage, error: &str, delay_ms: u64) -> Handled {
-            self.did(format!("retry {delay_ms}ms: {error}"));
-            Handled::Done
-        }
-        async fn bury(&self, _: &TaskMessage) -> bool {
-            self.did("bury".into())
-        }
-    }
-
-    fn task() -> TaskMessage {
-        TaskMessage {
-            id: Uuid::nil(),
-            kind: "upper".into(),
-            payload: PayloadRef::Inline { data: vec![] },
-            submitted_by: "n".into(),
-            reply_to: None,
-            accepted_at: None,
-        }
-    }
 
     fn run(fake: &Fake, attempt: u32, r: Result<TaskOutput, RunError>) -> (Handled, Vec<String>) {
         let handled = futures_executor::block_on(complete(fake, &task(), attempt, r));

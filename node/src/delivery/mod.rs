@@ -1,18 +1,20 @@
 //! A delivery's way through the node, one stage per file (the consumer actor only owns the
 //! AMQP side and hands each delivery here):
 //!
-//! - [`quick`]: a first delivery's quick tasks (quick kinds on inline payloads) run as one
+//! - `quick`: a first delivery's quick tasks (quick kinds on inline payloads) run as one
 //!   batch on one worker and are recorded in one write, with no `running` write first;
 //! - [`start`]: every other task is marked `running` here first (so each attempt is counted
-//!   before it runs), then runs on a worker;
+//!   before it runs), then runs on a worker, behind the `Starter` trait;
 //! - [`complete`]: a run's result becomes a final row, a retry or a burial
-//!   ([`crate::retry`]), behind the [`complete::Completer`] trait;
+//!   ([`crate::retry`]), behind the `Completer` trait;
 //! - replies go to the waiting node once the row is written, and the delivery is acked once
 //!   every task in it is written, or handed back to the queue otherwise (at-least-once).
 
 pub mod complete;
+#[cfg(test)]
+mod fake;
 mod quick;
-mod start;
+pub mod start;
 
 use crate::actors::publisher::PublishReplies;
 use crate::actors::replies::LocalReplies;

@@ -1,31 +1,36 @@
 //! Starting a task: mark its row `running` on this node (counting the attempt before it
-//! runs), then run it on a worker under its kind's timeout.
+//! runs), then run it on a worker under its kind's timeout, then complete it. A task whose
+//! row has already ended (a redelivery after its outcome was written) is answered from the
+//! row and not run again.
 
-use super::complete::{complete, Handled};
+use super::complete::{complete, Completer, Handled};
 use super::DeliveryCtx;
 use crate::actors::persister::StartTask;
-use crate::actors::worker_pool::{RunError, RunTask, TaskInput};
+use crate::actors::worker_pool::{RunError, RunTask, TaskInput, TaskOutput};
 use crate::actors::Settle;
+use crate::db::models::TaskRow;
 use crate::db::tasks::Start;
+use crate::db::DbError;
 use crate::messages::{PayloadRef, TaskMessage};
 
+/// What starting and running a task needs from the rest of the node.
+pub(crate) trait Starter {
+    /// Mark `task` running here (see [`crate::db::tasks::start_many`]).
+    async fn mark_running(&self, task: &TaskMessage) -> Result<Start, DbError>;
+    /// Answer the waiting client from a row already written.
+    fn answer(&self, task: &TaskMessage, row: &TaskRow);
+    /// Run `task` on a worker, under its kind's timeout.
+    async fn run(&self, task: &TaskMessage) -> Result<TaskOutput, RunError>;
+}
+
 /// Mark `task` running here: `Ok(attempt)` to go on, `Err(how it was handled)` otherwise.
-pub(super) async fn start(ctx: &DeliveryCtx, task: &TaskMessage) -> Result<u32, Handled> {
+pub(crate) async fn start<S: Starter>(s: &S, task: &TaskMessage) -> Result<u32, Handled> {
     let id = task.id;
-    let started = ctx
-        .handles
-        .persister
-        .send(StartTask {
-            task: task.clone(),
-            node: ctx.handles.node.clone(),
-        })
-        .await
-        .settle();
-    match started {
+    match s.mark_running(task).await {
         Ok(Start::Run(row)) => Ok(row.attempts.max(1) as u32),
         Ok(Start::AlreadyFinal(row)) => {
             tracing::info!(task = %id, status = %row.status, "redelivered task already finished; not run again");
-            ctx.answer(task, &row);
+            s.answer(task, &row);
             Err(Handled::Done)
         }
         Ok(Start::Missing) => {
@@ -40,23 +45,97 @@ pub(super) async fn start(ctx: &DeliveryCtx, task: &TaskMessage) -> Result<u32, 
 }
 
 /// Start, run and complete one task.
-pub(super) async fn process(ctx: &DeliveryCtx, task: &TaskMessage) -> Handled {
-    let attempt = match start(ctx, task).await {
+pub(crate) async fn process<S: Starter + Completer>(s: &S, task: &TaskMessage) -> Handled {
+    let attempt = match start(s, task).await {
         Ok(attempt) => attempt,
         Err(done) => return done,
     };
-    let input = match &task.payload {
-        PayloadRef::Inline { data } => TaskInput::Inline(data.clone().into()),
-        PayloadRef::Object { key, .. } => TaskInput::Object { key: key.clone() },
-    };
-    let run = ctx
-        .workers
-        .send(RunTask {
+    let run = s.run(task).await;
+    complete(s, task, attempt, run).await
+}
+
+impl Starter for DeliveryCtx {
+    async fn mark_running(&self, task: &TaskMessage) -> Result<Start, DbError> {
+        let start = StartTask {
+            task: task.clone(),
+            node: self.handles.node.clone(),
+        };
+        self.handles.persister.send(start).await.settle()
+    }
+
+    fn answer(&self, task: &TaskMessage, row: &TaskRow) {
+        DeliveryCtx::answer(self, task, row)
+    }
+
+    async fn run(&self, task: &TaskMessage) -> Result<TaskOutput, RunError> {
+        let input = match &task.payload {
+            PayloadRef::Inline { data } => TaskInput::Inline(data.clone().into()),
+            PayloadRef::Object { key, .. } => TaskInput::Object { key: key.clone() },
+        };
+        let run = RunTask {
             kind: task.kind.clone(),
             input,
-            timeout: ctx.policy.timeout(&task.kind),
-        })
-        .await
-        .unwrap_or_else(|e| Err(RunError::Transient(format!("worker pool unavailable: {e}"))));
-    complete(ctx, task, attempt, run).await
+            timeout: self.policy.timeout(&task.kind),
+        };
+        self.workers
+            .send(run)
+            .await
+            .unwrap_or_else(|e| Err(RunError::Transient(format!("worker pool unavailable: {e}"))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::fake::{task, Fake};
+
+    fn process_with(fake: &Fake) -> (Handled, Vec<String>) {
+        let handled = futures_executor::block_on(process(fake, &task()));
+        (handled, fake.log.take())
+    }
+
+    #[test]
+    fn a_task_is_counted_then_run_then_completed_at_its_attempt() {
+        let mut fake = Fake::new(&[]);
+        fake.ran = || Err(RunError::Transient("timeout".into()));
+        let (h, log) = process_with(&fake);
+        assert_eq!(h, Handled::Done);
+        // The row says attempt 2 of 2: the failure buries it.
+        assert_eq!(
+            log,
+            [
+                "mark running",
+                "run",
+                "bury",
+                "record dead Some(\"timeout (after 2 attempts)\")"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_task_that_already_ended_is_answered_from_its_row_not_run() {
+        let mut fake = Fake::new(&[]);
+        fake.found = Some(|mut row| {
+            row.status = protocol::TaskStatus::Succeeded;
+            Start::AlreadyFinal(row)
+        });
+        let (h, log) = process_with(&fake);
+        assert_eq!(h, Handled::Done);
+        assert_eq!(log, ["mark running", "answer from the succeeded row"]);
+    }
+
+    #[test]
+    fn a_task_that_cannot_be_marked_running_goes_back_unrun() {
+        let mut fake = Fake::new(&[]);
+        fake.found = None;
+        assert_eq!(
+            process_with(&fake),
+            (Handled::Requeue, vec!["mark running".into()])
+        );
+        fake.found = Some(|_| Start::Missing);
+        assert_eq!(
+            process_with(&fake),
+            (Handled::Requeue, vec!["mark running".into()])
+        );
+    }
 }
