@@ -39,7 +39,7 @@ impl RetryPolicy {
 
     /// After attempt `attempt` (1 for the first run) of a task of `kind` failed retryably.
     pub fn next(&self, kind: &str, attempt: u32) -> Next {
-        if attempt >= self.settings.max_attempts(kind) {
+        if attempt >= self.max_attempts(kind) {
             Next::Bury
         } else {
             Next::RetryAfter {
@@ -61,6 +61,11 @@ impl RetryPolicy {
         (2..=self.settings.most_attempts())
             .map(|next| retry_queue(task_queue, self.delay_ms(next)))
             .collect()
+    }
+
+    /// The runs a task of `kind` gets.
+    pub fn max_attempts(&self, kind: &str) -> u32 {
+        self.settings.max_attempts(kind)
     }
 
     pub fn timeout(&self, kind: &str) -> std::time::Duration {

@@ -169,6 +169,33 @@ impl TestEnv {
         runs
     }
 
+    /// Publish `body` on the env's task queue as a node would (persistent, confirmed), with
+    /// `kind` as its AMQP `type` (a node names the message version there).
+    pub async fn publish_raw(&self, body: &[u8], kind: Option<&str>) {
+        use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+        let conn = tasknode::amqp::connect(&amqp_url(), "test-raw")
+            .await
+            .expect("connect to RabbitMQ");
+        let ch = conn.create_channel().await.expect("channel");
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirm mode");
+        let mut props = lapin::BasicProperties::default().with_delivery_mode(2);
+        if let Some(kind) = kind {
+            props = props.with_type(kind.into());
+        }
+        let to = self.task_queue.as_str().into();
+        let confirm = ch
+            .basic_publish("".into(), to, BasicPublishOptions::default(), body, props)
+            .await
+            .expect("publish");
+        assert!(
+            confirm.await.expect("confirm").is_ack(),
+            "the broker took it"
+        );
+        let _ = conn.close(200, "done".into()).await;
+    }
+
     /// Messages ready in `queue` (a passive declare; the queue must exist).
     pub async fn ready_messages(&self, queue: &str) -> u32 {
         let conn = tasknode::amqp::connect(&amqp_url(), "test-peek")

@@ -19,6 +19,7 @@ use crate::retry;
 use crate::supervision::RestartBudget;
 use actix::prelude::*;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Confirmation};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -307,6 +308,32 @@ pub enum Target {
 pub struct Republish {
     pub target: Target,
     pub task: TaskMessage,
+}
+
+/// Keep a task message no node can read (unreadable, or of an unknown version) in the
+/// dead-letter queue, as it came, with why in the `x-tasknode-unreadable` header
+/// (persistent, confirmed).
+#[derive(Message)]
+#[rtype(result = "Result<(), PublishError>")]
+pub struct Park {
+    pub body: Vec<u8>,
+    pub reason: String,
+}
+
+impl Handler<Park> for Publisher {
+    type Result = ResponseActFuture<Self, Result<(), PublishError>>;
+
+    fn handle(&mut self, msg: Park, _: &mut Context<Self>) -> Self::Result {
+        let mut headers = FieldTable::default();
+        let reason = AMQPValue::LongString(msg.reason.as_str().into());
+        headers.insert("x-tasknode-unreadable".into(), reason);
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_headers(headers);
+        let queue = retry::dead_queue(&self.task_queue);
+        let fut = self.publish(queue, msg.body, props);
+        self.track(fut)
+    }
 }
 
 /// Whether the publisher has a live channel (for health reporting).

@@ -85,6 +85,26 @@ impl<'a> NewTask<'a> {
     }
 }
 
+/// The longest error text a row keeps, in characters.
+pub const MAX_ERROR_CHARS: usize = 2000;
+
+/// `text` as a row can hold it: PostgreSQL's `text` refuses NUL, so each is written `\0`,
+/// and text past [`MAX_ERROR_CHARS`] is cut (ending with `…`). Error messages quote what a
+/// client sent, so they may carry either.
+pub fn row_text(text: &str) -> String {
+    let text = text.replace('\0', "\\0");
+    match text.char_indices().nth(MAX_ERROR_CHARS) {
+        None => text,
+        Some(_) => {
+            let (end, _) = text
+                .char_indices()
+                .nth(MAX_ERROR_CHARS - 1)
+                .expect("longer than the bound");
+            format!("{}…", &text[..end])
+        }
+    }
+}
+
 /// The outcome of a run, as written to the row.
 #[derive(Debug, Clone)]
 pub struct Finish {
@@ -118,14 +138,31 @@ impl Finish {
         }
     }
 
-    /// Ended as `status` (failed or dead) because of `message`.
+    /// Ended as `status` (failed or dead) because of `message` (made [`row_text`]).
     pub fn failed(status: TaskStatus, message: String) -> Self {
         Finish {
             status,
             result: None,
             result_key: None,
             result_size: None,
-            error: Some(message),
+            error: Some(row_text(&message)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_text_has_no_nul_and_a_bounded_length() {
+        assert_eq!(row_text("got `1\0`"), "got `1\\0`");
+        assert_eq!(row_text("fine"), "fine");
+        let long = "é".repeat(MAX_ERROR_CHARS + 10);
+        let cut = row_text(&long);
+        assert_eq!(cut.chars().count(), MAX_ERROR_CHARS);
+        assert!(cut.ends_with('…'));
+        let exact = "x".repeat(MAX_ERROR_CHARS);
+        assert_eq!(row_text(&exact), exact, "text at the bound is kept whole");
     }
 }

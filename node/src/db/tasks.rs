@@ -1,7 +1,7 @@
 //! Queries on `tasks`. Every write is idempotent on the task id, so a redelivered message
 //! never makes a second row or undoes a finished one.
 
-use super::models::{Finish, NewTask, TaskRow};
+use super::models::{row_text, Finish, NewTask, TaskRow};
 use super::schema::tasks::dsl;
 use super::sql::Fixed;
 use chrono::{DateTime, Utc};
@@ -42,7 +42,7 @@ pub async fn fail_unqueued(
         .filter(dsl::status.eq(TaskStatus::Queued.as_str()))
         .set((
             dsl::status.eq(TaskStatus::Failed.as_str()),
-            dsl::error.eq(error),
+            dsl::error.eq(row_text(error)),
             dsl::finished_at.eq(now),
             dsl::updated_at.eq(now),
         ))
@@ -65,7 +65,7 @@ pub async fn retry_later(
         .filter(dsl::status.eq(TaskStatus::Running.as_str()))
         .set((
             dsl::status.eq(TaskStatus::Queued.as_str()),
-            dsl::error.eq(error),
+            dsl::error.eq(row_text(error)),
             dsl::node.eq(node),
             dsl::next_attempt_at.eq(next_attempt_at),
             dsl::updated_at.eq(now),

@@ -16,17 +16,18 @@ mod fake;
 mod quick;
 pub mod start;
 
-use crate::actors::publisher::PublishReplies;
+use crate::actors::publisher::{Park, PublishReplies};
 use crate::actors::replies::LocalReplies;
 use crate::actors::worker_pool::Worker;
 use crate::actors::Handles;
+use crate::actors::Settle;
 use crate::db::models::TaskRow;
 use crate::messages::{self, Reply, TaskMessage};
 use crate::retry::RetryPolicy;
 use crate::view::FromRow;
 use actix::prelude::*;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
+use lapin::options::{BasicAckOptions, BasicNackOptions};
 use protocol::TaskView;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,20 +73,7 @@ pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
     let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
     let mut tasks = match messages::decode_tasks(kind, &delivery.data) {
         Ok(t) => t,
-        Err(e @ messages::MessageError::UnknownVersion(_)) => {
-            // A newer node's message: hand it back for a node that reads it.
-            tracing::warn!(error = %e, "task message of another version handed back");
-            requeue(&delivery).await;
-            return;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "unreadable task message rejected");
-            let _ = delivery
-                .acker
-                .reject(BasicRejectOptions { requeue: false })
-                .await;
-            return;
-        }
+        Err(e) => return park(&ctx, &delivery, e.to_string()).await,
     };
     // A task twice in one message (a publisher that sent it again) runs once.
     let mut seen = HashSet::with_capacity(tasks.len());
@@ -109,6 +97,25 @@ pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
         requeue(&delivery).await;
     } else if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
         tracing::warn!(error = %e, "ack failed; the tasks will be redelivered and answered from their rows");
+    }
+}
+
+/// A message this node cannot read is kept in the dead-letter queue for an operator, never
+/// dropped and never run: parked, then acked (handed back if it could not be parked).
+async fn park(ctx: &DeliveryCtx, delivery: &Delivery, reason: String) {
+    tracing::error!(error = %reason, "unreadable task message parked in the dead-letter queue");
+    let park = Park {
+        body: delivery.data.clone(),
+        reason,
+    };
+    match ctx.handles.publisher.send(park).await.settle() {
+        Ok(()) => {
+            let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not park the unreadable message; requeued");
+            requeue(delivery).await;
+        }
     }
 }
 

@@ -8,10 +8,11 @@ use super::DeliveryCtx;
 use crate::actors::persister::StartTask;
 use crate::actors::worker_pool::{RunError, RunTask, TaskInput, TaskOutput};
 use crate::actors::Settle;
-use crate::db::models::TaskRow;
+use crate::db::models::{Finish, TaskRow};
 use crate::db::tasks::Start;
 use crate::db::DbError;
 use crate::messages::{PayloadRef, TaskMessage};
+use protocol::TaskStatus;
 
 /// What starting and running a task needs from the rest of the node.
 pub(crate) trait Starter {
@@ -24,10 +25,28 @@ pub(crate) trait Starter {
 }
 
 /// Mark `task` running here: `Ok(attempt)` to go on, `Err(how it was handled)` otherwise.
-pub(crate) async fn start<S: Starter>(s: &S, task: &TaskMessage) -> Result<u32, Handled> {
+/// A task that has used its attempts already (its outcome could never be written, or nodes
+/// kept dying running it) is not run again: it is buried and made `dead`.
+pub(crate) async fn start<S: Starter + Completer>(
+    s: &S,
+    task: &TaskMessage,
+) -> Result<u32, Handled> {
     let id = task.id;
     match s.mark_running(task).await {
-        Ok(Start::Run(row)) => Ok(row.attempts.max(1) as u32),
+        Ok(Start::Run(row)) => {
+            let attempt = row.attempts.max(1) as u32;
+            let max = s.policy().max_attempts(&task.kind);
+            if attempt <= max {
+                return Ok(attempt);
+            }
+            let last = row.error.as_deref().unwrap_or("none recorded");
+            tracing::warn!(task = %id, attempt, max, "task out of attempts without an outcome; dead-lettered");
+            if !s.bury(task).await {
+                return Err(Handled::Requeue);
+            }
+            let why = format!("no outcome after {max} attempts (last error: {last})");
+            Err(s.record(task, Finish::failed(TaskStatus::Dead, why)).await)
+        }
         Ok(Start::AlreadyFinal(row)) => {
             tracing::info!(task = %id, status = %row.status, "redelivered task already finished; not run again");
             s.answer(task, &row);
@@ -122,6 +141,38 @@ mod tests {
         let (h, log) = process_with(&fake);
         assert_eq!(h, Handled::Done);
         assert_eq!(log, ["mark running", "answer from the succeeded row"]);
+    }
+
+    #[test]
+    fn a_task_out_of_attempts_is_buried_dead_not_run() {
+        let mut fake = Fake::new(&[]);
+        // Marked running a third time; the kind allows two runs.
+        fake.found = Some(|mut row| {
+            row.attempts = 3;
+            row.error = Some("cannot write".into());
+            Start::Run(row)
+        });
+        let (h, log) = process_with(&fake);
+        assert_eq!(h, Handled::Done);
+        assert_eq!(
+            log,
+            [
+                "mark running",
+                "bury",
+                "record dead Some(\"no outcome after 2 attempts (last error: cannot write)\")"
+            ]
+        );
+        let fake = Fake::new(&["bury"]);
+        let mut fake = fake;
+        fake.found = Some(|mut row| {
+            row.attempts = 3;
+            Start::Run(row)
+        });
+        let (h, log) = process_with(&fake);
+        assert_eq!(
+            (h, log),
+            (Handled::Requeue, vec!["mark running".into(), "bury".into()])
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! in its own database, queues and key prefix (see the `tasknode-testkit` crate).
 
 mod chaos;
+mod ends;
 mod faults;
 mod fleet;
 mod protocol;

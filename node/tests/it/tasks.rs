@@ -146,33 +146,10 @@ async fn task_accepted_on_a_and_run_on_b_answers_the_client_on_a() {
     }
 }
 
-/// Publish `tasks` as one message on the task queue, as a node would (persistent,
-/// confirmed, version 1).
+/// Publish `tasks` as one message on the task queue, as a node would (version 1).
 async fn publish(env: &TestEnv, tasks: &[TaskMessage]) {
-    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-    let conn = tasknode::amqp::connect(&tasknode_testkit::amqp_url(), "test-raw")
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let props = lapin::BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_type(TASKS_V1.into());
     let body = serde_json::to_vec(tasks).unwrap();
-    ch.basic_publish(
-        "".into(),
-        env.task_queue.as_str().into(),
-        BasicPublishOptions::default(),
-        &body,
-        props,
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
-    conn.close(200, "done".into()).await.unwrap();
+    env.publish_raw(&body, Some(TASKS_V1)).await;
 }
 
 fn message(id: Uuid, kind: &str, payload: &[u8]) -> TaskMessage {

@@ -1,0 +1,61 @@
+//! Every task reaches an end: hostile input never leaves a task running for ever, and a
+//! message no node can read is kept, not dropped or looped.
+
+use protocol::TaskStatus;
+use tasknode::messages::TASKS_V1;
+use tasknode_testkit::{poll_until, wait_final, Lines, TestEnv};
+use uuid::Uuid;
+
+fn id_of(v: &serde_json::Value) -> Uuid {
+    Uuid::parse_str(v["id"].as_str().expect("an id")).expect("a UUID")
+}
+
+#[actix_rt::test]
+async fn a_nul_in_what_a_client_sent_fails_its_task_once_with_a_readable_error() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let mut c = node.connect().await;
+    // The kind's error quotes the payload, NUL and all; PostgreSQL's text refuses NUL.
+    let r = c
+        .ask(r#"{"kind":"fib","payload":"1\u0000","wait":false}"#)
+        .await;
+    assert_eq!(r["status"], "queued", "{r}");
+    let done = wait_final(&mut c, id_of(&r)).await;
+    assert_eq!(done.status, TaskStatus::Failed, "{done:?}");
+    assert_eq!(done.attempts, Some(1), "bad input runs once: {done:?}");
+    let message = done.message.expect("why it failed");
+    assert!(
+        message.contains("`1\\0`"),
+        "the NUL is shown, escaped: {message}"
+    );
+
+    // The same as a waiting submission: the client gets the failure.
+    let r = c.ask(r#"{"kind":"fib","payload":"2\u0000"}"#).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("`2\\0`"), "{r}");
+}
+
+#[actix_rt::test]
+async fn a_message_no_node_can_read_is_parked_in_the_dead_letter_queue() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    env.publish_raw(b"{not a task", Some(TASKS_V1)).await;
+    env.publish_raw(b"[]", Some("tasknode.tasks.v9")).await;
+    let dead = tasknode::retry::dead_queue(&env.task_queue);
+    poll_until(
+        "both messages parked in the dead-letter queue",
+        20,
+        async || (env.ready_messages(&dead).await == 2).then_some(()),
+    )
+    .await;
+    assert_eq!(
+        env.ready_messages(&env.task_queue).await,
+        0,
+        "none is looping"
+    );
+    let mut c = node.connect().await;
+    assert_eq!(
+        c.ask("upper still serving").await["result"],
+        "STILL SERVING"
+    );
+}
