@@ -101,12 +101,41 @@ impl Reply {
     }
 }
 
+/// The largest reply message, in bytes (about: the batch's JSON framing is not counted).
+pub const MAX_REPLY_MESSAGE: usize = 1024 * 1024;
+
 /// The replies bound for one node, in one message.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ReplyBatch(pub Vec<Reply>);
 
 impl ReplyBatch {
+    /// `replies` in batches of at most `max` bytes of views each. A reply larger than `max`
+    /// on its own is left out (its waiting session finds the result in the row instead);
+    /// their number is the second value.
+    pub fn split(replies: Vec<Reply>, max: usize) -> (Vec<ReplyBatch>, usize) {
+        let mut batches = Vec::new();
+        let mut current = ReplyBatch::default();
+        let (mut size, mut left_out) = (0, 0);
+        for reply in replies {
+            let n = reply.view.get().len();
+            if n > max {
+                left_out += 1;
+                continue;
+            }
+            if size + n > max && !current.0.is_empty() {
+                batches.push(std::mem::take(&mut current));
+                size = 0;
+            }
+            size += n;
+            current.0.push(reply);
+        }
+        if !current.0.is_empty() {
+            batches.push(current);
+        }
+        (batches, left_out)
+    }
+
     pub fn decode(kind: Option<&str>, body: &[u8]) -> Result<ReplyBatch, MessageError> {
         check_version(kind, REPLIES_V1)?;
         Ok(serde_json::from_slice(body)?)
@@ -167,6 +196,21 @@ mod tests {
             Err(MessageError::UnknownVersion(_))
         ));
         assert!(ReplyBatch::decode(Some(TASKS_V1), b"[]").is_err());
+    }
+
+    #[test]
+    fn reply_messages_stay_under_their_bound() {
+        let reply = |text: &str| Reply::new(Uuid::new_v4(), &text).unwrap();
+        // Views of 12 bytes each ("\"aaaaaaaaaa\"").
+        let replies: Vec<Reply> = (0..10).map(|_| reply(&"a".repeat(10))).collect();
+        let (batches, left_out) = ReplyBatch::split(replies, 40);
+        assert_eq!(left_out, 0);
+        assert_eq!(
+            batches.iter().map(|b| b.0.len()).collect::<Vec<_>>(),
+            [3, 3, 3, 1]
+        );
+        let (batches, left_out) = ReplyBatch::split(vec![reply(&"b".repeat(50)), reply("c")], 40);
+        assert_eq!((batches.len(), batches[0].0.len(), left_out), (1, 1, 1));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use crate::amqp;
 use crate::amqp::link::{self, Connected, Link, Opening};
-use crate::messages::{Reply, ReplyBatch, TaskMessage, REPLIES_V1, TASKS_V1};
+use crate::messages::{Reply, ReplyBatch, TaskMessage, MAX_REPLY_MESSAGE, REPLIES_V1, TASKS_V1};
 use crate::retry;
 use crate::supervision::RestartBudget;
 use actix::prelude::*;
@@ -121,13 +121,21 @@ impl Publisher {
             return;
         }
         self.replying = true;
-        let mut by_queue: std::collections::BTreeMap<String, ReplyBatch> = Default::default();
+        let mut by_queue: std::collections::BTreeMap<String, Vec<Reply>> = Default::default();
         for (queue, reply) in self.pending_replies.drain(..) {
-            by_queue.entry(queue).or_default().0.push(reply);
+            by_queue.entry(queue).or_default().push(reply);
         }
         let channel = self.reply_channel.clone();
         async move {
-            for (queue, batch) in by_queue {
+            let messages = by_queue.into_iter().flat_map(|(queue, replies)| {
+                let (batches, left_out) = ReplyBatch::split(replies, MAX_REPLY_MESSAGE);
+                if left_out > 0 {
+                    // Their waiting sessions find the results in the rows.
+                    tracing::debug!(%queue, left_out, "replies too large for a message");
+                }
+                batches.into_iter().map(move |b| (queue.clone(), b))
+            });
+            for (queue, batch) in messages {
                 let Ok(body) = serde_json::to_vec(&batch) else {
                     continue;
                 };

@@ -291,12 +291,22 @@ impl Actor for Session {
             (self.limits.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         // Idle means nothing pending either: a client waiting for a long task is not idle.
         ctx.run_interval(every, |act, ctx| {
+            if act.last_activity.get().elapsed() < act.limits.idle_timeout {
+                return;
+            }
+            let secs = act.limits.idle_timeout.as_secs();
+            if let Some(upload) = act.upload.take() {
+                // A PUT whose body stopped coming: what arrived is dropped, and with it the
+                // upload to the bucket (a multipart upload is aborted).
+                let line = ErrorLine::new(
+                    ErrorCode::IdleTimeout,
+                    format!("no bytes of the PUT body for {secs}s; the upload is aborted and the connection closed"),
+                );
+                act.answer(ctx, upload.permit, &line, true);
+                return;
+            }
             let pending = act.permits.available_permits() < MAX_PIPELINED;
-            if act.upload.is_none()
-                && !pending
-                && act.last_activity.get().elapsed() >= act.limits.idle_timeout
-            {
-                let secs = act.limits.idle_timeout.as_secs();
+            if !pending {
                 let line = ErrorLine::new(
                     ErrorCode::IdleTimeout,
                     format!("no request for {secs}s; closing the connection"),

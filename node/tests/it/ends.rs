@@ -59,3 +59,25 @@ async fn a_message_no_node_can_read_is_parked_in_the_dead_letter_queue() {
         "STILL SERVING"
     );
 }
+
+#[actix_rt::test]
+async fn a_put_whose_body_stops_coming_is_aborted_at_the_idle_timeout() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n1", |s| s.listener.idle_timeout_secs = 1)
+        .await;
+    let mut c = node.connect().await;
+    // Over the inline limit, so it streams to the bucket; a tenth of it arrives.
+    c.say("PUT sha256 200000").await;
+    c.say_raw(&[7u8; 20_000]).await;
+    let r = c.hear().await;
+    assert_eq!(r["error"], "idle_timeout", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("PUT"), "{r}");
+    assert!(c.closed().await, "the stalled connection is closed");
+    assert!(
+        env.rows().await.is_empty(),
+        "no task from an aborted upload"
+    );
+    let mut other = node.connect().await;
+    assert_eq!(other.ask("upper fine").await["result"], "FINE");
+}

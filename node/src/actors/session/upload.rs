@@ -1,5 +1,6 @@
 //! A `PUT` in progress on a session: its body arrives in chunks between the header line and
-//! the next request, and goes into the service's [`Intake`].
+//! the next request, and goes into the service's [`Intake`]. A body that stops coming for
+//! `idle_timeout_secs` is aborted by the session's idle check.
 
 use super::Session;
 use crate::service::Intake;
