@@ -79,6 +79,8 @@ pub struct StorageSettings {
     pub inline_limit: usize,
     pub part_size: usize,
     pub presign_secs: u64,
+    /// The longest one request to the store may take.
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -296,6 +298,9 @@ impl Settings {
         }
         if self.listener.write_timeout_secs == 0 {
             return Err(invalid("listener.write_timeout_secs", "must be at least 1"));
+        }
+        if self.storage.timeout_secs == 0 {
+            return Err(invalid("storage.timeout_secs", "must be at least 1"));
         }
         if self.tasks.max_attempts == 0 || self.tasks.max_attempts > 50 {
             return Err(invalid("tasks.max_attempts", "must be from 1 to 50"));

@@ -5,7 +5,7 @@
 
 use crate::config::StorageSettings;
 use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt, TryStreamExt};
+use futures_util::{Stream, StreamExt};
 use rusoto_core::{credential::AwsCredentials, HttpClient, Region, RusotoError};
 use rusoto_credential::StaticProvider;
 use rusoto_s3::util::{PreSignedRequest, PreSignedRequestOption};
@@ -28,6 +28,8 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("the uploader has stopped: {0}")]
     Stopped(#[from] actix::MailboxError),
+    #[error("object store: no answer to {what} within {secs}s")]
+    Timeout { what: &'static str, secs: u64 },
 }
 
 fn s3_err<E: std::error::Error + 'static>(e: RusotoError<E>) -> StorageError {
@@ -62,6 +64,9 @@ pub struct Storage {
     key_prefix: String,
     part_size: usize,
     presign_secs: u64,
+    /// The longest one request may take (connecting included; for a download, the wait for
+    /// each next chunk).
+    timeout: Duration,
 }
 
 impl Storage {
@@ -92,7 +97,22 @@ impl Storage {
             key_prefix: settings.key_prefix.clone(),
             part_size: settings.part_size,
             presign_secs: settings.presign_secs,
+            timeout: Duration::from_secs(settings.timeout_secs),
         })
+    }
+
+    /// `request`, given up on after the timeout.
+    async fn bounded<T, E: std::error::Error + 'static>(
+        &self,
+        what: &'static str,
+        request: impl std::future::Future<Output = Result<T, RusotoError<E>>>,
+    ) -> Result<Result<T, RusotoError<E>>, StorageError> {
+        tokio::time::timeout(self.timeout, request)
+            .await
+            .map_err(|_| StorageError::Timeout {
+                what,
+                secs: self.timeout.as_secs(),
+            })
     }
 
     pub fn bucket(&self) -> &str {
@@ -111,14 +131,11 @@ impl Storage {
         if self.reachable().await {
             return Ok(());
         }
-        let created = self
-            .client
-            .create_bucket(CreateBucketRequest {
-                bucket: self.bucket.clone(),
-                ..Default::default()
-            })
-            .await;
-        let Err(e) = created else {
+        let request = self.client.create_bucket(CreateBucketRequest {
+            bucket: self.bucket.clone(),
+            ..Default::default()
+        });
+        let Err(e) = self.bounded("CreateBucket", request).await? else {
             return Ok(());
         };
         for pause in [0, 50, 200, 500] {
@@ -132,27 +149,23 @@ impl Storage {
 
     /// Whether the bucket answers (for health checks).
     pub async fn reachable(&self) -> bool {
-        self.client
-            .head_bucket(HeadBucketRequest {
-                bucket: self.bucket.clone(),
-                ..Default::default()
-            })
-            .await
-            .is_ok()
+        let request = self.client.head_bucket(HeadBucketRequest {
+            bucket: self.bucket.clone(),
+            ..Default::default()
+        });
+        matches!(self.bounded("HeadBucket", request).await, Ok(Ok(_)))
     }
 
     /// Store a small object in one request.
     pub async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
-        self.client
-            .put_object(PutObjectRequest {
-                bucket: self.bucket.clone(),
-                key: key.to_string(),
-                content_length: Some(data.len() as i64),
-                body: Some(data.to_vec().into()),
-                ..Default::default()
-            })
-            .await
-            .map_err(s3_err)?;
+        let request = self.client.put_object(PutObjectRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            content_length: Some(data.len() as i64),
+            body: Some(data.to_vec().into()),
+            ..Default::default()
+        });
+        self.bounded("PutObject", request).await?.map_err(s3_err)?;
         Ok(())
     }
 
@@ -210,21 +223,24 @@ impl Storage {
         match (result, upload) {
             (Ok(()), None) => Ok(total),
             (Ok(()), Some((upload_id, parts))) => {
-                let done = self
-                    .client
-                    .complete_multipart_upload(CompleteMultipartUploadRequest {
-                        bucket: self.bucket.clone(),
-                        key: key.to_string(),
-                        upload_id: upload_id.clone(),
-                        multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
-                        ..Default::default()
-                    })
-                    .await;
-                match done {
-                    Ok(_) => Ok(total),
-                    Err(e) => {
+                let request =
+                    self.client
+                        .complete_multipart_upload(CompleteMultipartUploadRequest {
+                            bucket: self.bucket.clone(),
+                            key: key.to_string(),
+                            upload_id: upload_id.clone(),
+                            multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
+                            ..Default::default()
+                        });
+                match self.bounded("CompleteMultipartUpload", request).await {
+                    Ok(Ok(_)) => Ok(total),
+                    Ok(Err(e)) => {
                         self.abort(key, &upload_id).await;
                         Err(s3_err(e))
+                    }
+                    Err(e) => {
+                        self.abort(key, &upload_id).await;
+                        Err(e)
                     }
                 }
             }
@@ -243,14 +259,16 @@ impl Storage {
         part: Bytes,
     ) -> Result<(), StorageError> {
         if upload.is_none() {
-            let created = self
+            let request = self
                 .client
                 .create_multipart_upload(CreateMultipartUploadRequest {
                     bucket: self.bucket.clone(),
                     key: key.to_string(),
                     ..Default::default()
-                })
-                .await
+                });
+            let created = self
+                .bounded("CreateMultipartUpload", request)
+                .await?
                 .map_err(s3_err)?;
             let id = created.upload_id.ok_or_else(|| {
                 StorageError::S3("no upload id from CreateMultipartUpload".into())
@@ -259,19 +277,16 @@ impl Storage {
         }
         let (upload_id, parts) = upload.as_mut().expect("set above");
         let number = parts.len() as i64 + 1;
-        let out = self
-            .client
-            .upload_part(UploadPartRequest {
-                bucket: self.bucket.clone(),
-                key: key.to_string(),
-                upload_id: upload_id.clone(),
-                part_number: number,
-                content_length: Some(part.len() as i64),
-                body: Some(part.to_vec().into()),
-                ..Default::default()
-            })
-            .await
-            .map_err(s3_err)?;
+        let request = self.client.upload_part(UploadPartRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            upload_id: upload_id.clone(),
+            part_number: number,
+            content_length: Some(part.len() as i64),
+            body: Some(part.to_vec().into()),
+            ..Default::default()
+        });
+        let out = self.bounded("UploadPart", request).await?.map_err(s3_err)?;
         parts.push(CompletedPart {
             e_tag: out.e_tag,
             part_number: Some(number),
@@ -280,17 +295,18 @@ impl Storage {
     }
 
     async fn abort(&self, key: &str, upload_id: &str) {
-        let res = self
+        let request = self
             .client
             .abort_multipart_upload(AbortMultipartUploadRequest {
                 bucket: self.bucket.clone(),
                 key: key.to_string(),
                 upload_id: upload_id.to_string(),
                 ..Default::default()
-            })
-            .await;
-        if let Err(e) = res {
-            tracing::warn!(key, error = %e, "could not abort multipart upload");
+            });
+        match self.bounded("AbortMultipartUpload", request).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(key, error = %e, "could not abort multipart upload"),
+            Err(e) => tracing::warn!(key, error = %e, "could not abort multipart upload"),
         }
     }
 
@@ -305,26 +321,33 @@ impl Storage {
         ),
         StorageError,
     > {
-        let out = self
-            .client
-            .get_object(GetObjectRequest {
-                bucket: self.bucket.clone(),
-                key: key.to_string(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| {
-                if is_not_found(&e) {
-                    StorageError::NotFound(key.to_string())
-                } else {
-                    s3_err(e)
-                }
-            })?;
+        let request = self.client.get_object(GetObjectRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            ..Default::default()
+        });
+        let out = self.bounded("GetObject", request).await?.map_err(|e| {
+            if is_not_found(&e) {
+                StorageError::NotFound(key.to_string())
+            } else {
+                s3_err(e)
+            }
+        })?;
         let size = out.content_length.map(|n| n as u64);
         let body = out
             .body
             .ok_or_else(|| StorageError::S3(format!("no body for `{key}`")))?;
-        Ok((size, body.map_err(std::io::Error::other)))
+        // Each next chunk must come within the timeout, or the download fails.
+        let secs = self.timeout.as_secs();
+        let chunks =
+            tokio_stream::StreamExt::timeout(body, self.timeout).map(move |chunk| match chunk {
+                Ok(chunk) => chunk.map_err(std::io::Error::other),
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("object store: no bytes of the download for {secs}s"),
+                )),
+            });
+        Ok((size, Box::pin(chunks)))
     }
 
     /// A whole (small) object in memory.

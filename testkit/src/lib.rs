@@ -24,5 +24,5 @@ pub use env::{amqp_url, pg_admin_url, s3_endpoint, TestEnv, TEST_BUCKET};
 pub use lines::Lines;
 pub use nodes::{ChildNode, TestNode};
 pub use protocol::Client;
-pub use proxy::{url_addr, Proxy};
+pub use proxy::{url_addr, Proxy, State as ProxyState};
 pub use wait::{poll_until, wait_final, wait_status};

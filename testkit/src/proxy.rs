@@ -4,11 +4,23 @@
 use std::net::SocketAddr;
 use tokio::net::TcpStream;
 
+/// What a [`Proxy`] does with connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Forward them.
+    Up,
+    /// Cut them, and refuse new ones (closed at once).
+    Down,
+    /// Freeze them (open, silent), and accept new ones and never answer: a host that stopped
+    /// responding.
+    Stalled,
+}
+
 /// A TCP proxy a test can cut: takes one dependency (the S3 store, RabbitMQ) away from the
 /// nodes that use it without disturbing other tests.
 pub struct Proxy {
     pub addr: SocketAddr,
-    up: tokio::sync::watch::Sender<bool>,
+    state: tokio::sync::watch::Sender<State>,
 }
 
 impl Proxy {
@@ -16,34 +28,54 @@ impl Proxy {
     pub async fn start(target: SocketAddr) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (up, up_rx) = tokio::sync::watch::channel(true);
+        let (state, state_rx) = tokio::sync::watch::channel(State::Up);
         tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     return;
                 };
-                if !*up_rx.borrow() {
-                    drop(inbound); // down: refuse by closing at once
-                    continue;
+                let mut changed = state_rx.clone();
+                match *state_rx.borrow() {
+                    State::Down => {
+                        drop(inbound);
+                        continue;
+                    }
+                    State::Stalled => {
+                        // Hold the connection, silent, until the proxy is up again.
+                        tokio::spawn(async move {
+                            let _ = changed.wait_for(|s| *s == State::Up).await;
+                            drop(inbound);
+                        });
+                        continue;
+                    }
+                    State::Up => {}
                 }
-                let mut down = up_rx.clone();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(target).await else {
                         return;
                     };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = down.wait_for(|up| !*up) => {} // cut: drop both sides
+                    let cut = tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => None,
+                        now = changed.wait_for(|s| *s != State::Up) => now.ok().map(|s| *s),
+                    };
+                    if cut == Some(State::Stalled) {
+                        // Freeze: both sides stay open and nothing moves.
+                        let _ = changed.wait_for(|s| *s != State::Stalled).await;
                     }
+                    // Then (or when down) drop both sides.
                 });
             }
         });
-        Proxy { addr, up }
+        Proxy { addr, state }
     }
 
     /// Cut every connection and refuse new ones (`false`), or forward again (`true`).
     pub fn set_up(&self, up: bool) {
-        let _ = self.up.send(up);
+        self.set(if up { State::Up } else { State::Down });
+    }
+
+    pub fn set(&self, state: State) {
+        let _ = self.state.send(state);
     }
 
     /// `http://addr` (for an S3 endpoint through the proxy).

@@ -81,3 +81,25 @@ async fn a_put_whose_body_stops_coming_is_aborted_at_the_idle_timeout() {
     let mut other = node.connect().await;
     assert_eq!(other.ask("upper fine").await["result"], "FINE");
 }
+
+#[actix_rt::test]
+async fn an_object_store_that_stops_answering_times_out_instead_of_hanging() {
+    use tasknode_testkit::{Proxy, ProxyState};
+    let env = TestEnv::new().await;
+    let proxy = Proxy::start(tasknode_testkit::url_addr(&tasknode_testkit::s3_endpoint())).await;
+    let node = env
+        .spawn_node_with("n1", |s| {
+            s.storage.endpoint = proxy.http();
+            s.storage.timeout_secs = 1;
+        })
+        .await;
+    let mut c = node.connect().await;
+    proxy.set(ProxyState::Stalled);
+    // A payload over the inline limit goes to the bucket, which now accepts and never answers.
+    let r = c.ask(&format!("upper {}", "y".repeat(100 * 1024))).await;
+    assert_eq!(r["error"], "storage_unavailable", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("within 1s"), "{r}");
+    proxy.set(ProxyState::Up);
+    let r = c.ask(&format!("upper {}", "z".repeat(100 * 1024))).await;
+    assert_eq!(r["status"], "succeeded", "the store serves again: {r}");
+}
