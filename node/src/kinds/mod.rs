@@ -26,6 +26,9 @@ pub enum TaskError {
     /// The input is wrong; running again would not help, so the task is not retried.
     #[error("{0}")]
     BadInput(String),
+    /// The input needs more memory than the kind allows itself; not retried.
+    #[error("too_large: {0}")]
+    TooLarge(String),
     /// Anything else (reading the payload, writing the result): retried.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -33,7 +36,7 @@ pub enum TaskError {
 
 impl TaskError {
     pub fn retryable(&self) -> bool {
-        !matches!(self, TaskError::BadInput(_))
+        matches!(self, TaskError::Io(_))
     }
 }
 
@@ -153,8 +156,8 @@ pub(crate) fn read_text(input: &mut dyn Read, limit: u64, kind: &str) -> Result<
     let mut bytes = Vec::new();
     input.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
-        return Err(TaskError::BadInput(format!(
-            "payload too large for {kind}: at most {limit} bytes"
+        return Err(TaskError::TooLarge(format!(
+            "{kind} takes at most {limit} bytes"
         )));
     }
     String::from_utf8(bytes).map_err(|_| TaskError::BadInput(format!("{kind} needs UTF-8 text")))
