@@ -58,6 +58,7 @@ pub struct AmqpSettings {
     pub task_queue: String,
     pub reply_queue_prefix: String,
     pub prefetch: u16,
+    pub publish_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -258,6 +259,9 @@ impl Settings {
         }
         if self.amqp.task_queue.is_empty() {
             return Err(invalid("amqp.task_queue", "must not be empty"));
+        }
+        if self.amqp.publish_wait_ms > 60_000 {
+            return Err(invalid("amqp.publish_wait_ms", "must be at most 60000"));
         }
         if self.amqp.prefetch == 0 {
             return Err(invalid("amqp.prefetch", "must be at least 1"));

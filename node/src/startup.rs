@@ -174,7 +174,8 @@ impl Node {
                 budget("publisher"),
             );
             let node = node.clone();
-            Supervisor::start(move |_| Publisher::new(url, &node, queue, budget))
+            let wait = Duration::from_millis(settings.amqp.publish_wait_ms);
+            Supervisor::start(move |_| Publisher::new(url, &node, queue, wait, budget))
         };
         let replies = {
             let router = ReplyRouter::new(

@@ -9,8 +9,9 @@
 //!
 //! The actor owns its connection and runs under a `Supervisor` ([`crate::amqp::link`]):
 //! when the connection is lost (or cannot be made) it stops itself and is restarted after
-//! the backoff its [`RestartBudget`] allows. Publishes in flight at that moment fail;
-//! publishes while disconnected fail at once with [`PublishError::NotConnected`].
+//! the backoff its [`RestartBudget`] allows. Publishes in flight at that moment fail; a task
+//! published while disconnected waits for the new connection up to `amqp.publish_wait_ms`,
+//! then fails with [`PublishError::NotConnected`].
 
 use crate::amqp;
 use crate::amqp::link::{self, Connected, Link, Opening};
@@ -23,7 +24,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Confirmation};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Most tasks in one message.
 pub const MAX_TASKS_PER_MESSAGE: usize = 256;
@@ -61,8 +62,11 @@ pub struct Publisher {
     reply_channel: Option<lapin::Channel>,
     /// Delay queues declared on the current channel.
     retry_queues: HashSet<u64>,
-    /// Tasks waiting for the next task message, and messages in flight.
-    pending_tasks: Vec<(TaskMessage, Waiter)>,
+    /// Tasks waiting for the next task message (each until its deadline while there is no
+    /// connection), and messages in flight.
+    pending_tasks: Vec<(TaskMessage, Waiter, Instant)>,
+    /// How long a task may wait for a connection being made again.
+    publish_wait: Duration,
     task_publishes: usize,
     /// Replies waiting for the next reply message (their queue, the reply), and whether one
     /// is out.
@@ -71,8 +75,15 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(url: String, node: &str, task_queue: String, budget: Arc<RestartBudget>) -> Self {
+    pub fn new(
+        url: String,
+        node: &str,
+        task_queue: String,
+        publish_wait: Duration,
+        budget: Arc<RestartBudget>,
+    ) -> Self {
         Publisher {
+            publish_wait,
             url,
             name: format!("{node}-publisher"),
             task_queue,
@@ -86,12 +97,18 @@ impl Publisher {
         }
     }
 
-    /// Send queued tasks, many per message.
+    /// Send queued tasks, many per message, while connected.
     fn flush_tasks(&mut self, ctx: &mut Context<Self>) {
-        while self.task_publishes < MAX_TASK_PUBLISHES && !self.pending_tasks.is_empty() {
+        while self.task_publishes < MAX_TASK_PUBLISHES
+            && !self.pending_tasks.is_empty()
+            && self.link.healthy()
+        {
             let n = self.pending_tasks.len().min(MAX_TASKS_PER_MESSAGE);
-            let (tasks, waiters): (Vec<TaskMessage>, Vec<Waiter>) =
-                self.pending_tasks.drain(..n).unzip();
+            let (tasks, waiters): (Vec<TaskMessage>, Vec<Waiter>) = self
+                .pending_tasks
+                .drain(..n)
+                .map(|(task, waiter, _)| (task, waiter))
+                .unzip();
             let body = match serde_json::to_vec(&tasks) {
                 Ok(b) => b,
                 Err(e) => {
@@ -254,10 +271,12 @@ impl Connected for Publisher {
         ("cannot reach RabbitMQ", Box::pin(opening))
     }
 
-    fn up(&mut self, (conn, channel, replies): Opened, _: &mut Context<Self>) {
+    fn up(&mut self, (conn, channel, replies): Opened, ctx: &mut Context<Self>) {
         self.retry_queues.clear();
         self.reply_channel = Some(replies);
         self.link.up(conn, channel);
+        // Tasks that waited for the connection go now.
+        self.flush_tasks(ctx);
     }
 }
 
@@ -267,6 +286,17 @@ impl Actor for Publisher {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
         link::start(ctx, self);
+        // Tasks that waited for a connection past their deadline are refused.
+        ctx.run_interval(Duration::from_millis(50), |act, _| {
+            let now = Instant::now();
+            let (expired, waiting) = std::mem::take(&mut act.pending_tasks)
+                .into_iter()
+                .partition(|(_, _, until)| *until <= now);
+            act.pending_tasks = waiting;
+            for (_, waiter, _) in expired {
+                let _ = waiter.send(Err(PublishError::NotConnected));
+            }
+        });
     }
 }
 
@@ -274,9 +304,9 @@ impl actix::Supervised for Publisher {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.retry_queues.clear();
         self.reply_channel = None;
-        // Whatever was waiting fails now (its waiters see the channel drop): nothing is
-        // reported as published that was not confirmed.
-        self.pending_tasks.clear();
+        // Messages in flight fail now (their waiters see the channel drop): nothing is
+        // reported as published that was not confirmed. Tasks not sent yet wait for the new
+        // connection, each up to its deadline.
         self.pending_replies.clear();
         self.task_publishes = 0;
         self.replying = false;
@@ -353,11 +383,12 @@ impl Handler<PublishTask> for Publisher {
     type Result = ResponseFuture<Result<(), PublishError>>;
 
     fn handle(&mut self, msg: PublishTask, ctx: &mut Context<Self>) -> Self::Result {
-        if !self.link.healthy() {
+        if !self.link.healthy() && self.publish_wait.is_zero() {
             return Box::pin(async { Err(PublishError::NotConnected) });
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.pending_tasks.push((msg.task, tx));
+        let until = Instant::now() + self.publish_wait;
+        self.pending_tasks.push((msg.task, tx, until));
         self.flush_tasks(ctx);
         Box::pin(async move {
             rx.await

@@ -257,7 +257,11 @@ async fn losing_rabbitmq_refuses_clearly_then_heals() {
         &proxy.addr.to_string(),
     );
     let node = env
-        .spawn_node_with("n1", |s| s.amqp.url = amqp_via_proxy.clone())
+        .spawn_node_with("n1", |s| {
+            s.amqp.url = amqp_via_proxy.clone();
+            // A submission waits this long for the broker, then is refused.
+            s.amqp.publish_wait_ms = 500;
+        })
         .await;
     let mut c = node.connect().await;
     assert_eq!(c.ask("upper before").await["result"], "BEFORE");
@@ -385,4 +389,38 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero() {
     );
     assert_eq!(s.node.as_deref(), Some("leaving"));
     assert_eq!(s.attempts, Some(1));
+}
+
+#[actix_rt::test]
+async fn a_submission_during_a_broker_blip_waits_for_the_new_connection() {
+    let env = TestEnv::new().await;
+    let proxy = Proxy::start(testkit::url_addr(&testkit::amqp_url())).await;
+    let amqp_via_proxy = testkit::amqp_url().replace(
+        &testkit::url_addr(&testkit::amqp_url()).to_string(),
+        &proxy.addr.to_string(),
+    );
+    let node = env
+        .spawn_node_with("n1", |s| s.amqp.url = amqp_via_proxy.clone())
+        .await;
+    let mut c = node.connect().await;
+    proxy.set_up(false);
+    let mut probe = node.connect().await;
+    testkit::poll_until("PING reports the broker down", 10, async || {
+        let pong = probe.ping().await.ok()?;
+        (pong.amqp == protocol::Check::Down).then_some(())
+    })
+    .await;
+    // Both kinds of submission go in while the node has no broker connection...
+    c.say("SUBMIT upper queued-in-blip").await;
+    c.say("upper waited-in-blip").await;
+    // ...and the broker is back soon after (the outage's length is the test's, not a wait for
+    // something to happen).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.set_up(true);
+    let queued = c.hear().await;
+    assert_eq!(queued["status"], "queued", "{queued}");
+    let waited = c.hear().await;
+    assert_eq!(waited["result"], "WAITED-IN-BLIP", "{waited}");
+    let s = wait_status(&mut c, id_of(&queued), ENDED, 30).await;
+    assert_eq!(s.status, TaskStatus::Succeeded, "{s:?}");
 }
