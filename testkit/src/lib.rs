@@ -26,3 +26,10 @@ pub use nodes::{ChildNode, TestNode};
 pub use protocol::Client;
 pub use proxy::{url_addr, Proxy, State as ProxyState};
 pub use wait::{poll_until, wait_final, wait_status};
+
+/// The task id in an answer line.
+pub fn id_of(answer: &serde_json::Value) -> uuid::Uuid {
+    let id = answer["id"].as_str();
+    let id = id.unwrap_or_else(|| panic!("no task id in {answer}"));
+    uuid::Uuid::parse_str(id).unwrap_or_else(|e| panic!("`{id}` is not a task id: {e}"))
+}

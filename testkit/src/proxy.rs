@@ -69,6 +69,19 @@ impl Proxy {
         Proxy { addr, state }
     }
 
+    /// A proxy to the test S3 store (its endpoint: [`Proxy::http`]).
+    pub async fn s3() -> Proxy {
+        Proxy::start(url_addr(&crate::s3_endpoint())).await
+    }
+
+    /// A proxy to the test broker, and the AMQP URL that goes through it.
+    pub async fn amqp() -> (Proxy, String) {
+        let direct = crate::amqp_url();
+        let proxy = Proxy::start(url_addr(&direct)).await;
+        let via = direct.replace(&url_addr(&direct).to_string(), &proxy.addr.to_string());
+        (proxy, via)
+    }
+
     /// Cut every connection and refuse new ones (`false`), or forward again (`true`).
     pub fn set_up(&self, up: bool) {
         self.set(if up { State::Up } else { State::Down });

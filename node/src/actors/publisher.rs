@@ -13,15 +13,18 @@
 //! published while disconnected waits for the new connection up to `amqp.publish_wait_ms`,
 //! then fails with [`PublishError::NotConnected`].
 
+mod replies;
+
 use crate::amqp;
 use crate::amqp::link::{self, Connected, Link, Opening};
-use crate::messages::{Reply, ReplyBatch, TaskMessage, MAX_REPLY_MESSAGE, REPLIES_V1, TASKS_V1};
+use crate::messages::{Reply, TaskMessage, TASKS_V1};
 use crate::retry;
 use crate::supervision::RestartBudget;
 use actix::prelude::*;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Confirmation};
+pub use replies::PublishReplies;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,60 +133,6 @@ impl Publisher {
                 })
                 .spawn(ctx);
         }
-    }
-
-    /// Send queued replies, one message per reply queue.
-    fn flush_replies(&mut self, ctx: &mut Context<Self>) {
-        if self.replying || self.pending_replies.is_empty() {
-            return;
-        }
-        self.replying = true;
-        let mut by_queue: std::collections::BTreeMap<String, Vec<Reply>> = Default::default();
-        for (queue, reply) in self.pending_replies.drain(..) {
-            by_queue.entry(queue).or_default().push(reply);
-        }
-        let channel = self.reply_channel.clone();
-        async move {
-            let messages = by_queue.into_iter().flat_map(|(queue, replies)| {
-                let (batches, left_out) = ReplyBatch::split(replies, MAX_REPLY_MESSAGE);
-                if left_out > 0 {
-                    // Their waiting sessions find the results in the rows.
-                    tracing::debug!(%queue, left_out, "replies too large for a message");
-                }
-                batches.into_iter().map(move |b| (queue.clone(), b))
-            });
-            for (queue, batch) in messages {
-                let Ok(body) = serde_json::to_vec(&batch) else {
-                    continue;
-                };
-                let sent = match &channel {
-                    None => Err(PublishError::NotConnected),
-                    Some(ch) => ch
-                        .basic_publish(
-                            "".into(),
-                            queue.as_str().into(),
-                            BasicPublishOptions::default(),
-                            &body,
-                            BasicProperties::default()
-                                .with_content_type("application/json".into())
-                                .with_type(REPLIES_V1.into()),
-                        )
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| PublishError::Amqp(e.to_string())),
-                };
-                if let Err(e) = sent {
-                    // The waiting sessions also poll the task rows, so they still get answers.
-                    tracing::warn!(%queue, error = %e, "could not send replies");
-                }
-            }
-        }
-        .into_actor(self)
-        .map(|_, act, ctx| {
-            act.replying = false;
-            act.flush_replies(ctx);
-        })
-        .spawn(ctx);
     }
 
     fn publish(
@@ -322,13 +271,6 @@ pub struct PublishTask {
     pub task: TaskMessage,
 }
 
-/// Finished tasks' replies (with the reply queue of the node that accepted each); those for
-/// one node share a message. Unanswered: a reply that is lost costs its waiting session one
-/// poll of the task row.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PublishReplies(pub Vec<(String, Reply)>);
-
 /// Where [`Republish`] sends a task message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -394,15 +336,6 @@ impl Handler<PublishTask> for Publisher {
             rx.await
                 .unwrap_or_else(|_| Err(PublishError::Amqp("publisher restarted".into())))
         })
-    }
-}
-
-impl Handler<PublishReplies> for Publisher {
-    type Result = ();
-
-    fn handle(&mut self, msg: PublishReplies, ctx: &mut Context<Self>) {
-        self.pending_replies.extend(msg.0);
-        self.flush_replies(ctx);
     }
 }
 

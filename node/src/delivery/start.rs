@@ -143,15 +143,17 @@ mod tests {
         assert_eq!(log, ["mark running", "answer from the succeeded row"]);
     }
 
+    /// Marked running a third time; the kind allows two runs.
+    fn third_start(mut row: TaskRow) -> Start {
+        row.attempts = 3;
+        row.error = Some("cannot write".into());
+        Start::Run(row)
+    }
+
     #[test]
     fn a_task_out_of_attempts_is_buried_dead_not_run() {
         let mut fake = Fake::new(&[]);
-        // Marked running a third time; the kind allows two runs.
-        fake.found = Some(|mut row| {
-            row.attempts = 3;
-            row.error = Some("cannot write".into());
-            Start::Run(row)
-        });
+        fake.found = Some(third_start);
         let (h, log) = process_with(&fake);
         assert_eq!(h, Handled::Done);
         assert_eq!(
@@ -162,12 +164,8 @@ mod tests {
                 "record dead Some(\"no outcome after 2 attempts (last error: cannot write)\")"
             ]
         );
-        let fake = Fake::new(&["bury"]);
-        let mut fake = fake;
-        fake.found = Some(|mut row| {
-            row.attempts = 3;
-            Start::Run(row)
-        });
+        let mut fake = Fake::new(&["bury"]);
+        fake.found = Some(third_start);
         let (h, log) = process_with(&fake);
         assert_eq!(
             (h, log),

@@ -3,12 +3,7 @@
 
 use protocol::TaskStatus;
 use tasknode::messages::TASKS_V1;
-use tasknode_testkit::{poll_until, wait_final, Lines, TestEnv};
-use uuid::Uuid;
-
-fn id_of(v: &serde_json::Value) -> Uuid {
-    Uuid::parse_str(v["id"].as_str().expect("an id")).expect("a UUID")
-}
+use tasknode_testkit::{id_of, poll_until, wait_final, Lines, TestEnv};
 
 #[actix_rt::test]
 async fn a_nul_in_what_a_client_sent_fails_its_task_once_with_a_readable_error() {
@@ -86,7 +81,7 @@ async fn a_put_whose_body_stops_coming_is_aborted_at_the_idle_timeout() {
 async fn an_object_store_that_stops_answering_times_out_instead_of_hanging() {
     use tasknode_testkit::{Proxy, ProxyState};
     let env = TestEnv::new().await;
-    let proxy = Proxy::start(tasknode_testkit::url_addr(&tasknode_testkit::s3_endpoint())).await;
+    let proxy = Proxy::s3().await;
     let node = env
         .spawn_node_with("n1", |s| {
             s.storage.endpoint = proxy.http();

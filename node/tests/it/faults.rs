@@ -6,15 +6,11 @@ use diesel_async::RunQueryDsl;
 use protocol::TaskStatus;
 use std::path::Path;
 use std::time::Duration;
-use tasknode_testkit::{self as testkit, wait_status, Lines, Proxy, TestEnv};
+use tasknode_testkit::{self as testkit, id_of, wait_status, Lines, Proxy, TestEnv};
 use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tasknode");
 const ENDED: &[TaskStatus] = &[TaskStatus::Succeeded, TaskStatus::Failed, TaskStatus::Dead];
-
-fn id_of(v: &serde_json::Value) -> Uuid {
-    Uuid::parse_str(v["id"].as_str().expect("an id")).expect("a UUID")
-}
 
 async fn dead_letters(env: &TestEnv) -> u32 {
     env.ready_messages(&tasknode::retry::dead_queue(&env.task_queue))
@@ -111,7 +107,7 @@ async fn a_task_over_its_timeout_fails_and_frees_its_worker_then_goes_dead() {
 #[actix_rt::test]
 async fn an_object_store_outage_fails_tasks_retryably_and_they_succeed_later() {
     let env = TestEnv::new().await;
-    let proxy = Proxy::start(testkit::url_addr(&testkit::s3_endpoint())).await;
+    let proxy = Proxy::s3().await;
     let node = env
         .spawn_node_with("n1", |s| {
             s.storage.endpoint = proxy.http();
@@ -158,7 +154,7 @@ async fn an_object_store_outage_fails_tasks_retryably_and_they_succeed_later() {
 #[actix_rt::test]
 async fn dead_tasks_are_listed_and_can_be_retried() {
     let env = TestEnv::new().await;
-    let proxy = Proxy::start(testkit::url_addr(&testkit::s3_endpoint())).await;
+    let proxy = Proxy::s3().await;
     let node = env
         .spawn_node_with("n1", |s| {
             s.storage.endpoint = proxy.http();
@@ -251,11 +247,7 @@ async fn killed_database_sessions_lose_nothing() {
 #[actix_rt::test]
 async fn losing_rabbitmq_refuses_clearly_then_heals() {
     let env = TestEnv::new().await;
-    let proxy = Proxy::start(testkit::url_addr(&testkit::amqp_url())).await;
-    let amqp_via_proxy = testkit::amqp_url().replace(
-        &testkit::url_addr(&testkit::amqp_url()).to_string(),
-        &proxy.addr.to_string(),
-    );
+    let (proxy, amqp_via_proxy) = Proxy::amqp().await;
     let node = env
         .spawn_node_with("n1", |s| {
             s.amqp.url = amqp_via_proxy.clone();
@@ -308,11 +300,7 @@ async fn losing_rabbitmq_refuses_clearly_then_heals() {
 #[actix_rt::test]
 async fn a_node_that_cannot_recover_exits_non_zero() {
     let env = TestEnv::new().await;
-    let proxy = Proxy::start(testkit::url_addr(&testkit::amqp_url())).await;
-    let via = testkit::amqp_url().replace(
-        &testkit::url_addr(&testkit::amqp_url()).to_string(),
-        &proxy.addr.to_string(),
-    );
+    let (proxy, via) = Proxy::amqp().await;
     let mut child = env
         .spawn_process(
             Path::new(BIN),
@@ -394,11 +382,7 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero() {
 #[actix_rt::test]
 async fn a_submission_during_a_broker_blip_waits_for_the_new_connection() {
     let env = TestEnv::new().await;
-    let proxy = Proxy::start(testkit::url_addr(&testkit::amqp_url())).await;
-    let amqp_via_proxy = testkit::amqp_url().replace(
-        &testkit::url_addr(&testkit::amqp_url()).to_string(),
-        &proxy.addr.to_string(),
-    );
+    let (proxy, amqp_via_proxy) = Proxy::amqp().await;
     let node = env
         .spawn_node_with("n1", |s| s.amqp.url = amqp_via_proxy.clone())
         .await;

@@ -3,12 +3,8 @@
 use protocol::{TaskStatus, TaskView};
 use sha2::Digest;
 use tasknode::messages::{PayloadRef, TaskMessage, TASKS_V1};
-use tasknode_testkit::{wait_final, Lines, TestEnv};
+use tasknode_testkit::{id_of, wait_final, Lines, TestEnv};
 use uuid::Uuid;
-
-fn id_of(v: &serde_json::Value) -> Uuid {
-    Uuid::parse_str(v["id"].as_str().expect("an id")).expect("a UUID")
-}
 
 #[actix_rt::test]
 async fn submit_then_status_and_result_on_another_node() {
