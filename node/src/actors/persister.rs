@@ -44,7 +44,7 @@ impl Persister {
         if self.flushing || self.queue.len() == 0 {
             return;
         }
-        let batch = std::mem::take(&mut self.queue);
+        let batch = self.queue.take(MAX_BATCH);
         self.flushing = true;
         run_batch(self.pool.clone(), batch)
             .into_actor(self)
@@ -77,8 +77,7 @@ impl Actor for Persister {
     }
 }
 
-/// Write `batch` (split to stay under [`MAX_BATCH`]); if a part fails, each of its writes
-/// on its own.
+/// Write `batch`; if that fails, each of its writes on its own.
 async fn run_batch(pool: DbPool, batch: Batch) {
     let mut conn = match pool.get().await {
         Ok(c) => c,
@@ -88,31 +87,29 @@ async fn run_batch(pool: DbPool, batch: Batch) {
             return;
         }
     };
-    for part in batch::split(batch) {
-        let together = match part.one_statement() {
-            true => part.write(&mut conn).await,
-            false => {
-                conn.transaction::<_, diesel::result::Error, _>(async |c| part.write(c).await)
-                    .await
-            }
-        };
-        match together {
-            Ok(written) => part.answer(written),
-            Err(e) if part.len() == 1 => {
-                let e = e.to_string();
-                part.fail(|| DbError::Write(e.clone()));
-            }
-            Err(_) => {
-                for single in part.into_singles() {
-                    let alone = conn
-                        .transaction::<_, diesel::result::Error, _>(async |c| single.write(c).await)
-                        .await;
-                    match alone {
-                        Ok(written) => single.answer(written),
-                        Err(e) => {
-                            let e = e.to_string();
-                            single.fail(|| DbError::Write(e.clone()));
-                        }
+    let together = match batch.one_statement() {
+        true => batch.write(&mut conn).await,
+        false => {
+            conn.transaction::<_, diesel::result::Error, _>(async |c| batch.write(c).await)
+                .await
+        }
+    };
+    match together {
+        Ok(written) => batch.answer(written),
+        Err(e) if batch.len() == 1 => {
+            let e = e.to_string();
+            batch.fail(|| DbError::Write(e.clone()));
+        }
+        Err(_) => {
+            for single in batch.into_singles() {
+                let alone = conn
+                    .transaction::<_, diesel::result::Error, _>(async |c| single.write(c).await)
+                    .await;
+                match alone {
+                    Ok(written) => single.answer(written),
+                    Err(e) => {
+                        let e = e.to_string();
+                        single.fail(|| DbError::Write(e.clone()));
                     }
                 }
             }

@@ -235,8 +235,12 @@ impl Actor for Publisher {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
         link::start(ctx, self);
-        // Tasks that waited for a connection past their deadline are refused.
+        // Tasks that waited for a connection past their deadline are refused. (While
+        // connected, queued tasks only wait for the message before them: no deadline.)
         ctx.run_interval(Duration::from_millis(50), |act, _| {
+            if act.pending_tasks.is_empty() || act.link.healthy() {
+                return;
+            }
             let now = Instant::now();
             let (expired, waiting) = std::mem::take(&mut act.pending_tasks)
                 .into_iter()

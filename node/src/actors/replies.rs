@@ -98,7 +98,7 @@ impl ReplyRouter {
         match ReplyBatch::decode(kind, &delivery.data) {
             Ok(batch) => {
                 for reply in batch.0 {
-                    self.wake(reply.id, reply.json());
+                    self.wake(reply.id, reply.into_json());
                 }
             }
             Err(e) => tracing::warn!(error = %e, "unreadable reply dropped"),
@@ -180,7 +180,7 @@ impl Handler<LocalReplies> for ReplyRouter {
 
     fn handle(&mut self, msg: LocalReplies, _: &mut Context<Self>) {
         for reply in msg.0 {
-            self.wake(reply.id, reply.json());
+            self.wake(reply.id, reply.into_json());
         }
     }
 }

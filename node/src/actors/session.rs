@@ -249,7 +249,7 @@ impl Session {
                 payload,
                 wait,
             } => self.serve_one(ctx, permit, false, async move {
-                answer_line(svc.submit_bytes(kind, payload.into(), wait).await)
+                answer_line(svc.submit_bytes(kind, payload, wait).await)
             }),
             Request::Status(id) => self.serve_one(ctx, permit, false, async move {
                 line_or_error(svc.status(id).await)

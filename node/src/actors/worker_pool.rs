@@ -2,11 +2,11 @@
 //! actix `SyncArbiter` (started by [`Worker::start_pool`]).
 //!
 //! A quick task (a quick kind on an inline payload) runs on the worker's own thread. For
-//! anything else each worker hands its task to an executor thread of its own and waits at most the task's
-//! timeout. A handler that panics is caught there and fails only its task. A handler that
-//! overruns its timeout is abandoned (told to stop at its next read or write, its result
-//! discarded) and the worker gets a fresh executor thread, so the pool is back at full size at
-//! once. Inputs stream from the object store through the [`Uploader`]; outputs spill to a
+//! anything else each worker hands its task to an executor thread of its own and waits at
+//! most the task's timeout. A handler that panics is caught there and fails only its task. A
+//! handler that overruns its timeout is abandoned (told to stop at its next read or write,
+//! its result discarded) and the worker gets a fresh executor thread, so the pool is back at
+//! full size at once. Inputs stream from the object store through the [`Uploader`]; outputs spill to a
 //! temporary file past the inline limit, so neither needs to fit in memory.
 
 use super::uploader::{ChannelReader, OpenObject, Uploader};

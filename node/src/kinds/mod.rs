@@ -1,9 +1,10 @@
 //! Task kinds: the real work a task does, one small file per kind, each a [`Kind`].
 //!
 //! Adding a kind: write `kinds/<name>.rs` with a `pub fn kind() -> Kind` (a [`Kind::quick`]
-//! or a [`Kind::timed`] kind), then add one line to [`Registry::builtin`]. Handlers run on worker threads (blocking is fine); they
-//! read the payload from `input` and write the result to `output`, both possibly larger than
-//! memory (payloads stream from the object store, results spill to disk).
+//! or a [`Kind::timed`] kind), then add one line to [`Registry::builtin`]. Handlers run on
+//! worker threads (blocking is fine); they read the payload from `input` and write the result
+//! to `output`, both possibly larger than memory (payloads stream from the object store,
+//! results spill to disk).
 
 mod echo;
 mod fib;
@@ -60,7 +61,7 @@ pub struct Kind {
 }
 
 impl Kind {
-    /// A quick kind (see [`Kind::quick`]).
+    /// A quick kind (see the `quick` field).
     pub fn quick(
         name: &'static str,
         about: &'static str,

@@ -76,6 +76,19 @@ impl Intake {
         }
     }
 
+    /// A payload that arrived whole (a request line): kept as it is when inline.
+    pub async fn whole(self, data: Vec<u8>) -> Result<PayloadRef, ServiceError> {
+        match self {
+            Intake::Inline(_) => Ok(PayloadRef::Inline { data }),
+            mut intake => {
+                if let Some(sending) = intake.push(data.into()) {
+                    sending.await;
+                }
+                intake.finish().await
+            }
+        }
+    }
+
     /// The whole payload is in: where it is now.
     pub async fn finish(self) -> Result<PayloadRef, ServiceError> {
         match self {

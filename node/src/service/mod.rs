@@ -123,20 +123,19 @@ impl Services {
         }
     }
 
-    /// Accept a task from a request line: its payload goes through an [`Intake`] like a
-    /// `PUT`'s, then [`Services::submit`].
+    /// Accept a task from a request line: its payload takes the same way as a `PUT`'s
+    /// ([`Intake`]), then [`Services::submit`].
     pub async fn submit_bytes(
         &self,
         kind: String,
-        payload: Bytes,
+        payload: Vec<u8>,
         wait: bool,
     ) -> Result<Answer, ServiceError> {
         let id = Uuid::now_v7();
-        let mut intake = self.intake(id, &kind, payload.len() as u64);
-        if let Some(sending) = intake.push(payload) {
-            sending.await;
-        }
-        let payload = intake.finish().await?;
+        let payload = self
+            .intake(id, &kind, payload.len() as u64)
+            .whole(payload)
+            .await?;
         self.submit(id, kind, payload, wait).await
     }
 

@@ -43,20 +43,34 @@ impl Batch {
         self.inserts.len() + self.starts.len() + self.records.len() + self.singles.len()
     }
 
-    /// Whether the batch is one statement (needs no transaction).
+    /// Whether the batch is one statement, so it needs no transaction: inserts alone, or
+    /// outcomes of one node alone.
     pub(super) fn one_statement(&self) -> bool {
-        fn one_node<'a>(mut nodes: impl Iterator<Item = &'a str>) -> bool {
-            let first = nodes.next();
-            nodes.all(|n| Some(n) == first)
+        let others_empty = self.starts.is_empty() && self.singles.is_empty();
+        let one_node = self
+            .records
+            .iter()
+            .all(|(r, _)| Some(&r.node) == self.records.first().map(|(f, _)| &f.node));
+        others_empty && (self.records.is_empty() || (self.inserts.is_empty() && one_node))
+    }
+
+    /// Up to `max` of the queued writes; the rest stay queued for the next flush.
+    pub(super) fn take(&mut self, max: usize) -> Batch {
+        if self.len() <= max {
+            return std::mem::take(self);
         }
-        let kinds = [
-            !self.inserts.is_empty(),
-            !self.starts.is_empty(),
-            !self.records.is_empty(),
-        ];
-        self.singles.len() + kinds.iter().filter(|k| **k).count() <= 1
-            && one_node(self.starts.iter().map(|(s, _)| s.node.as_str()))
-            && one_node(self.records.iter().map(|(r, _)| r.node.as_str()))
+        fn front<T>(writes: &mut Vec<T>, room: &mut usize) -> Vec<T> {
+            let n = writes.len().min(*room);
+            *room -= n;
+            writes.drain(..n).collect()
+        }
+        let mut room = max;
+        Batch {
+            inserts: front(&mut self.inserts, &mut room),
+            starts: front(&mut self.starts, &mut room),
+            records: front(&mut self.records, &mut room),
+            singles: front(&mut self.singles, &mut room),
+        }
     }
 
     /// Each write as a batch of its own.
@@ -96,18 +110,15 @@ impl Batch {
 
     /// Answer every write with an error.
     pub(super) fn fail(self, e: impl Fn() -> DbError) {
-        self.inserts
-            .into_iter()
-            .for_each(|(_, tx)| drop(tx.send(Err(e()))));
-        self.starts
-            .into_iter()
-            .for_each(|(_, tx)| drop(tx.send(Err(e()))));
-        self.records
-            .into_iter()
-            .for_each(|(_, tx)| drop(tx.send(Err(e()))));
-        self.singles
-            .into_iter()
-            .for_each(|(_, tx)| drop(tx.send(Err(e()))));
+        fn send<W, T>(writes: Vec<(W, Tx<T>)>, e: &impl Fn() -> DbError) {
+            for (_, tx) in writes {
+                let _ = tx.send(Err(e()));
+            }
+        }
+        send(self.inserts, &e);
+        send(self.starts, &e);
+        send(self.records, &e);
+        send(self.singles, &e);
     }
 
     /// Run the batch's statements: inserts, starts (per node), outcomes (per node), singles.
@@ -174,24 +185,4 @@ fn by_node<'a>(
 fn in_order<T>(mut answers: Vec<(usize, T)>) -> Vec<T> {
     answers.sort_by_key(|(i, _)| *i);
     answers.into_iter().map(|(_, t)| t).collect()
-}
-
-/// `batch` in parts of at most [`MAX_BATCH`] writes.
-pub(super) fn split(batch: Batch) -> Vec<Batch> {
-    if batch.len() <= MAX_BATCH {
-        return vec![batch];
-    }
-    let mut parts = vec![Batch::default()];
-    for single in batch.into_singles() {
-        let last = parts.last_mut().expect("one part");
-        if last.len() >= MAX_BATCH {
-            parts.push(single);
-        } else {
-            last.inserts.extend(single.inserts);
-            last.starts.extend(single.starts);
-            last.records.extend(single.records);
-            last.singles.extend(single.singles);
-        }
-    }
-    parts
 }
