@@ -30,6 +30,8 @@ pub struct Settings {
     pub tasks: TaskSettings,
     pub supervision: SupervisionSettings,
     pub workers: WorkerSettings,
+    /// `[lanes.<name>]`: see [`crate::lanes`].
+    pub lanes: std::collections::BTreeMap<String, crate::lanes::LaneSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,8 +59,10 @@ pub struct AmqpSettings {
     pub url: String,
     pub task_queue: String,
     pub reply_queue_prefix: String,
-    pub prefetch: u16,
     pub publish_wait_ms: u64,
+    /// RabbitMQ's `consumer_timeout` (ms in rabbitmq.conf), in seconds: each lane's longest
+    /// task timeout must fit below it.
+    pub consumer_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,9 +267,6 @@ impl Settings {
         if self.amqp.publish_wait_ms > 60_000 {
             return Err(invalid("amqp.publish_wait_ms", "must be at most 60000"));
         }
-        if self.amqp.prefetch == 0 {
-            return Err(invalid("amqp.prefetch", "must be at least 1"));
-        }
         if !self.database.url.starts_with("postgres://")
             && !self.database.url.starts_with("postgresql://")
         {
@@ -372,13 +373,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let err = Settings::from_toml("[amqp]\nprefetch = 0\n").unwrap_err();
-        assert!(err.to_string().contains("amqp.prefetch"), "{err}");
         let err = Settings::from_toml("[listener]\naddress = \"nowhere\"\n").unwrap_err();
         assert!(err.to_string().contains("listener.address"), "{err}");
         let err = Settings::from_toml("[amqp]\nurl = \"amqps://h/%2f\"\n").unwrap_err();
         assert!(err.to_string().contains("TLS"), "{err}");
-        let err = Settings::from_toml("[amqp]\nprefetch = \"many\"\n").unwrap_err();
+        let err = Settings::from_toml("[lanes.quick]\nprefetch = \"many\"\n").unwrap_err();
         assert!(err.to_string().contains("prefetch"), "{err}");
     }
 
@@ -386,11 +385,18 @@ mod tests {
     fn environment_overrides_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("n.toml");
-        std::fs::write(&path, "[node]\nname = \"filename\"\n[amqp]\nprefetch = 4\n").unwrap();
+        std::fs::write(
+            &path,
+            "[node]\nname = \"filename\"\n[amqp]\npublish_wait_ms = 4\n",
+        )
+        .unwrap();
         let s = Settings::load_with_env(
             Some(&path),
             vec![
-                ("TASKNODE__AMQP__PREFETCH".to_string(), "9".to_string()),
+                (
+                    "TASKNODE__AMQP__PUBLISH_WAIT_MS".to_string(),
+                    "9".to_string(),
+                ),
                 (
                     "TASKNODE__STORAGE__SECRET_KEY".to_string(),
                     "s3cr3t".to_string(),
@@ -399,7 +405,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.node.name, "filename");
-        assert_eq!(s.amqp.prefetch, 9);
+        assert_eq!(s.amqp.publish_wait_ms, 9);
         assert_eq!(s.storage.secret_key, "s3cr3t");
     }
 

@@ -13,10 +13,12 @@
 //! - [`actors::listener`] accepts a connection; [`actors::session`] reads its requests (the
 //!   protocol's codec), dispatches them and writes the answers in order.
 //! - [`service`]: what a node does for a client: [`service::intake`] puts a payload inline
-//!   or in the bucket, [`service::Services::submit`] persists and publishes a task and waits
-//!   for its reply, [`service::results`] finds a result to send back.
-//! - [`actors::publisher`] puts tasks on the queue as [`messages`] (version 1), confirmed.
-//! - [`actors::consumer`] takes deliveries off the queue; [`delivery`] runs each one through
+//!   or in the bucket, [`service::Services::submit`] accepts a task (its row and outbox entry)
+//!   or publishes it and waits for its reply, [`service::results`] finds a result to send back.
+//! - [`actors::relay`] publishes accepted tasks (and what the outbox holds past its lease);
+//!   [`actors::publisher`] puts tasks on their [`lanes`]' queues as [`messages`] (version 1),
+//!   confirmed.
+//! - [`actors::consumer`] (one per lane) takes deliveries off the queue; [`delivery`] runs each one through
 //!   start, run ([`actors::worker_pool`], [`kinds`]) and complete, with [`retry`] deciding
 //!   delays and burial.
 //! - [`actors::persister`] writes every row ([`db`]); [`actors::uploader`] moves bytes to
@@ -32,6 +34,7 @@ pub mod config;
 pub mod db;
 pub mod delivery;
 pub mod kinds;
+pub mod lanes;
 pub mod messages;
 pub mod retry;
 pub mod service;

@@ -4,6 +4,7 @@ use crate::actors::consumer::{StopConsuming, TaskConsumer};
 use crate::actors::listener::{SocketListener, StopListening};
 use crate::actors::persister::Persister;
 use crate::actors::publisher::{IsConnected, Publisher};
+use crate::actors::relay::Relay;
 use crate::actors::replies::ReplyRouter;
 use crate::actors::session::SessionLimits;
 use crate::actors::uploader::Uploader;
@@ -12,6 +13,7 @@ use crate::actors::Handles;
 use crate::config::Settings;
 use crate::delivery::DeliveryCtx;
 use crate::kinds::Registry;
+use crate::lanes::{LaneError, Lanes};
 use crate::retry::RetryPolicy;
 use crate::service::Services;
 use crate::storage::Storage;
@@ -50,6 +52,8 @@ pub enum StartupError {
     Listener(std::io::Error),
     #[error("configuration key `tasks.kinds.{0}`: there is no kind `{0}`")]
     UnknownKindOverride(String),
+    #[error("configuration of lanes: {0}")]
+    Lanes(#[from] LaneError),
 }
 
 /// A running node. Dropping it does not stop it; stop the actix system.
@@ -61,7 +65,10 @@ pub struct Node {
     /// Deliveries being processed.
     pub inflight: Arc<AtomicUsize>,
     listener: Addr<SocketListener>,
-    consumer: Option<Addr<TaskConsumer>>,
+    /// One per lane this node runs.
+    consumers: Vec<Addr<TaskConsumer>>,
+    /// Publishes what is left in the outbox (kept here so it lives as long as the node).
+    _relay: Addr<Relay>,
     /// A supervised actor that spent its restart budget reports here.
     fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
     grace: Duration,
@@ -121,6 +128,7 @@ impl Node {
         if let Some(unknown) = settings.tasks.kinds.keys().find(|k| kinds.get(k).is_none()) {
             return Err(StartupError::UnknownKindOverride(unknown.clone()));
         }
+        let lanes = Lanes::resolve(&settings, &kinds)?;
         let storage = prepare(&settings).await?;
         let pool = db::connect_pool(&settings.database.url, settings.database.pool_size)
             .await
@@ -139,9 +147,11 @@ impl Node {
                 .await
                 .map_err(amqp_err)?;
             let channel = probe.create_channel().await.map_err(amqp_err)?;
-            amqp::declare_task_queue(&channel, &settings.amqp.task_queue)
-                .await
-                .map_err(amqp_err)?;
+            for lane in lanes.all() {
+                amqp::declare_task_queue(&channel, &lane.queue)
+                    .await
+                    .map_err(amqp_err)?;
+            }
             let _ = probe.close(200, "probe done".into()).await;
         }
         let reply_queue = settings.amqp.reply_queue(&node);
@@ -168,14 +178,14 @@ impl Node {
         let persister = Persister::new(pool).start();
         let uploader = Uploader::new(storage.clone()).start();
         let publisher = {
-            let (url, queue, budget) = (
+            let (url, lanes, budget) = (
                 settings.amqp.url.clone(),
-                settings.amqp.task_queue.clone(),
+                lanes.clone(),
                 budget("publisher"),
             );
             let node = node.clone();
             let wait = Duration::from_millis(settings.amqp.publish_wait_ms);
-            Supervisor::start(move |_| Publisher::new(url, &node, queue, wait, budget))
+            Supervisor::start(move |_| Publisher::new(url, &node, lanes, wait, budget))
         };
         let replies = {
             let router = ReplyRouter::new(
@@ -197,7 +207,6 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
 
-        let threads = settings.workers.threads();
         let pool_stats = Arc::new(PoolStats::default());
         let inflight = Arc::new(AtomicUsize::new(0));
         let policy = Arc::new(RetryPolicy::new(settings.tasks.clone()));
@@ -211,9 +220,12 @@ impl Node {
             storage,
             reply_queue,
         };
-        let consumer = (threads > 0).then(|| {
+        let relay = Relay::new(handles.relay()).start();
+        // Each lane: its own workers and its own consumer.
+        let mut consumers = Vec::new();
+        for lane in lanes.all().iter().filter(|l| l.workers > 0) {
             let workers = Worker::start_pool(
-                threads,
+                lane.workers,
                 kinds.clone(),
                 uploader.clone(),
                 settings.storage.inline_limit,
@@ -221,18 +233,21 @@ impl Node {
             );
             let consumer = TaskConsumer::new(
                 settings.amqp.url.clone(),
-                settings.amqp.task_queue.clone(),
-                settings.amqp.prefetch,
+                lane.queue.clone(),
+                lane.prefetch,
                 DeliveryCtx {
                     handles: handles.clone(),
                     workers,
-                    policy,
+                    policy: policy.clone(),
                     inflight: inflight.clone(),
+                    queue: lane.queue.clone(),
+                    received: std::time::Instant::now(),
                 },
                 budget("consumer"),
             );
-            Supervisor::start(move |_| consumer)
-        });
+            consumers.push(Supervisor::start(move |_| consumer));
+        }
+        let threads: usize = lanes.all().iter().map(|l| l.workers).sum();
 
         let services = Services {
             handles,
@@ -258,7 +273,8 @@ impl Node {
             pool_stats,
             inflight,
             listener,
-            consumer,
+            consumers,
+            _relay: relay,
             fatal,
             grace: Duration::from_secs(settings.supervision.shutdown_grace_secs),
         })
@@ -291,7 +307,7 @@ impl Node {
         let node = self.services.node().to_string();
         tracing::info!(%node, grace = ?self.grace, "shutting down: no new connections or tasks");
         self.listener.do_send(StopListening);
-        if let Some(consumer) = &self.consumer {
+        for consumer in &self.consumers {
             let _ = consumer.send(StopConsuming).await;
         }
         let deadline = tokio::time::Instant::now() + self.grace;

@@ -120,11 +120,12 @@ impl TestEnv {
     }
 
     pub(crate) fn remember_queues(&self, s: &Settings) {
-        let q = &s.amqp.task_queue;
         let mut queues = self.queues.lock().unwrap();
-        queues.insert(q.clone());
-        queues.insert(retry::dead_queue(q));
-        queues.extend(RetryPolicy::new(s.tasks.clone()).delay_queues(q));
+        for q in &tasknode::lanes::queues(s) {
+            queues.insert(q.clone());
+            queues.insert(retry::dead_queue(q));
+            queues.extend(RetryPolicy::new(s.tasks.clone()).delay_queues(q));
+        }
     }
 
     /// A direct connection to this env's database, if it can be had now.
@@ -157,6 +158,24 @@ impl TestEnv {
             .await
             .optional()
             .expect("read a task row")
+    }
+
+    /// How many accepted tasks wait in the outbox (not yet confirmed by the broker).
+    pub async fn outbox_len(&self) -> i64 {
+        use tasknode::db::schema::outbox;
+        outbox::table
+            .count()
+            .get_result(&mut self.db().await)
+            .await
+            .expect("count the outbox")
+    }
+
+    /// Wait until the outbox is empty (every accepted task confirmed by the broker).
+    pub async fn outbox_drained(&self) {
+        crate::poll_until("the outbox is empty", 30, async || {
+            (self.outbox_len().await == 0).then_some(())
+        })
+        .await;
     }
 
     /// How many times the `tally` kind ran each payload in this env.

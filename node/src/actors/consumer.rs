@@ -1,5 +1,5 @@
-//! TaskConsumer: consumes the task queue (manual ack, `amqp.prefetch` deliveries at a time)
-//! and hands each delivery to [`crate::delivery::process`], which runs it and acks it. This
+//! TaskConsumer: consumes one lane's queue (manual ack, the lane's `prefetch` deliveries at a
+//! time; a node runs one per lane) and hands each delivery to [`crate::delivery::process`], which runs it and acks it. This
 //! actor is the AMQP side only: connecting, consuming, reconnecting, and stopping on
 //! shutdown.
 
@@ -42,7 +42,7 @@ impl TaskConsumer {
     }
 
     fn tag(&self) -> String {
-        format!("{}-consumer", self.ctx.handles.node)
+        format!("{}-consumer-{}", self.ctx.handles.node, self.queue)
     }
 }
 
@@ -112,7 +112,11 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for TaskConsumer {
     fn handle(&mut self, item: Result<Delivery, lapin::Error>, ctx: &mut Context<Self>) {
         match item {
             Ok(d) => {
-                actix::spawn(delivery::process(d, self.ctx.clone()));
+                let ctx = DeliveryCtx {
+                    received: std::time::Instant::now(),
+                    ..self.ctx.clone()
+                };
+                actix::spawn(delivery::process(d, ctx));
             }
             Err(e) if !self.stopping => {
                 self.link.failed(format!("task consumer failed: {e}"));

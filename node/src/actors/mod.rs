@@ -8,6 +8,7 @@
 //! | [`replies::ReplyRouter`] | async, `Supervisor` | RabbitMQ (this node's reply queue) | restarts with backoff; waiters survive and also poll rows |
 //! | [`consumer::TaskConsumer`] | async, `Supervisor` | RabbitMQ (task queue); each delivery goes to [`crate::delivery`] | restarts with backoff; unacked deliveries are redelivered by the broker |
 //! | [`worker_pool::Worker`] | `SyncArbiter`, `workers.count` threads | uploader (payload streams) | a panicking handler fails only its task; a timed-out one gets its executor thread replaced |
+//! | [`relay::Relay`] | async | persister (outbox claims), publisher | a failed claim or publish is tried again on the next sweep |
 //! | [`persister::Persister`] | async | PostgreSQL (bb8 pool) | the pool replaces broken connections; callers get `DbError` |
 //! | [`uploader::Uploader`] | async | S3 store | callers get `StorageError`; multipart uploads are aborted |
 //!
@@ -19,6 +20,7 @@ pub mod consumer;
 pub mod listener;
 pub mod persister;
 pub mod publisher;
+pub mod relay;
 pub mod replies;
 pub mod session;
 pub mod uploader;
@@ -41,6 +43,17 @@ pub struct Handles {
     pub storage: Storage,
     /// This node's reply queue: replies for tasks it accepted come here.
     pub reply_queue: String,
+}
+
+impl Handles {
+    /// What the relay needs (see [`relay::accept`]).
+    pub fn relay(&self) -> relay::Parts {
+        relay::Parts {
+            node: self.node.clone(),
+            persister: self.persister.clone(),
+            publisher: self.publisher.clone(),
+        }
+    }
 }
 
 /// An actor's answer, with a mailbox failure (the actor stopped) folded into its own error.

@@ -11,10 +11,12 @@
 //! reports an error. Reads go straight to the pool. A lost connection is replaced on next use.
 
 use crate::db::models::{Finish, NewTask, TaskRow};
-use crate::db::tasks::{self, Outcome, Start};
+use crate::db::outbox;
+use crate::db::tasks::{self, Lease, Outcome, Start};
 use crate::db::{DbError, DbPool};
 use crate::messages::TaskMessage;
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -180,12 +182,38 @@ pub struct RetryLater {
     pub next_attempt_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Fail a task whose publish the broker did not confirm.
+/// Accept a task: its `queued` row and its outbox entry, leased to `owner` until `due`, in
+/// one statement. `Ok(false)`: the id exists already.
 #[derive(Message)]
 #[rtype(result = "Result<bool, DbError>")]
-pub struct FailUnqueued {
-    pub id: Uuid,
-    pub error: String,
+pub struct Accept {
+    pub task: TaskMessage,
+    pub owner: String,
+    pub due: DateTime<Utc>,
+}
+
+/// The broker confirmed these tasks' messages (see [`outbox::settle`]).
+#[derive(Message)]
+#[rtype(result = "Result<(), DbError>")]
+pub struct Published(pub Vec<Uuid>);
+
+/// These tasks could not be published: due for any node's relay at `due`.
+#[derive(Message)]
+#[rtype(result = "Result<usize, DbError>")]
+pub struct Unpublished {
+    pub ids: Vec<Uuid>,
+    pub due: DateTime<Utc>,
+}
+
+/// Lease up to `limit` outbox entries that are due (see [`outbox::claim_due`]).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<TaskRow>, DbError>")]
+pub struct ClaimDue {
+    pub owner: String,
+    pub until: DateTime<Utc>,
+    pub booted: DateTime<Utc>,
+    pub lease_for: chrono::Duration,
+    pub limit: i64,
 }
 
 impl Handler<InsertTask> for Persister {
@@ -242,13 +270,47 @@ impl Handler<RetryLater> for Persister {
     }
 }
 
-impl Handler<FailUnqueued> for Persister {
+impl Handler<Accept> for Persister {
     type Result = ResponseFuture<Result<bool, DbError>>;
 
-    fn handle(&mut self, msg: FailUnqueued, ctx: &mut Context<Self>) -> Self::Result {
-        let answer = self.push(|b, tx| b.singles.push((Single::FailUnqueued(msg), tx)));
+    fn handle(&mut self, msg: Accept, ctx: &mut Context<Self>) -> Self::Result {
+        let answer = self.push(|b, tx| b.accepts.push((msg, tx)));
         self.flush(ctx);
         answer
+    }
+}
+
+impl Handler<Published> for Persister {
+    type Result = ResponseFuture<Result<(), DbError>>;
+
+    fn handle(&mut self, msg: Published, ctx: &mut Context<Self>) -> Self::Result {
+        let answer = self.push(|b, tx| b.settled.push((msg.0, tx)));
+        self.flush(ctx);
+        answer
+    }
+}
+
+impl Handler<Unpublished> for Persister {
+    type Result = ResponseFuture<Result<usize, DbError>>;
+
+    fn handle(&mut self, msg: Unpublished, _: &mut Context<Self>) -> Self::Result {
+        read(&self.pool, async move |c| {
+            outbox::release(c, &msg.ids, msg.due).await
+        })
+    }
+}
+
+impl Handler<ClaimDue> for Persister {
+    type Result = ResponseFuture<Result<Vec<TaskRow>, DbError>>;
+
+    fn handle(&mut self, msg: ClaimDue, _: &mut Context<Self>) -> Self::Result {
+        read(&self.pool, async move |c| {
+            let lease = Lease {
+                owner: &msg.owner,
+                due: msg.until,
+            };
+            outbox::claim_due(c, lease, msg.booted, msg.lease_for, msg.limit).await
+        })
     }
 }
 
@@ -262,10 +324,14 @@ pub struct GetTask(pub Uuid);
 #[rtype(result = "Result<Vec<TaskRow>, DbError>")]
 pub struct ListDead(pub u32);
 
-/// Make a dead or failed task runnable again (see [`tasks::reset_for_retry`]).
+/// Make a task runnable again and put it in the outbox (see [`tasks::reset_for_retry`]).
 #[derive(Message)]
 #[rtype(result = "Result<Option<TaskRow>, DbError>")]
-pub struct ResetForRetry(pub Uuid);
+pub struct ResetForRetry {
+    pub id: Uuid,
+    pub owner: String,
+    pub due: DateTime<Utc>,
+}
 
 /// Whether PostgreSQL answers `SELECT 1` (for health checks).
 #[derive(Message)]
@@ -295,7 +361,11 @@ impl Handler<ResetForRetry> for Persister {
 
     fn handle(&mut self, msg: ResetForRetry, _: &mut Context<Self>) -> Self::Result {
         read(&self.pool, async move |c| {
-            tasks::reset_for_retry(c, msg.0).await
+            let lease = Lease {
+                owner: &msg.owner,
+                due: msg.due,
+            };
+            tasks::reset_for_retry(c, msg.id, lease).await
         })
     }
 }

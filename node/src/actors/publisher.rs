@@ -17,6 +17,7 @@ mod replies;
 
 use crate::amqp;
 use crate::amqp::link::{self, Connected, Link, Opening};
+use crate::lanes::Lanes;
 use crate::messages::{Reply, TaskMessage, TASKS_V1};
 use crate::retry;
 use crate::supervision::RestartBudget;
@@ -58,13 +59,14 @@ pub enum PublishError {
 pub struct Publisher {
     url: String,
     name: String,
-    task_queue: String,
+    /// Where each kind's tasks go, and how many share a message.
+    lanes: Lanes,
     link: Link,
     /// A second channel, not in confirm mode, for replies: a lost reply costs only the
     /// waiting session's next poll of the task row, so replies do not wait for the broker.
     reply_channel: Option<lapin::Channel>,
     /// Delay queues declared on the current channel.
-    retry_queues: HashSet<u64>,
+    retry_queues: HashSet<String>,
     /// Tasks waiting for the next task message (each until its deadline while there is no
     /// connection), and messages in flight.
     pending_tasks: Vec<(TaskMessage, Waiter, Instant)>,
@@ -81,7 +83,7 @@ impl Publisher {
     pub fn new(
         url: String,
         node: &str,
-        task_queue: String,
+        lanes: Lanes,
         publish_wait: Duration,
         budget: Arc<RestartBudget>,
     ) -> Self {
@@ -89,7 +91,7 @@ impl Publisher {
             publish_wait,
             url,
             name: format!("{node}-publisher"),
-            task_queue,
+            lanes,
             link: Link::new(budget),
             reply_channel: None,
             retry_queues: HashSet::new(),
@@ -100,18 +102,15 @@ impl Publisher {
         }
     }
 
-    /// Send queued tasks, many per message, while connected.
+    /// Send queued tasks, many per message (as many as their lane allows), while connected.
     fn flush_tasks(&mut self, ctx: &mut Context<Self>) {
         while self.task_publishes < MAX_TASK_PUBLISHES
             && !self.pending_tasks.is_empty()
             && self.link.healthy()
         {
-            let n = self.pending_tasks.len().min(MAX_TASKS_PER_MESSAGE);
-            let (tasks, waiters): (Vec<TaskMessage>, Vec<Waiter>) = self
-                .pending_tasks
-                .drain(..n)
-                .map(|(task, waiter, _)| (task, waiter))
-                .unzip();
+            let lane = self.lanes.of_kind(&self.pending_tasks[0].0.kind);
+            let (queue, most) = (lane.queue.clone(), lane.per_message);
+            let (tasks, waiters) = self.take_pending(&queue, most);
             let body = match serde_json::to_vec(&tasks) {
                 Ok(b) => b,
                 Err(e) => {
@@ -121,7 +120,7 @@ impl Publisher {
                     continue;
                 }
             };
-            let fut = self.publish(self.task_queue.clone(), body, task_properties());
+            let fut = self.publish(queue, body, task_properties());
             self.task_publishes += 1;
             self.track(fut)
                 .map(move |res, act, ctx| {
@@ -133,6 +132,22 @@ impl Publisher {
                 })
                 .spawn(ctx);
         }
+    }
+
+    /// Up to `most` pending tasks bound for `queue`, in the order they came; the others stay.
+    fn take_pending(&mut self, queue: &str, most: usize) -> (Vec<TaskMessage>, Vec<Waiter>) {
+        let mut taken = (Vec::new(), Vec::new());
+        let mut rest = Vec::with_capacity(self.pending_tasks.len());
+        for (task, waiter, until) in self.pending_tasks.drain(..) {
+            if taken.0.len() < most && self.lanes.of_kind(&task.kind).queue == queue {
+                taken.0.push(task);
+                taken.1.push(waiter);
+            } else {
+                rest.push((task, waiter, until));
+            }
+        }
+        self.pending_tasks = rest;
+        taken
     }
 
     fn publish(
@@ -205,15 +220,18 @@ impl Connected for Publisher {
     }
 
     fn connect(&mut self) -> (&'static str, Opening<Opened>) {
-        let (url, name, queue) = (self.url.clone(), self.name.clone(), self.task_queue.clone());
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let queues: Vec<String> = self.lanes.all().iter().map(|l| l.queue.clone()).collect();
         let opening = async move {
             let conn = amqp::connect(&url, &name).await?;
             let channel = conn.create_channel().await?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
-            amqp::declare_task_queue(&channel, &queue).await?;
-            amqp::declare_dead_queue(&channel, &queue).await?;
+            for queue in &queues {
+                amqp::declare_task_queue(&channel, queue).await?;
+                amqp::declare_dead_queue(&channel, queue).await?;
+            }
             let replies = conn.create_channel().await?;
             Ok((conn, channel, replies))
         };
@@ -282,8 +300,6 @@ pub enum Target {
     Retry { delay_ms: u64 },
     /// The dead-letter queue.
     Dead,
-    /// Straight onto the task queue (an operator's `RETRY`).
-    Tasks,
 }
 
 /// Publish one task's message again (persistent, confirmed); it keeps its reply routing.
@@ -295,11 +311,12 @@ pub struct Republish {
 }
 
 /// Keep a task message no node can read (unreadable, or of an unknown version) in the
-/// dead-letter queue, as it came, with why in the `x-tasknode-unreadable` header
-/// (persistent, confirmed).
+/// dead-letter queue of the lane `queue` it came from, as it came, with why in the
+/// `x-tasknode-unreadable` header (persistent, confirmed).
 #[derive(Message)]
 #[rtype(result = "Result<(), PublishError>")]
 pub struct Park {
+    pub queue: String,
     pub body: Vec<u8>,
     pub reason: String,
 }
@@ -314,7 +331,7 @@ impl Handler<Park> for Publisher {
         let props = BasicProperties::default()
             .with_delivery_mode(2)
             .with_headers(headers);
-        let queue = retry::dead_queue(&self.task_queue);
+        let queue = retry::dead_queue(&msg.queue);
         let fut = self.publish(queue, msg.body, props);
         self.track(fut)
     }
@@ -352,16 +369,17 @@ impl Handler<Republish> for Publisher {
             Ok(body) => body,
             Err(e) => return Box::pin(fut::ready(Err(PublishError::Amqp(e.to_string())))),
         };
-        let task_queue = self.task_queue.clone();
+        let task_queue = self.lanes.of_kind(&msg.task.kind).queue.clone();
         let channel = self.link.channel.clone();
         let (queue, declare) = match msg.target {
-            Target::Tasks => (task_queue.clone(), None),
             Target::Dead => (retry::dead_queue(&task_queue), None),
-            Target::Retry { delay_ms } => (
-                retry::retry_queue(&task_queue, delay_ms),
-                (!self.retry_queues.contains(&delay_ms)).then_some(delay_ms),
-            ),
+            Target::Retry { delay_ms } => {
+                let queue = retry::retry_queue(&task_queue, delay_ms);
+                let declare = (!self.retry_queues.contains(&queue)).then_some(delay_ms);
+                (queue, declare)
+            }
         };
+        let declared = declare.map(|_| queue.clone());
         let publish = self.publish(queue, body, props);
         let fut = async move {
             if let Some(delay_ms) = declare {
@@ -372,10 +390,9 @@ impl Handler<Republish> for Publisher {
             }
             publish.await
         };
-        let declared = declare;
         Box::pin(self.track(fut).map(move |res, act, _| {
-            if let (Ok(()), Some(delay_ms)) = (&res, declared) {
-                act.retry_queues.insert(delay_ms);
+            if let (Ok(()), Some(queue)) = (&res, declared) {
+                act.retry_queues.insert(queue);
             }
             res
         }))

@@ -22,3 +22,11 @@ diesel::table! {
         next_attempt_at -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    outbox (id) {
+        id -> Uuid,
+        owner -> Text,
+        due -> Timestamptz,
+    }
+}

@@ -6,7 +6,7 @@ use super::schema::tasks::dsl;
 use super::sql::Fixed;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use protocol::TaskStatus;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -29,26 +29,6 @@ pub enum Start {
     AlreadyFinal(TaskRow),
     /// No row: the message was not accepted through a node.
     Missing,
-}
-
-/// Fail a task that never reached the broker (its publish was not confirmed).
-pub async fn fail_unqueued(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-    error: &str,
-) -> QueryResult<bool> {
-    let now = chrono::Utc::now();
-    let n = diesel::update(dsl::tasks.find(id))
-        .filter(dsl::status.eq(TaskStatus::Queued.as_str()))
-        .set((
-            dsl::status.eq(TaskStatus::Failed.as_str()),
-            dsl::error.eq(row_text(error)),
-            dsl::finished_at.eq(now),
-            dsl::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(n == 1)
 }
 
 /// A run failed and the task will run again after a delay: back to `queued`, with the error
@@ -86,14 +66,33 @@ pub async fn list_dead(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<
         .await
 }
 
-/// Make a dead or failed task runnable again with a fresh attempt budget.
+/// Make a dead, failed or `queued` task runnable again with a fresh attempt budget, and
+/// put it in the outbox under `lease`, in one transaction. (A `queued` task may be stuck
+/// without a message, say after its queue was purged; if its message was in fact waiting,
+/// it may run twice.)
 pub async fn reset_for_retry(
     conn: &mut AsyncPgConnection,
     id: Uuid,
+    lease: Lease<'_>,
 ) -> QueryResult<Option<TaskRow>> {
+    conn.transaction(async |c| {
+        let row = reset(c, id).await?;
+        if row.is_some() {
+            super::outbox::lease(c, &[id], lease).await?;
+        }
+        Ok(row)
+    })
+    .await
+}
+
+async fn reset(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<TaskRow>> {
     let now = chrono::Utc::now();
     diesel::update(dsl::tasks.find(id))
-        .filter(dsl::status.eq_any([TaskStatus::Dead.as_str(), TaskStatus::Failed.as_str()]))
+        .filter(dsl::status.eq_any([
+            TaskStatus::Dead.as_str(),
+            TaskStatus::Failed.as_str(),
+            TaskStatus::Queued.as_str(),
+        ]))
         .set((
             dsl::status.eq(TaskStatus::Queued.as_str()),
             dsl::attempts.eq(0),
@@ -111,19 +110,40 @@ pub async fn reset_for_retry(
         .optional()
 }
 
-const INSERT_NEW: &str = "\
-INSERT INTO tasks (id, kind, status, payload, payload_key, payload_size, submitted_by, created_at, updated_at) \
+/// The insert of new `queued` rows (a macro so [`ACCEPT`] can wrap it).
+macro_rules! insert_new {
+    () => {
+        "INSERT INTO tasks (id, kind, status, payload, payload_key, payload_size, submitted_by, created_at, updated_at) \
 SELECT v.id, v.kind, 'queued', v.payload, v.payload_key, v.payload_size, v.submitted_by, v.created_at, $? \
 FROM UNNEST($?::uuid[], $?::text[], $?::bytea[], $?::text[], $?::int8[], $?::text[], $?::timestamptz[]) \
   AS v(id, kind, payload, payload_key, payload_size, submitted_by, created_at) \
 ON CONFLICT (id) DO NOTHING \
-RETURNING id";
+RETURNING id"
+    };
+}
 
-/// Insert new tasks as `queued` in one statement; answers the ids that were new (an id
-/// that exists already is left alone).
+const INSERT_NEW: &str = insert_new!();
+
+/// [`INSERT_NEW`], and each new row in the outbox, leased to a node until a time.
+const ACCEPT: &str = concat!(
+    "WITH new AS (",
+    insert_new!(),
+    ") INSERT INTO outbox (id, owner, due) SELECT id, $?, $? FROM new RETURNING id"
+);
+
+/// Who publishes newly accepted tasks: `owner`, until `due` (then any node's relay).
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    pub owner: &'a str,
+    pub due: DateTime<Utc>,
+}
+
+/// Insert new tasks as `queued` in one statement, with `lease` also into the outbox (to be
+/// published); answers the ids that were new (an id that exists already is left alone).
 pub async fn insert_many(
     conn: &mut AsyncPgConnection,
     rows: &[NewTask<'_>],
+    lease: Option<Lease<'_>>,
 ) -> QueryResult<Vec<Uuid>> {
     use diesel::sql_types::{Array, Bytea, Int8, Nullable, Text, Timestamptz};
     #[derive(QueryableByName)]
@@ -138,7 +158,8 @@ pub async fn insert_many(
     let sizes: Vec<i64> = rows.iter().map(|r| r.payload_size).collect();
     let by: Vec<&str> = rows.iter().map(|r| r.submitted_by).collect();
     let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
-    let new: Vec<Id> = Fixed::new(INSERT_NEW)
+    let sql = if lease.is_some() { ACCEPT } else { INSERT_NEW };
+    let mut query = Fixed::new(sql)
         .bind::<Timestamptz, _>(Utc::now())
         .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
         .bind::<Array<Text>, _>(&kinds)
@@ -146,9 +167,13 @@ pub async fn insert_many(
         .bind::<Array<Nullable<Text>>, _>(&keys)
         .bind::<Array<Int8>, _>(&sizes)
         .bind::<Array<Text>, _>(&by)
-        .bind::<Array<Timestamptz>, _>(&created)
-        .load(conn)
-        .await?;
+        .bind::<Array<Timestamptz>, _>(&created);
+    if let Some(lease) = lease {
+        query = query
+            .bind::<Text, _>(lease.owner)
+            .bind::<Timestamptz, _>(lease.due);
+    }
+    let new: Vec<Id> = query.load(conn).await?;
     Ok(new.into_iter().map(|r| r.id).collect())
 }
 
@@ -160,7 +185,7 @@ pub async fn start_many(
     tasks: &[NewTask<'_>],
     node: &str,
 ) -> QueryResult<Vec<Start>> {
-    insert_many(conn, tasks).await?;
+    insert_many(conn, tasks, None).await?;
     let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
     let now = Utc::now();
     let started: Vec<TaskRow> = diesel::update(dsl::tasks.filter(dsl::id.eq_any(&ids)))

@@ -32,7 +32,7 @@ use protocol::TaskView;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use complete::Handled;
 
@@ -48,6 +48,11 @@ pub struct DeliveryCtx {
     pub policy: Arc<RetryPolicy>,
     /// Deliveries being processed now (graceful shutdown waits for them).
     pub inflight: Arc<AtomicUsize>,
+    /// The queue of the lane this consumer takes deliveries from.
+    pub queue: String,
+    /// When the node took this delivery: every task's timeout counts from here, so no
+    /// delivery stays unacked past its lane's longest timeout (see [`crate::lanes`]).
+    pub received: Instant,
 }
 
 /// Counts a delivery in `inflight` while it lives.
@@ -105,6 +110,7 @@ pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
 async fn park(ctx: &DeliveryCtx, delivery: &Delivery, reason: String) {
     tracing::error!(error = %reason, "unreadable task message parked in the dead-letter queue");
     let park = Park {
+        queue: ctx.queue.clone(),
         body: delivery.data.clone(),
         reason,
     };

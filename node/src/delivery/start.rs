@@ -91,10 +91,20 @@ impl Starter for DeliveryCtx {
             PayloadRef::Inline { data } => TaskInput::Inline(data.clone().into()),
             PayloadRef::Object { key, .. } => TaskInput::Object { key: key.clone() },
         };
+        // The timeout counts from when the node took the delivery.
+        let timeout = self
+            .policy
+            .timeout(&task.kind)
+            .saturating_sub(self.received.elapsed());
+        if timeout.is_zero() {
+            return Err(RunError::Transient(
+                "timeout (waited for a worker past the task's timeout)".into(),
+            ));
+        }
         let run = RunTask {
             kind: task.kind.clone(),
             input,
-            timeout: self.policy.timeout(&task.kind),
+            timeout,
         };
         self.workers
             .send(run)

@@ -10,9 +10,10 @@ pub mod intake;
 pub mod results;
 
 use crate::actors::persister::{
-    CheckDatabase, FailUnqueued, GetTask, InsertTask, ListDead, ResetForRetry,
+    Accept, CheckDatabase, GetTask, InsertTask, ListDead, ResetForRetry,
 };
-use crate::actors::publisher::{IsConnected, PublishError, PublishTask, Republish, Target};
+use crate::actors::publisher::{IsConnected, PublishError, PublishTask};
+use crate::actors::relay::{self, LEASE, UNSURE_WAIT};
 use crate::actors::replies::{Register, ReplyRouter, Unregister};
 use crate::actors::uploader::CheckStore;
 use crate::actors::{Handles, Settle};
@@ -51,10 +52,16 @@ pub enum ServiceError {
     NotFound(Uuid),
     #[error("task {id} is still {status}; ask `RESULT {id}` later")]
     NotFinished { id: Uuid, status: TaskStatus },
-    #[error("task {id} is {status}; only dead or failed tasks can be retried")]
+    #[error("task {id} is {status}; only dead, failed or queued tasks can be retried")]
     NotRetryable { id: Uuid, status: TaskStatus },
     #[error("no result within {secs}s; task {id} goes on, ask `RESULT {id}` later")]
     Timeout { id: Uuid, secs: u64 },
+    #[error("task {id} may or may not run: its publish was not confirmed ({publish}) and the database is unavailable ({db}); ask `STATUS {id}` later")]
+    Unsure {
+        id: Uuid,
+        publish: PublishError,
+        db: DbError,
+    },
 }
 
 impl ServiceError {
@@ -62,7 +69,9 @@ impl ServiceError {
         match self {
             ServiceError::UnknownKind { .. } => ErrorCode::UnknownKind,
             ServiceError::Storage(_) => ErrorCode::StorageUnavailable,
-            ServiceError::Database(_) => ErrorCode::DatabaseUnavailable,
+            ServiceError::Database(_) | ServiceError::Unsure { .. } => {
+                ErrorCode::DatabaseUnavailable
+            }
             ServiceError::NotAccepted(_) => ErrorCode::NotAccepted,
             ServiceError::NotFound(_) => ErrorCode::NotFound,
             ServiceError::NotFinished { .. } => ErrorCode::NotFinished,
@@ -76,7 +85,8 @@ impl ServiceError {
             ServiceError::NotFound(id)
             | ServiceError::NotFinished { id, .. }
             | ServiceError::NotRetryable { id, .. }
-            | ServiceError::Timeout { id, .. } => Some(*id),
+            | ServiceError::Timeout { id, .. }
+            | ServiceError::Unsure { id, .. } => Some(*id),
             _ => None,
         }
     }
@@ -140,14 +150,16 @@ impl Services {
     }
 
     /// Accept a task whose payload is where `payload` says:
-    /// - without `wait`: write its `queued` row, publish it with confirm, answer its id;
+    /// - without `wait`: write its `queued` row and outbox entry, answer its id; the relay
+    ///   publishes it ([`relay::accept`]), even if RabbitMQ is away for now;
     /// - with `wait`: publish it with confirm and answer its result. Its row is first written
     ///   by the node that runs it (with the outcome, in one write), so a waiting task costs
     ///   one row write; if the wait times out, the `queued` row is written before the client
     ///   hears the task id.
     ///
     /// Either way the client hears of the task only once it is safe: a queued task's row
-    /// exists and the broker confirmed its message; a result was written before it was sent.
+    /// exists and will be published; a result was written before it was sent; `not_accepted`
+    /// is said only of a task whose message surely reached no queue.
     pub async fn submit(
         &self,
         id: Uuid,
@@ -167,15 +179,19 @@ impl Services {
         if wait {
             return self.wait_for(task).await;
         }
-        let insert = InsertTask { task: task.clone() };
-        self.handles.persister.send(insert).await.settle()?;
-        let view = TaskView::new(id, task.kind.clone(), TaskStatus::Queued);
-        if let Err(e) = self.publish(task).await {
-            tracing::warn!(task = %id, error = %e, "task not accepted");
-            self.fail_unqueued(id, format!("not accepted: {e}")).await;
-            return Err(ServiceError::NotAccepted(e));
+        let parts = self.handles.relay();
+        let kind = task.kind.clone();
+        // Spawned: once its row is being written, the task is the node's to finish, even if
+        // this request is dropped (its client gone).
+        match actix::spawn(async move { relay::accept(&parts, task).await }).await {
+            Ok(accepted) => accepted?,
+            Err(e) => return Err(ServiceError::Database(DbError::Write(e.to_string()))),
         }
-        Ok(Answer::View(Box::new(view)))
+        Ok(Answer::View(Box::new(TaskView::new(
+            id,
+            kind,
+            TaskStatus::Queued,
+        ))))
     }
 
     async fn publish(&self, task: TaskMessage) -> Result<(), PublishError> {
@@ -184,15 +200,6 @@ impl Services {
             .send(PublishTask { task })
             .await
             .settle()
-    }
-
-    /// Mark a task whose publish the broker did not confirm as failed (best effort).
-    async fn fail_unqueued(&self, id: Uuid, error: String) {
-        let _ = self
-            .handles
-            .persister
-            .send(FailUnqueued { id, error })
-            .await;
     }
 
     /// Publish `task` and wait for its reply (checking its row now and then, which also
@@ -220,9 +227,24 @@ impl Services {
                 },
                 published = &mut publish, if !confirmed => match published {
                     Ok(()) => confirmed = true,
-                    Err(e) => {
+                    Err(e) if e.is_definite() => {
                         tracing::warn!(task = %id, error = %e, "task not accepted");
                         return Err(ServiceError::NotAccepted(e));
+                    }
+                    // The broker may have it: the client cannot be told it will not run. The
+                    // task goes in the outbox (published again later unless it ran by then)
+                    // and the wait goes on.
+                    Err(publish) => {
+                        tracing::warn!(task = %id, error = %publish, "publish unconfirmed; the task goes to the outbox");
+                        let accept = Accept {
+                            task: task.clone(),
+                            owner: self.handles.node.clone(),
+                            due: relay::lease_end(UNSURE_WAIT),
+                        };
+                        if let Err(db) = self.handles.persister.send(accept).await.settle() {
+                            return Err(ServiceError::Unsure { id, publish, db });
+                        }
+                        confirmed = true;
                     }
                 },
                 _ = tick, if confirmed => {
@@ -314,49 +336,28 @@ impl Services {
         Ok(DeadList { dead })
     }
 
-    /// `RETRY <id>`: queue a dead or failed task again with a fresh attempt budget.
+    /// `RETRY <id>`: queue a dead, failed or stuck `queued` task again with a fresh attempt
+    /// budget (through the outbox, like a new task).
     pub async fn retry(&self, id: Uuid) -> Result<TaskView, ServiceError> {
         let reset = self
             .handles
             .persister
-            .send(ResetForRetry(id))
+            .send(ResetForRetry {
+                id,
+                owner: self.handles.node.clone(),
+                due: relay::lease_end(LEASE),
+            })
             .await
             .settle()?;
         let Some(row) = reset else {
             let status = self.row(id).await?.status;
             return Err(ServiceError::NotRetryable { id, status });
         };
-        let payload = match (row.payload, row.payload_key) {
-            (_, Some(key)) => PayloadRef::Object {
-                key,
-                size: row.payload_size as u64,
-            },
-            (data, None) => PayloadRef::Inline {
-                data: data.unwrap_or_default(),
-            },
-        };
-        let task = TaskMessage {
-            id,
-            kind: row.kind.clone(),
-            payload,
-            submitted_by: self.handles.node.clone(),
-            reply_to: None,
-            accepted_at: Some(row.created_at),
-        };
-        let target = Target::Tasks;
-        if let Err(e) = self
-            .handles
-            .publisher
-            .send(Republish { target, task })
-            .await
-            .settle()
-        {
-            self.fail_unqueued(id, format!("retry not accepted: {e}"))
-                .await;
-            return Err(ServiceError::NotAccepted(e));
-        }
+        let kind = row.kind.clone();
+        let task = relay::message_of(row, &self.handles.node);
+        actix::spawn(relay::publish(self.handles.relay(), vec![task]));
         tracing::info!(task = %id, "task queued again by RETRY");
-        let mut view = TaskView::new(id, row.kind, TaskStatus::Queued);
+        let mut view = TaskView::new(id, kind, TaskStatus::Queued);
         view.attempts = Some(0);
         Ok(view)
     }

@@ -1,9 +1,11 @@
 //! Integration tests: real nodes against the real RabbitMQ, PostgreSQL and S3 store, each test
 //! in its own database, queues and key prefix (see the `tasknode-testkit` crate).
 
+mod accepting;
 mod chaos;
 mod ends;
 mod faults;
 mod fleet;
+mod lanes;
 mod protocol;
 mod tasks;

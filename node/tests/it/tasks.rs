@@ -209,7 +209,7 @@ async fn a_redelivered_task_that_already_ended_is_not_run_again() {
     let _b = env
         .spawn_node_with("b", |s| {
             s.workers.count = Some(1);
-            s.amqp.prefetch = 1;
+            s.lanes.get_mut("quick").unwrap().prefetch = 1;
         })
         .await;
     env.final_row(marker).await;

@@ -1,9 +1,10 @@
 //! The persister's batches: writes waiting for the next flush, grouped by kind, each with
 //! where its own answer goes, and how a batch is written.
 
-use super::{FailUnqueued, RecordOutcome, RetryLater, StartTask};
+use super::{Accept, RecordOutcome, RetryLater, StartTask};
 use crate::db::models::{NewTask, TaskRow};
-use crate::db::tasks::{self, Outcome, Start};
+use crate::db::outbox;
+use crate::db::tasks::{self, Lease, Outcome, Start};
 use crate::db::DbError;
 use crate::messages::TaskMessage;
 use diesel_async::AsyncPgConnection;
@@ -19,6 +20,9 @@ pub(super) type Tx<T> = oneshot::Sender<Result<T, DbError>>;
 #[derive(Default)]
 pub(super) struct Batch {
     pub(super) inserts: Vec<(TaskMessage, Tx<bool>)>,
+    pub(super) accepts: Vec<(Accept, Tx<bool>)>,
+    /// Tasks the broker confirmed (out of the outbox).
+    pub(super) settled: Vec<(Vec<Uuid>, Tx<()>)>,
     pub(super) starts: Vec<(StartTask, Tx<Start>)>,
     pub(super) records: Vec<(RecordOutcome, Tx<Option<TaskRow>>)>,
     pub(super) singles: Vec<(Single, Tx<bool>)>,
@@ -27,12 +31,13 @@ pub(super) struct Batch {
 /// The rare writes, one statement each.
 pub(super) enum Single {
     RetryLater(RetryLater),
-    FailUnqueued(FailUnqueued),
 }
 
 /// What a batch wrote, in the order of its writes.
 pub(super) struct Written {
     inserts: Vec<bool>,
+    accepts: Vec<bool>,
+    settled: Vec<()>,
     starts: Vec<Start>,
     records: Vec<Option<TaskRow>>,
     singles: Vec<bool>,
@@ -40,18 +45,35 @@ pub(super) struct Written {
 
 impl Batch {
     pub(super) fn len(&self) -> usize {
-        self.inserts.len() + self.starts.len() + self.records.len() + self.singles.len()
+        self.inserts.len()
+            + self.accepts.len()
+            + self.settled.len()
+            + self.starts.len()
+            + self.records.len()
+            + self.singles.len()
     }
 
-    /// Whether the batch is one statement, so it needs no transaction: inserts alone, or
-    /// outcomes of one node alone.
+    /// Whether the batch is one statement, so it needs no transaction: one kind of write
+    /// alone (outcomes: of one node; accepts: of one owner), and not starts (two statements).
     pub(super) fn one_statement(&self) -> bool {
-        let others_empty = self.starts.is_empty() && self.singles.is_empty();
+        let kinds = [
+            self.inserts.len(),
+            self.accepts.len(),
+            self.settled.len(),
+            self.starts.len(),
+            self.records.len(),
+            self.singles.len(),
+        ];
+        let one_kind = kinds.iter().filter(|n| **n > 0).count() <= 1;
         let one_node = self
             .records
             .iter()
             .all(|(r, _)| Some(&r.node) == self.records.first().map(|(f, _)| &f.node));
-        others_empty && (self.records.is_empty() || (self.inserts.is_empty() && one_node))
+        let one_owner = self
+            .accepts
+            .iter()
+            .all(|(a, _)| Some(&a.owner) == self.accepts.first().map(|(f, _)| &f.owner));
+        one_kind && one_node && one_owner && self.starts.is_empty() && self.singles.len() <= 1
     }
 
     /// Up to `max` of the queued writes; the rest stay queued for the next flush.
@@ -67,6 +89,8 @@ impl Batch {
         let mut room = max;
         Batch {
             inserts: front(&mut self.inserts, &mut room),
+            accepts: front(&mut self.accepts, &mut room),
+            settled: front(&mut self.settled, &mut room),
             starts: front(&mut self.starts, &mut room),
             records: front(&mut self.records, &mut room),
             singles: front(&mut self.singles, &mut room),
@@ -78,6 +102,14 @@ impl Batch {
         let mut out = Vec::with_capacity(self.len());
         out.extend(self.inserts.into_iter().map(|w| Batch {
             inserts: vec![w],
+            ..Default::default()
+        }));
+        out.extend(self.accepts.into_iter().map(|w| Batch {
+            accepts: vec![w],
+            ..Default::default()
+        }));
+        out.extend(self.settled.into_iter().map(|w| Batch {
+            settled: vec![w],
             ..Default::default()
         }));
         out.extend(self.starts.into_iter().map(|w| Batch {
@@ -103,6 +135,8 @@ impl Batch {
             }
         }
         send(self.inserts, written.inserts);
+        send(self.accepts, written.accepts);
+        send(self.settled, written.settled);
         send(self.starts, written.starts);
         send(self.records, written.records);
         send(self.singles, written.singles);
@@ -116,6 +150,8 @@ impl Batch {
             }
         }
         send(self.inserts, &e);
+        send(self.accepts, &e);
+        send(self.settled, &e);
         send(self.starts, &e);
         send(self.records, &e);
         send(self.singles, &e);
@@ -127,9 +163,38 @@ impl Batch {
         let inserts = match rows.is_empty() {
             true => Vec::new(),
             false => {
-                let new: std::collections::HashSet<Uuid> =
-                    tasks::insert_many(conn, &rows).await?.into_iter().collect();
+                let new: std::collections::HashSet<Uuid> = tasks::insert_many(conn, &rows, None)
+                    .await?
+                    .into_iter()
+                    .collect();
                 rows.iter().map(|r| new.contains(&r.id)).collect()
+            }
+        };
+        let mut accepts = Vec::with_capacity(self.accepts.len());
+        for (owner, at) in by_node(self.accepts.iter().map(|(a, _)| a.owner.as_str())) {
+            let rows: Vec<NewTask<'_>> = at
+                .iter()
+                .map(|i| NewTask::of(&self.accepts[*i].0.task))
+                .collect();
+            let due = self.accepts[at[0]].0.due;
+            let lease = Some(Lease { owner, due });
+            let new: std::collections::HashSet<Uuid> = tasks::insert_many(conn, &rows, lease)
+                .await?
+                .into_iter()
+                .collect();
+            accepts.extend(at.into_iter().zip(rows.iter().map(|r| new.contains(&r.id))));
+        }
+        let settled = match self.settled.is_empty() {
+            true => Vec::new(),
+            false => {
+                let ids: Vec<Uuid> = self
+                    .settled
+                    .iter()
+                    .flat_map(|(ids, _)| ids)
+                    .copied()
+                    .collect();
+                outbox::settle(conn, &ids).await?;
+                vec![(); self.settled.len()]
             }
         };
         let mut starts = Vec::with_capacity(self.starts.len());
@@ -158,11 +223,12 @@ impl Batch {
                 Single::RetryLater(m) => {
                     tasks::retry_later(conn, m.id, &m.node, &m.error, m.next_attempt_at).await?
                 }
-                Single::FailUnqueued(m) => tasks::fail_unqueued(conn, m.id, &m.error).await?,
             });
         }
         Ok(Written {
             inserts,
+            accepts: in_order(accepts),
+            settled,
             starts: in_order(starts),
             records: in_order(records),
             singles,

@@ -1,0 +1,234 @@
+//! Lanes: the kinds of a fleet in groups, each with its own queue and its own workers on
+//! every node, so that tasks that may run long never hold up short ones.
+//!
+//! `[lanes.<name>] kinds, workers, prefetch` in the config. Two lanes always exist: `quick`
+//! (queue `amqp.task_queue`) and `slow` (queue `<task_queue>.slow`); a kind no lane names goes
+//! to `quick` if it is a quick kind (bounded, see [`crate::kinds::Kind::quick`]), else to
+//! `slow`. A lane of quick kinds only carries many tasks per message; any other lane carries
+//! one task per message, so a delivery is never held by a task waiting behind another. A task
+//! arriving on another lane's queue (a message from before a lane change) is still run.
+//!
+//! RabbitMQ closes a channel whose delivery stays unacked past its `consumer_timeout`. A task's
+//! timeout counts from when its node took the delivery (time waiting for a worker included),
+//! so no delivery outlives its lane's longest timeout plus the time to write the outcome:
+//! [`Lanes::resolve`] refuses a lane whose longest timeout does not fit well below
+//! `amqp.consumer_timeout_secs`.
+
+use crate::actors::publisher::MAX_TASKS_PER_MESSAGE;
+use crate::config::Settings;
+use crate::kinds::Registry;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The lane of bounded kinds (its queue is `amqp.task_queue`).
+pub const QUICK: &str = "quick";
+/// The lane of kinds that may run long.
+pub const SLOW: &str = "slow";
+/// Time kept free between a lane's longest timeout and the broker's `consumer_timeout`, for
+/// writing outcomes and acking.
+pub const ACK_MARGIN: Duration = Duration::from_secs(60);
+
+/// One `[lanes.<name>]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneSettings {
+    /// Kinds of this lane (besides those that fall to it by default).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Worker threads on each node; unset: `workers.count` (one per CPU by default).
+    pub workers: Option<usize>,
+    /// Deliveries each node holds at once from this lane's queue.
+    pub prefetch: u16,
+}
+
+/// The queue of lane `name`.
+pub fn lane_queue(task_queue: &str, name: &str) -> String {
+    match name {
+        QUICK => task_queue.to_string(),
+        _ => format!("{task_queue}.{name}"),
+    }
+}
+
+/// Every lane queue a node with `settings` uses (before the kinds are known).
+pub fn queues(settings: &Settings) -> Vec<String> {
+    settings
+        .lanes
+        .keys()
+        .map(|name| lane_queue(&settings.amqp.task_queue, name))
+        .collect()
+}
+
+/// A lane as a node runs it.
+#[derive(Debug, Clone)]
+pub struct Lane {
+    pub name: String,
+    pub queue: String,
+    pub kinds: Vec<&'static str>,
+    /// Worker threads on this node (0: this node does not consume the lane).
+    pub workers: usize,
+    pub prefetch: u16,
+    /// Most tasks in one message: many for a lane of quick kinds, else one.
+    pub per_message: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaneError {
+    #[error("lanes.{0} is missing (the `quick` and `slow` lanes always exist)")]
+    Missing(&'static str),
+    #[error("lanes.{lane}.kinds names `{kind}`, which is not a kind of this node")]
+    UnknownKind { lane: String, kind: String },
+    #[error("kind `{kind}` is in two lanes: {a} and {b}")]
+    TwoLanes { kind: String, a: String, b: String },
+    #[error("lanes.{0}.prefetch must be at least 1")]
+    NoPrefetch(String),
+    #[error("lane `{lane}` has a timeout of {timeout}s; with {margin}s to write outcomes it must stay below amqp.consumer_timeout_secs ({consumer}s), or RabbitMQ closes the channel of a long task")]
+    PastConsumerTimeout {
+        lane: String,
+        timeout: u64,
+        margin: u64,
+        consumer: u64,
+    },
+}
+
+/// The lanes of a node, and which lane each kind belongs to. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Lanes {
+    lanes: Arc<Vec<Lane>>,
+    by_kind: Arc<HashMap<&'static str, usize>>,
+}
+
+impl Lanes {
+    /// The lanes of `settings` for the kinds in `kinds`, checked.
+    pub fn resolve(settings: &Settings, kinds: &Registry) -> Result<Lanes, LaneError> {
+        for required in [QUICK, SLOW] {
+            if !settings.lanes.contains_key(required) {
+                return Err(LaneError::Missing(required));
+            }
+        }
+        let names: Vec<&String> = settings.lanes.keys().collect();
+        let mut lane_of: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for (i, (name, lane)) in settings.lanes.iter().enumerate() {
+            if lane.prefetch == 0 {
+                return Err(LaneError::NoPrefetch(name.clone()));
+            }
+            for kind in &lane.kinds {
+                let known = kinds.get(kind).ok_or_else(|| LaneError::UnknownKind {
+                    lane: name.clone(),
+                    kind: kind.clone(),
+                })?;
+                if let Some(other) = lane_of.insert(known.name, i) {
+                    return Err(LaneError::TwoLanes {
+                        kind: kind.clone(),
+                        a: names[other].clone(),
+                        b: name.clone(),
+                    });
+                }
+            }
+        }
+        let index = |name: &str| names.iter().position(|n| *n == name).unwrap_or(0);
+        for name in kinds.names() {
+            if !lane_of.contains_key(name) {
+                let quick = kinds.get(name).is_some_and(|k| k.quick);
+                lane_of.insert(name, index(if quick { QUICK } else { SLOW }));
+            }
+        }
+        let consumer = Duration::from_secs(settings.amqp.consumer_timeout_secs);
+        let mut lanes = Vec::with_capacity(names.len());
+        for (i, (name, lane)) in settings.lanes.iter().enumerate() {
+            let members: Vec<&'static str> = lane_of
+                .iter()
+                .filter(|(_, l)| **l == i)
+                .map(|(k, _)| *k)
+                .collect();
+            let timeout = members
+                .iter()
+                .map(|k| settings.tasks.timeout(k))
+                .max()
+                .unwrap_or_default();
+            if timeout + ACK_MARGIN >= consumer {
+                return Err(LaneError::PastConsumerTimeout {
+                    lane: name.clone(),
+                    timeout: timeout.as_secs(),
+                    margin: ACK_MARGIN.as_secs(),
+                    consumer: consumer.as_secs(),
+                });
+            }
+            let all_quick = members
+                .iter()
+                .all(|k| kinds.get(k).is_some_and(|k| k.quick));
+            let workers = match settings.workers.count {
+                Some(0) => 0,
+                _ => lane.workers.unwrap_or_else(|| settings.workers.threads()),
+            };
+            lanes.push(Lane {
+                name: name.clone(),
+                queue: lane_queue(&settings.amqp.task_queue, name),
+                kinds: members,
+                workers,
+                prefetch: lane.prefetch,
+                per_message: if all_quick { MAX_TASKS_PER_MESSAGE } else { 1 },
+            });
+        }
+        Ok(Lanes {
+            lanes: Arc::new(lanes),
+            by_kind: Arc::new(lane_of.into_iter().collect()),
+        })
+    }
+
+    pub fn all(&self) -> &[Lane] {
+        &self.lanes
+    }
+
+    /// The lane of `kind` (an unknown kind: the quick lane; it fails there at once).
+    pub fn of_kind(&self, kind: &str) -> &Lane {
+        let quick = self.lanes.iter().position(|l| l.name == QUICK).unwrap_or(0);
+        &self.lanes[self.by_kind.get(kind).copied().unwrap_or(quick)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lanes(toml: &str) -> Result<Lanes, LaneError> {
+        let settings = Settings::from_toml(toml).unwrap();
+        Lanes::resolve(&settings, &Registry::builtin())
+    }
+
+    #[test]
+    fn bounded_kinds_are_quick_and_the_rest_slow_by_default() {
+        let l = lanes("").unwrap();
+        assert_eq!(l.of_kind("upper").name, QUICK);
+        assert_eq!(l.of_kind("upper").queue, "tasknode.tasks");
+        assert_eq!(l.of_kind("sleep").name, SLOW);
+        assert_eq!(l.of_kind("sleep").queue, "tasknode.tasks.slow");
+        assert_eq!(l.of_kind("sleep").per_message, 1);
+        assert!(l.of_kind("upper").per_message > 1);
+    }
+
+    #[test]
+    fn a_lane_can_take_kinds_and_carries_them_one_per_message_if_any_may_run_long() {
+        let l = lanes("[lanes.images]\nkinds = [\"gzip\", \"primes\"]\nprefetch = 2\n").unwrap();
+        assert_eq!(l.of_kind("gzip").name, "images");
+        assert_eq!(l.of_kind("gzip").queue, "tasknode.tasks.images");
+        assert_eq!(l.of_kind("gzip").per_message, 1);
+        assert_eq!(l.of_kind("upper").name, QUICK);
+    }
+
+    #[test]
+    fn misconfigured_lanes_are_refused_with_the_reason() {
+        let two = lanes("[lanes.a]\nkinds = [\"upper\"]\nprefetch = 1\n[lanes.b]\nkinds = [\"upper\"]\nprefetch = 1\n");
+        assert!(matches!(two, Err(LaneError::TwoLanes { .. })), "{two:?}");
+        let unknown = lanes("[lanes.a]\nkinds = [\"upperr\"]\nprefetch = 1\n");
+        assert!(
+            matches!(unknown, Err(LaneError::UnknownKind { .. })),
+            "{unknown:?}"
+        );
+        let long =
+            lanes("[amqp]\nconsumer_timeout_secs = 600\n[tasks.kinds.sleep]\ntimeout_secs = 900\n")
+                .unwrap_err();
+        assert!(long.to_string().contains("consumer_timeout"), "{long}");
+    }
+}
