@@ -63,6 +63,10 @@ pub struct AmqpSettings {
     /// RabbitMQ's `consumer_timeout` (ms in rabbitmq.conf), in seconds: each lane's longest
     /// task timeout must fit below it.
     pub consumer_timeout_secs: u64,
+    /// `quorum` (the default) or `classic` durable queues (see [`crate::amqp::topology`]).
+    pub queue_type: crate::amqp::QueueType,
+    /// Deliveries of one task message before the broker dead-letters it (quorum queues).
+    pub delivery_limit: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,6 +168,14 @@ impl WorkerSettings {
 }
 
 impl AmqpSettings {
+    /// How the durable queues are declared.
+    pub fn topology(&self) -> crate::amqp::Topology {
+        crate::amqp::Topology {
+            queue_type: self.queue_type,
+            delivery_limit: self.delivery_limit,
+        }
+    }
+
     /// The queue results for tasks accepted by `node` are sent to.
     pub fn reply_queue(&self, node: &str) -> String {
         format!("{}.{}", self.reply_queue_prefix, node)

@@ -95,6 +95,7 @@ pub enum LaneError {
 /// The lanes of a node, and which lane each kind belongs to. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Lanes {
+    topology: crate::amqp::Topology,
     lanes: Arc<Vec<Lane>>,
     by_kind: Arc<HashMap<&'static str, usize>>,
 }
@@ -172,9 +173,15 @@ impl Lanes {
             });
         }
         Ok(Lanes {
+            topology: settings.amqp.topology(),
             lanes: Arc::new(lanes),
             by_kind: Arc::new(lane_of.into_iter().collect()),
         })
+    }
+
+    /// How the lanes' queues are declared.
+    pub fn topology(&self) -> crate::amqp::Topology {
+        self.topology
     }
 
     pub fn all(&self) -> &[Lane] {

@@ -52,6 +52,12 @@ pub enum StartupError {
     Listener(std::io::Error),
     #[error("configuration key `tasks.kinds.{0}`: there is no kind `{0}`")]
     UnknownKindOverride(String),
+    #[error("cannot declare queue `{queue}` as a {queue_type:?} queue ({source}); a queue keeps the type it was made with: see the README, \"Moving to quorum queues\", or set amqp.queue_type")]
+    Queue {
+        queue: String,
+        queue_type: crate::amqp::QueueType,
+        source: lapin::Error,
+    },
     #[error("configuration of lanes: {0}")]
     Lanes(#[from] LaneError),
 }
@@ -148,9 +154,15 @@ impl Node {
                 .map_err(amqp_err)?;
             let channel = probe.create_channel().await.map_err(amqp_err)?;
             for lane in lanes.all() {
-                amqp::declare_task_queue(&channel, &lane.queue)
+                lanes
+                    .topology()
+                    .declare_lane(&channel, &lane.queue)
                     .await
-                    .map_err(amqp_err)?;
+                    .map_err(|source| StartupError::Queue {
+                        queue: lane.queue.clone(),
+                        queue_type: settings.amqp.queue_type,
+                        source,
+                    })?;
             }
             let _ = probe.close(200, "probe done".into()).await;
         }
@@ -234,6 +246,7 @@ impl Node {
             let consumer = TaskConsumer::new(
                 settings.amqp.url.clone(),
                 lane.queue.clone(),
+                lanes.topology(),
                 lane.prefetch,
                 DeliveryCtx {
                     handles: handles.clone(),

@@ -16,6 +16,7 @@ use std::sync::Arc;
 pub struct TaskConsumer {
     url: String,
     queue: String,
+    topology: amqp::Topology,
     prefetch: u16,
     ctx: DeliveryCtx,
     link: Link,
@@ -27,6 +28,7 @@ impl TaskConsumer {
     pub fn new(
         url: String,
         queue: String,
+        topology: amqp::Topology,
         prefetch: u16,
         ctx: DeliveryCtx,
         budget: Arc<RestartBudget>,
@@ -34,6 +36,7 @@ impl TaskConsumer {
         TaskConsumer {
             url,
             queue,
+            topology,
             prefetch,
             ctx,
             link: Link::new(budget),
@@ -56,11 +59,12 @@ impl Connected for TaskConsumer {
     }
 
     fn connect(&mut self) -> (&'static str, Opening<Opened>) {
-        let (url, queue, prefetch, name) = (
+        let (url, queue, prefetch, name, topology) = (
             self.url.clone(),
             self.queue.clone(),
             self.prefetch,
             self.tag(),
+            self.topology,
         );
         let opening = async move {
             let conn = amqp::connect(&url, &name).await?;
@@ -68,7 +72,7 @@ impl Connected for TaskConsumer {
             channel
                 .basic_qos(prefetch, BasicQosOptions::default())
                 .await?;
-            amqp::declare_task_queue(&channel, &queue).await?;
+            topology.declare_lane(&channel, &queue).await?;
             let consumer = channel
                 .basic_consume(
                     queue.as_str().into(),

@@ -222,6 +222,7 @@ impl Connected for Publisher {
     fn connect(&mut self) -> (&'static str, Opening<Opened>) {
         let (url, name) = (self.url.clone(), self.name.clone());
         let queues: Vec<String> = self.lanes.all().iter().map(|l| l.queue.clone()).collect();
+        let topology = self.lanes.topology();
         let opening = async move {
             let conn = amqp::connect(&url, &name).await?;
             let channel = conn.create_channel().await?;
@@ -229,8 +230,7 @@ impl Connected for Publisher {
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
             for queue in &queues {
-                amqp::declare_task_queue(&channel, queue).await?;
-                amqp::declare_dead_queue(&channel, queue).await?;
+                topology.declare_lane(&channel, queue).await?;
             }
             let replies = conn.create_channel().await?;
             Ok((conn, channel, replies))
@@ -371,6 +371,7 @@ impl Handler<Republish> for Publisher {
         };
         let task_queue = self.lanes.of_kind(&msg.task.kind).queue.clone();
         let channel = self.link.channel.clone();
+        let topology = self.lanes.topology();
         let (queue, declare) = match msg.target {
             Target::Dead => (retry::dead_queue(&task_queue), None),
             Target::Retry { delay_ms } => {
@@ -384,7 +385,8 @@ impl Handler<Republish> for Publisher {
         let fut = async move {
             if let Some(delay_ms) = declare {
                 let channel = channel.ok_or(PublishError::NotConnected)?;
-                amqp::declare_retry_queue(&channel, &task_queue, delay_ms)
+                topology
+                    .declare_retry(&channel, &task_queue, delay_ms)
                     .await
                     .map_err(|e| PublishError::Amqp(e.to_string()))?;
             }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 const BIN: &str = env!("CARGO_BIN_EXE_tasknode");
 const TASKS: usize = 2000;
 
-fn run(cmd: &str, args: &[&str]) {
+pub(crate) fn run(cmd: &str, args: &[&str]) {
     let out = std::process::Command::new(cmd)
         .args(args)
         .output()
@@ -25,7 +25,7 @@ fn run(cmd: &str, args: &[&str]) {
     );
 }
 
-fn restart_postgres() {
+pub(crate) fn restart_postgres() {
     let version = std::fs::read_dir("/etc/postgresql")
         .expect("/etc/postgresql")
         .filter_map(|e| e.ok())
@@ -45,14 +45,14 @@ async fn spawn(env: &TestEnv, name: &str) -> ChildNode {
         &[
             // Ride out the restarts below instead of giving up.
             ("TASKNODE__SUPERVISION__MAX_RESTARTS", "100"),
-            ("TASKNODE__AMQP__PREFETCH", "32"),
+            ("TASKNODE__LANES__QUICK__PREFETCH", "32"),
         ],
     )
     .await
 }
 
 /// Connect to the first node of `addrs` that answers, starting at `start`.
-async fn connect_any(addrs: &[std::net::SocketAddr], start: usize) -> Client {
+pub(crate) async fn connect_any(addrs: &[std::net::SocketAddr], start: usize) -> Client {
     let servers: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     tasknode_testkit::poll_until("a node accepts a connection", 20, async || {
         Client::connect_any(&servers, start).await.ok()
@@ -186,7 +186,10 @@ async fn chaos_nothing_accepted_is_lost() {
          tally_never_ran={never_ran} tally_ran_twice={ran_twice} tally_uncounted_runs={uncounted}",
         wanted.len()
     );
-    assert!(wanted.len() > TASKS / 2, "most submissions were accepted");
+    assert!(
+        refused * 100 <= TASKS,
+        "at most 1% of submissions refused: {refused} of {TASKS}"
+    );
     assert_eq!(lost, 0, "every accepted task reached a final state");
     assert_eq!(wrong, 0);
     assert_eq!(never_ran, 0, "a task recorded as succeeded really ran");

@@ -9,3 +9,4 @@ mod fleet;
 mod lanes;
 mod protocol;
 mod tasks;
+mod torture;
