@@ -4,10 +4,11 @@ use crate::actors::consumer::{StopConsuming, TaskConsumer};
 use crate::actors::listener::{SocketListener, StopListening};
 use crate::actors::persister::Persister;
 use crate::actors::publisher::{IsConnected, Publisher};
-use crate::actors::relay::Relay;
+use crate::actors::relay::{self, Relay};
 use crate::actors::replies::ReplyRouter;
 use crate::actors::session::SessionLimits;
 use crate::actors::uploader::Uploader;
+use crate::actors::watcher::Watcher;
 use crate::actors::worker_pool::{PoolStats, Worker};
 use crate::actors::Handles;
 use crate::config::Settings;
@@ -222,15 +223,18 @@ impl Node {
         let pool_stats = Arc::new(PoolStats::default());
         let inflight = Arc::new(AtomicUsize::new(0));
         let policy = Arc::new(RetryPolicy::new(settings.tasks.clone()));
+        let watcher = Watcher::new(persister.clone()).start();
         let handles = Handles {
             node: node.clone(),
             kinds: kinds.clone(),
+            watcher,
             persister,
             uploader: uploader.clone(),
             publisher,
             replies,
             storage,
             reply_queue,
+            publishing: Arc::new(tokio::sync::Semaphore::new(relay::MAX_PUBLISHING)),
         };
         let relay = Relay::new(handles.relay()).start();
         // Each lane: its own workers and its own consumer.

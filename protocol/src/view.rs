@@ -42,6 +42,10 @@ impl TaskStatus {
     }
 
     /// Whether the task has ended (it will not run again unless retried by hand).
+    /// The states a task never leaves.
+    pub const FINAL: [TaskStatus; 3] =
+        [TaskStatus::Succeeded, TaskStatus::Failed, TaskStatus::Dead];
+
     pub fn is_final(self) -> bool {
         matches!(
             self,

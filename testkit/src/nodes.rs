@@ -40,6 +40,11 @@ impl TestNode {
         &self.node.pool_stats
     }
 
+    /// Deliveries the node is processing now.
+    pub fn inflight(&self) -> usize {
+        self.node.inflight.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub async fn connect(&self) -> Client {
         connect(self.addr).await
     }

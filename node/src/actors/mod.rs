@@ -9,6 +9,7 @@
 //! | [`consumer::TaskConsumer`] | async, `Supervisor` | RabbitMQ (task queue); each delivery goes to [`crate::delivery`] | restarts with backoff; unacked deliveries are redelivered by the broker |
 //! | [`worker_pool::Worker`] | `SyncArbiter`, `workers.count` threads | uploader (payload streams) | a panicking handler fails only its task; a timed-out one gets its executor thread replaced |
 //! | [`relay::Relay`] | async | persister (outbox claims), publisher | a failed claim or publish is tried again on the next sweep |
+//! | [`watcher::Watcher`] | async | persister (one read a second for every task waited on) | a failed read is tried on the next tick |
 //! | [`persister::Persister`] | async | PostgreSQL (bb8 pool) | the pool replaces broken connections; callers get `DbError` |
 //! | [`uploader::Uploader`] | async | S3 store | callers get `StorageError`; multipart uploads are aborted |
 //!
@@ -24,6 +25,7 @@ pub mod relay;
 pub mod replies;
 pub mod session;
 pub mod uploader;
+pub mod watcher;
 pub mod worker_pool;
 
 use crate::kinds::Registry;
@@ -40,15 +42,20 @@ pub struct Handles {
     pub uploader: Addr<uploader::Uploader>,
     pub publisher: Addr<publisher::Publisher>,
     pub replies: Addr<replies::ReplyRouter>,
+    /// Wakes waiting clients from task rows when a reply does not come.
+    pub watcher: Addr<watcher::Watcher>,
     pub storage: Storage,
     /// This node's reply queue: replies for tasks it accepted come here.
     pub reply_queue: String,
+    /// Publishes of accepted tasks in flight at once (see [`relay::accept`]).
+    pub publishing: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Handles {
     /// What the relay needs (see [`relay::accept`]).
     pub fn relay(&self) -> relay::Parts {
         relay::Parts {
+            publishing: self.publishing.clone(),
             node: self.node.clone(),
             persister: self.persister.clone(),
             publisher: self.publisher.clone(),

@@ -319,6 +319,21 @@ impl Handler<ClaimDue> for Persister {
 #[rtype(result = "Result<Option<TaskRow>, DbError>")]
 pub struct GetTask(pub Uuid);
 
+/// The rows of those of these tasks that are final (see [`tasks::final_many`]).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<TaskRow>, DbError>")]
+pub struct FinalRows(pub Vec<Uuid>);
+
+impl Handler<FinalRows> for Persister {
+    type Result = ResponseFuture<Result<Vec<TaskRow>, DbError>>;
+
+    fn handle(&mut self, msg: FinalRows, _: &mut Context<Self>) -> Self::Result {
+        read(&self.pool, async move |c| {
+            tasks::final_many(c, &msg.0).await
+        })
+    }
+}
+
 /// The newest `limit` dead tasks.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<TaskRow>, DbError>")]

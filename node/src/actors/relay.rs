@@ -15,7 +15,9 @@ use crate::db::DbError;
 use crate::messages::{PayloadRef, TaskMessage};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// How long an outbox entry stays with the node that took it before any relay may claim it.
 /// Longer than a publish can take (`amqp.publish_wait_ms` plus the confirm timeout).
@@ -24,6 +26,10 @@ pub const LEASE: Duration = Duration::from_secs(30);
 pub const EVERY: Duration = Duration::from_millis(250);
 /// Most entries claimed at once.
 const CLAIM: i64 = 256;
+/// Accepted tasks a node publishes at once on its own. Past that (a broker slower than the
+/// submissions) a newly accepted task is left to the relay, which takes [`CLAIM`] at a time:
+/// memory stays bounded however fast clients submit.
+pub const MAX_PUBLISHING: usize = 8192;
 /// A publish that failed without knowing whether the broker took the message (a lost
 /// connection, a confirm that did not come) is published again only after this: most such
 /// messages did arrive, and their task's row has moved on by then, so they are not sent twice.
@@ -38,6 +44,8 @@ pub fn lease_end(lease: Duration) -> DateTime<Utc> {
 #[derive(Clone)]
 pub struct Parts {
     pub node: String,
+    /// Permits for publishes in flight ([`MAX_PUBLISHING`]).
+    pub publishing: Arc<Semaphore>,
     pub persister: Addr<Persister>,
     pub publisher: Addr<Publisher>,
 }
@@ -51,7 +59,28 @@ pub async fn accept(parts: &Parts, task: TaskMessage) -> Result<(), DbError> {
         due: lease_end(LEASE),
     };
     parts.persister.send(accept).await.settle()?;
-    actix::spawn(publish(parts.clone(), vec![task]));
+    match parts.publishing.clone().try_acquire_owned() {
+        Ok(permit) => {
+            let parts = parts.clone();
+            actix::spawn(async move {
+                publish(parts, vec![task]).await;
+                drop(permit);
+            });
+        }
+        // Too many in flight: the relay publishes it (its entry is due at once).
+        Err(_) => {
+            let due = Utc::now();
+            let ids = vec![task.id];
+            if let Err(e) = parts
+                .persister
+                .send(Unpublished { ids, due })
+                .await
+                .settle()
+            {
+                tracing::warn!(error = %e, "accepted task waits for its lease to end");
+            }
+        }
+    }
     Ok(())
 }
 

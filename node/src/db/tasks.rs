@@ -55,6 +55,16 @@ pub async fn retry_later(
     Ok(n == 1)
 }
 
+/// The rows of those of `ids` that are final.
+pub async fn final_many(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<TaskRow>> {
+    dsl::tasks
+        .filter(dsl::id.eq_any(ids))
+        .filter(dsl::status.eq_any(TaskStatus::FINAL.map(|s| s.as_str())))
+        .select(TaskRow::as_select())
+        .load(conn)
+        .await
+}
+
 /// The most recently dead tasks, newest first.
 pub async fn list_dead(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<TaskRow>> {
     dsl::tasks

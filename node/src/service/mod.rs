@@ -16,6 +16,7 @@ use crate::actors::publisher::{IsConnected, PublishError, PublishTask};
 use crate::actors::relay::{self, LEASE, UNSURE_WAIT};
 use crate::actors::replies::{Register, ReplyRouter, Unregister};
 use crate::actors::uploader::CheckStore;
+use crate::actors::watcher::Watch;
 use crate::actors::{Handles, Settle};
 use crate::db::models::TaskRow;
 use crate::db::DbError;
@@ -30,9 +31,6 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub use intake::Intake;
-
-/// How often a waiting submission also checks the task row (covers a lost reply).
-const POLL_EVERY: Duration = Duration::from_secs(2);
 
 /// A request that could not be served. [`ServiceError::to_line`] is what the client gets.
 #[derive(Debug, thiserror::Error)]
@@ -202,21 +200,21 @@ impl Services {
             .settle()
     }
 
-    /// Publish `task` and wait for its reply (checking its row now and then, which also
-    /// covers a lost reply) up to the wait timeout. A reply can come before the broker's
-    /// confirm: it carries a result already written, so it is answered at once.
+    /// Publish `task` and wait for its reply, or for its final row (read by the node's
+    /// [`crate::actors::watcher::Watcher`], which covers a lost reply), up to the wait timeout. A reply can come before
+    /// the broker's confirm: it carries a result already written, so it is answered at once.
     async fn wait_for(&self, task: TaskMessage) -> Result<Answer, ServiceError> {
         let id = task.id;
         let (mut waiting, mut rx) = Waiting::register(&self.handles.replies, id);
-        let deadline = tokio::time::Instant::now() + self.wait_timeout;
+        let (row_tx, mut row_rx) = tokio::sync::oneshot::channel();
+        self.handles.watcher.do_send(Watch(id, row_tx));
+        let deadline = tokio::time::sleep(self.wait_timeout);
+        tokio::pin!(deadline);
         let publish = self.publish(task.clone());
         tokio::pin!(publish);
         let mut confirmed = false;
         let mut reply_open = true;
         loop {
-            let tick = tokio::time::sleep(
-                POLL_EVERY.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
-            );
             tokio::select! {
                 reply = &mut rx, if reply_open => match reply {
                     Ok(json) => {
@@ -225,6 +223,7 @@ impl Services {
                     }
                     Err(_) => reply_open = false,
                 },
+                Ok(row) = &mut row_rx => return Ok(Answer::View(Box::new(self.view(&row)))),
                 published = &mut publish, if !confirmed => match published {
                     Ok(()) => confirmed = true,
                     Err(e) if e.is_definite() => {
@@ -247,17 +246,10 @@ impl Services {
                         confirmed = true;
                     }
                 },
-                _ = tick, if confirmed => {
-                    if let Ok(Some(row)) = self.handles.persister.send(GetTask(id)).await.settle() {
-                        if row.status.is_final() {
-                            return Ok(Answer::View(Box::new(self.view(&row))));
-                        }
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        // The client now hears the id: make sure the row exists to ask about.
-                        self.handles.persister.send(InsertTask { task }).await.settle()?;
-                        return Err(ServiceError::Timeout { id, secs: self.wait_timeout.as_secs() });
-                    }
+                _ = &mut deadline, if confirmed => {
+                    // The client now hears the id: make sure the row exists to ask about.
+                    self.handles.persister.send(InsertTask { task }).await.settle()?;
+                    return Err(ServiceError::Timeout { id, secs: self.wait_timeout.as_secs() });
                 }
             }
         }

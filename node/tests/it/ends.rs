@@ -1,6 +1,7 @@
 //! Every task reaches an end: hostile input never leaves a task running for ever, and a
 //! message no node can read is kept, not dropped or looped.
 
+use diesel_async::RunQueryDsl;
 use protocol::TaskStatus;
 use tasknode::messages::TASKS_V1;
 use tasknode_testkit::{id_of, poll_until, wait_final, Lines, TestEnv};
@@ -97,4 +98,36 @@ async fn an_object_store_that_stops_answering_times_out_instead_of_hanging() {
     proxy.set(ProxyState::Up);
     let r = c.ask(&format!("upper {}", "z".repeat(100 * 1024))).await;
     assert_eq!(r["status"], "succeeded", "the store serves again: {r}");
+}
+
+#[actix_rt::test]
+async fn a_waiting_client_whose_reply_does_not_come_is_answered_from_the_row() {
+    let env = TestEnv::new().await;
+    let front = env
+        .spawn_node_with("front", |s| s.workers.count = Some(0))
+        .await;
+    let runner = env.spawn_node("runner").await;
+    let mut c = front.connect().await;
+    c.say("sleep 20000").await;
+    // The runner has it (its row says running); an operator ends it by hand meanwhile.
+    let id = poll_until("the task runs", 20, async || {
+        let rows = env.rows().await;
+        rows.iter()
+            .find(|r| r.status == TaskStatus::Running)
+            .map(|r| r.id)
+    })
+    .await;
+    let mut db = env.db().await;
+    diesel::sql_query(format!(
+        "UPDATE tasks SET status = 'failed', error = 'ended by hand', finished_at = now() \
+         WHERE id = '{id}'"
+    ))
+    .execute(&mut db)
+    .await
+    .unwrap();
+    // No reply comes for 20 s; the waiting client hears of the row's end well before.
+    let r = c.hear().await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["message"], "ended by hand", "{r}");
+    assert_eq!(runner.inflight(), 1, "answered while the run still goes on");
 }

@@ -1,0 +1,103 @@
+//! Watcher: one shared poller per node for the rows of tasks that clients wait on. A waiting
+//! submission is normally answered by its reply ([`super::replies`]); if the reply is lost (a
+//! broker fault, a reply too large for a message), the row tells. Instead of every waiter
+//! reading its own row, the node reads the rows of all tasks waited on for over [`GRACE`] in
+//! one query every [`EVERY`], and wakes the waiters whose task has a final row.
+
+use super::persister::{FinalRows, Persister};
+use super::Settle;
+use crate::db::models::TaskRow;
+use actix::prelude::*;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// How often the rows are read.
+pub const EVERY: Duration = Duration::from_secs(1);
+/// A task is looked up only after it has been waited on this long (its reply comes first).
+pub const GRACE: Duration = Duration::from_secs(2);
+/// Most ids in one query.
+const CHUNK: usize = 4096;
+
+type Waiter = (Instant, oneshot::Sender<TaskRow>);
+
+pub struct Watcher {
+    persister: Addr<Persister>,
+    waiting: HashMap<Uuid, Vec<Waiter>>,
+    busy: bool,
+}
+
+impl Watcher {
+    pub fn new(persister: Addr<Persister>) -> Self {
+        Watcher {
+            persister,
+            waiting: HashMap::new(),
+            busy: false,
+        }
+    }
+
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        // Waiters that went away (answered by their reply, or their client gone).
+        self.waiting.retain(|_, ws| {
+            ws.retain(|(_, tx)| !tx.is_closed());
+            !ws.is_empty()
+        });
+        if self.busy {
+            return;
+        }
+        let due: Vec<Uuid> = self
+            .waiting
+            .iter()
+            .filter(|(_, ws)| ws.iter().any(|(since, _)| since.elapsed() >= GRACE))
+            .map(|(id, _)| *id)
+            .take(CHUNK)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        self.busy = true;
+        let persister = self.persister.clone();
+        async move { persister.send(FinalRows(due)).await.settle() }
+            .into_actor(self)
+            .map(|rows, act, _| {
+                act.busy = false;
+                match rows {
+                    Ok(rows) => {
+                        for row in rows {
+                            for (_, tx) in act.waiting.remove(&row.id).unwrap_or_default() {
+                                let _ = tx.send(row.clone());
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "cannot read the rows waited on"),
+                }
+            })
+            .spawn(ctx);
+    }
+}
+
+impl Actor for Watcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        ctx.run_interval(EVERY, |act, ctx| act.sweep(ctx));
+    }
+}
+
+/// Send the final row of task `.0` to `.1` once there is one (dropping the receiver withdraws).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Watch(pub Uuid, pub oneshot::Sender<TaskRow>);
+
+impl Handler<Watch> for Watcher {
+    type Result = ();
+
+    fn handle(&mut self, Watch(id, tx): Watch, _: &mut Context<Self>) {
+        self.waiting
+            .entry(id)
+            .or_default()
+            .push((Instant::now(), tx));
+    }
+}
