@@ -188,7 +188,17 @@ impl Node {
         };
         // Persister and Uploader hold no connection of their own (the pool and the HTTP
         // client heal themselves), so they never stop; the connection actors are supervised.
-        let persister = Persister::new(pool).start();
+        let persister = Persister::new(pool.clone()).start();
+        // Multipart uploads are noted while open; those a dead node left are aborted.
+        let storage = storage.with_journal(db::uploads::Journal::new(pool.clone(), &node));
+        let booted = chrono::Utc::now();
+        let sweeping = storage.clone();
+        actix::spawn(async move {
+            let n = sweeping.abort_stale_uploads(booted).await;
+            if n > 0 {
+                tracing::info!(uploads = n, "aborted multipart uploads left open");
+            }
+        });
         let uploader = Uploader::new(storage.clone()).start();
         let publisher = {
             let (url, lanes, budget) = (

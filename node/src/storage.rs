@@ -12,9 +12,15 @@ use rusoto_s3::util::{PreSignedRequest, PreSignedRequestOption};
 use rusoto_s3::{
     AbortMultipartUploadRequest, CompleteMultipartUploadRequest, CompletedMultipartUpload,
     CompletedPart, CreateBucketRequest, CreateMultipartUploadRequest, GetObjectRequest,
-    HeadBucketRequest, PutObjectRequest, S3Client, UploadPartRequest, S3,
+    HeadBucketRequest, ListPartsRequest, PutObjectRequest, S3Client, UploadPartRequest, S3,
 };
 use std::time::Duration;
+
+pub use crate::db::uploads::Journal;
+use chrono::{DateTime, Utc};
+
+/// A multipart upload still open after this long was left behind (by any node).
+const STALE_UPLOAD: chrono::Duration = chrono::Duration::days(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -67,6 +73,8 @@ pub struct Storage {
     /// The longest one request may take (connecting included; for a download, the wait for
     /// each next chunk).
     timeout: Duration,
+    /// Where multipart uploads in progress are noted (a node's storage has one).
+    journal: Option<Journal>,
 }
 
 impl Storage {
@@ -98,7 +106,50 @@ impl Storage {
             part_size: settings.part_size,
             presign_secs: settings.presign_secs,
             timeout: Duration::from_secs(settings.timeout_secs),
+            journal: None,
         })
+    }
+
+    /// Note every multipart upload in `journal` while it is open.
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Abort the multipart uploads left open: by this node before it started at `booted`
+    /// (it died with them open), or by any node a day ago or more. Answers how many.
+    pub async fn abort_stale_uploads(&self, booted: DateTime<Utc>) -> usize {
+        let Some(journal) = &self.journal else {
+            return 0;
+        };
+        let stale = match journal.stale(booted, Utc::now() - STALE_UPLOAD).await {
+            Ok(stale) => stale,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the journal of open uploads");
+                return 0;
+            }
+        };
+        for upload in &stale {
+            tracing::info!(key = %upload.key, "aborting a multipart upload left open");
+            self.abort(&upload.key, &upload.upload_id).await;
+        }
+        stale.len()
+    }
+
+    /// How many parts of multipart upload `upload_id` of `key` the store keeps (none once
+    /// it was completed or aborted).
+    pub async fn stored_parts(&self, key: &str, upload_id: &str) -> Result<usize, StorageError> {
+        let request = self.client.list_parts(ListPartsRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            upload_id: upload_id.to_string(),
+            ..Default::default()
+        });
+        match self.bounded("ListParts", request).await? {
+            Ok(out) => Ok(out.parts.map_or(0, |p| p.len())),
+            Err(e) if is_not_found(&e) || format!("{e:?}").contains("NoSuchUpload") => Ok(0),
+            Err(e) => Err(s3_err(e)),
+        }
     }
 
     /// `request`, given up on after the timeout.
@@ -233,7 +284,10 @@ impl Storage {
                             ..Default::default()
                         });
                 match self.bounded("CompleteMultipartUpload", request).await {
-                    Ok(Ok(_)) => Ok(total),
+                    Ok(Ok(_)) => {
+                        self.forget(&upload_id).await;
+                        Ok(total)
+                    }
                     Ok(Err(e)) => {
                         self.abort(key, &upload_id).await;
                         Err(s3_err(e))
@@ -273,6 +327,11 @@ impl Storage {
             let id = created.upload_id.ok_or_else(|| {
                 StorageError::S3("no upload id from CreateMultipartUpload".into())
             })?;
+            if let Some(journal) = &self.journal {
+                if let Err(e) = journal.begin(&id, key).await {
+                    tracing::warn!(key, error = %e, "multipart upload not noted in the journal");
+                }
+            }
             *upload = Some((id, Vec::new()));
         }
         let (upload_id, parts) = upload.as_mut().expect("set above");
@@ -294,6 +353,15 @@ impl Storage {
         Ok(())
     }
 
+    /// An upload is over: out of the journal.
+    async fn forget(&self, upload_id: &str) {
+        if let Some(journal) = &self.journal {
+            if let Err(e) = journal.end(upload_id).await {
+                tracing::warn!(error = %e, "a finished upload stays in the journal");
+            }
+        }
+    }
+
     async fn abort(&self, key: &str, upload_id: &str) {
         let request = self
             .client
@@ -304,7 +372,8 @@ impl Storage {
                 ..Default::default()
             });
         match self.bounded("AbortMultipartUpload", request).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => self.forget(upload_id).await,
+            Ok(Err(e)) if is_not_found(&e) => self.forget(upload_id).await,
             Ok(Err(e)) => tracing::warn!(key, error = %e, "could not abort multipart upload"),
             Err(e) => tracing::warn!(key, error = %e, "could not abort multipart upload"),
         }

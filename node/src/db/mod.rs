@@ -5,6 +5,7 @@ pub mod outbox;
 pub mod schema;
 pub mod sql;
 pub mod tasks;
+pub mod uploads;
 
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::bb8::{Pool as Bb8Pool, RunError};

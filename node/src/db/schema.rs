@@ -30,3 +30,12 @@ diesel::table! {
         due -> Timestamptz,
     }
 }
+
+diesel::table! {
+    uploads (upload_id) {
+        upload_id -> Text,
+        key -> Text,
+        node -> Text,
+        started_at -> Timestamptz,
+    }
+}

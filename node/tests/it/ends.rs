@@ -3,6 +3,8 @@
 
 use diesel_async::RunQueryDsl;
 use protocol::TaskStatus;
+use std::path::Path;
+use std::time::Duration;
 use tasknode::messages::TASKS_V1;
 use tasknode_testkit::{id_of, poll_until, wait_final, Lines, TestEnv};
 
@@ -130,4 +132,43 @@ async fn a_waiting_client_whose_reply_does_not_come_is_answered_from_the_row() {
     assert_eq!(r["status"], "failed", "{r}");
     assert_eq!(r["message"], "ended by hand", "{r}");
     assert_eq!(runner.inflight(), 1, "answered while the run still goes on");
+}
+
+#[actix_rt::test]
+async fn a_multipart_upload_left_open_by_a_killed_node_is_aborted_when_it_starts_again() {
+    use diesel::QueryDsl;
+    use tasknode::db::schema::uploads;
+    const BIN: &str = env!("CARGO_BIN_EXE_tasknode");
+    let env = TestEnv::new().await;
+    let part = ("TASKNODE__STORAGE__PART_SIZE", "5242880");
+    let mut node = env.spawn_process(Path::new(BIN), "u1", &[part]).await;
+    let mut c = node.connect().await;
+    c.say(&format!("PUT sha256 {} ASYNC", 20 << 20)).await;
+    // More than a part: the first part is stored, the upload open.
+    c.say_raw(&vec![b'x'; 6 << 20]).await;
+    let open_uploads = async || -> Vec<(String, String)> {
+        uploads::table
+            .select((uploads::upload_id, uploads::key))
+            .load(&mut env.db().await)
+            .await
+            .unwrap()
+    };
+    let (upload_id, key) = poll_until("the upload is noted as open", 20, async || {
+        open_uploads().await.pop()
+    })
+    .await;
+    node.signal("KILL");
+    node.wait_exit(Duration::from_secs(5)).await;
+    let store = tasknode::storage::Storage::new(&env.settings("check").storage).unwrap();
+    assert!(
+        store.stored_parts(&key, &upload_id).await.unwrap() > 0,
+        "the killed node left its upload open, a part stored"
+    );
+
+    let _again = env.spawn_process(Path::new(BIN), "u1", &[part]).await;
+    poll_until("the upload left open is aborted", 20, async || {
+        let gone = store.stored_parts(&key, &upload_id).await.unwrap() == 0;
+        (gone && open_uploads().await.is_empty()).then_some(())
+    })
+    .await;
 }
