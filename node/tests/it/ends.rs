@@ -153,13 +153,15 @@ async fn a_multipart_upload_left_open_by_a_killed_node_is_aborted_when_it_starts
             .await
             .unwrap()
     };
-    let (upload_id, key) = poll_until("the upload is noted as open", 20, async || {
-        open_uploads().await.pop()
+    let store = tasknode::storage::Storage::new(&env.settings("check").storage).unwrap();
+    let (upload_id, key) = poll_until("the upload is noted, a part stored", 20, async || {
+        let (upload_id, key) = open_uploads().await.pop()?;
+        let parts = store.stored_parts(&key, &upload_id).await.unwrap();
+        (parts > 0).then_some((upload_id, key))
     })
     .await;
     node.signal("KILL");
     node.wait_exit(Duration::from_secs(5)).await;
-    let store = tasknode::storage::Storage::new(&env.settings("check").storage).unwrap();
     assert!(
         store.stored_parts(&key, &upload_id).await.unwrap() > 0,
         "the killed node left its upload open, a part stored"
