@@ -130,9 +130,14 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for TaskConsumer {
         }
     }
 
-    fn finished(&mut self, _ctx: &mut Context<Self>) {
-        // The stream ends with its connection (the channel check restarts the actor) or
-        // after StopConsuming.
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        // The stream ends after StopConsuming, or with its connection: then consume again on
+        // a new one (without waiting for the channel check, which lapin may not trip).
+        if !self.stopping {
+            self.link
+                .failed("the task consumer's delivery stream ended");
+            ctx.stop();
+        }
     }
 }
 

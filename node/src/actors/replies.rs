@@ -159,8 +159,11 @@ impl StreamHandler<Result<Delivery, lapin::Error>> for ReplyRouter {
         }
     }
 
-    fn finished(&mut self, _ctx: &mut Context<Self>) {
-        // The consumer stream ends with its connection; the channel check restarts the actor.
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        // The consumer stream ends with its connection: consume again on a new one (without
+        // waiting for the channel check, which lapin may not trip).
+        self.link.failed("the reply consumer's stream ended");
+        ctx.stop();
     }
 }
 

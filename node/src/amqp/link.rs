@@ -48,14 +48,23 @@ pub fn watch<A: Connected>(ctx: &mut Context<A>) {
     });
 }
 
+/// The longest connecting (and declaring) may take. A connection cut in the middle of its
+/// handshake can leave lapin's connect waiting for ever; past this it counts as failed.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn connect<A: Connected>(act: &mut A, ctx: &mut Context<A>) {
     let (what, opening) = act.connect();
-    opening
+    tokio::time::timeout(CONNECT_TIMEOUT, opening)
         .into_actor(act)
         .map(move |res, act, ctx| match res {
-            Ok(opened) => act.up(opened, ctx),
-            Err(e) => {
+            Ok(Ok(opened)) => act.up(opened, ctx),
+            Ok(Err(e)) => {
                 act.link().failed(format!("{what}: {e}"));
+                ctx.stop();
+            }
+            Err(_) => {
+                act.link()
+                    .failed(format!("{what}: no answer within {CONNECT_TIMEOUT:?}"));
                 ctx.stop();
             }
         })
@@ -89,11 +98,19 @@ impl Link {
         }
     }
 
-    /// Whether the channel is open.
+    /// Whether the channel and its connection are open. (lapin may report a channel as open
+    /// while its connection is being torn down or recovered by lapin itself; either one not
+    /// connected counts as lost.)
     pub fn healthy(&self) -> bool {
-        self.channel
+        let channel = self
+            .channel
             .as_ref()
-            .is_some_and(|c| c.status().connected())
+            .is_some_and(|c| c.status().connected());
+        let connection = self
+            .connection
+            .as_ref()
+            .is_none_or(|c| c.status().connected());
+        channel && connection
     }
 
     /// Whether a channel was set and has since closed (the connection was lost).
