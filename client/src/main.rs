@@ -7,6 +7,7 @@
 
 mod bench;
 mod progress;
+mod token;
 
 /// Many small allocations per request, freed on other threads: mimalloc copes better than
 /// the system allocator.
@@ -37,6 +38,9 @@ struct Cli {
     /// Print the node's JSON answers instead of human output.
     #[arg(long, global = true)]
     json: bool,
+    /// Access token (`AUTH`); else TASKCTL_TOKEN, else $XDG_CONFIG_HOME/tasknode/token.
+    #[arg(long, env = "TASKCTL_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -147,19 +151,23 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    let token = token::resolve(cli.token.clone())?;
     if let Command::Bench(args) = &cli.command {
         let (args, servers, json) = (args.clone(), cli.servers.clone(), cli.json);
         // The benchmark drives its own runtimes.
-        let report = tokio::task::spawn_blocking(move || bench::run(&args, &servers, json))
-            .await
-            .context("benchmark thread")??;
+        let report = tokio::task::spawn_blocking(move || {
+            bench::run(&args, &servers, token.as_deref(), json)
+        })
+        .await
+        .context("benchmark thread")??;
         let errors = report["errors"].as_u64().unwrap_or(0);
         if errors > 0 {
             return Err(Failure::Task(format!("benchmark had {errors} errors")));
         }
         return Ok(());
     }
-    let mut conn = Client::connect_any(&cli.servers, spread_start(cli.servers.len())).await?;
+    let start = spread_start(cli.servers.len());
+    let mut conn = token::connect(&cli.servers, start, token.as_deref()).await?;
     let json = cli.json;
     match cli.command {
         Command::Submit {
@@ -267,10 +275,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if json {
                 print_json(&p)?;
             } else {
-                let word = |c: Check| if c == Check::Ok { "ok" } else { "down" };
+                let word = |c: Option<Check>| if c == Some(Check::Ok) { "ok" } else { "down" };
                 println!(
                     "pong from {} ({}): amqp {}, postgres {}, s3 {}",
-                    p.node,
+                    p.node.as_deref().unwrap_or("?"),
                     conn.server(),
                     word(p.amqp),
                     word(p.postgres),
@@ -278,7 +286,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 );
             }
             if !p.healthy {
-                return Err(Failure::Task(format!("{} is unhealthy", p.node)));
+                let node = p.node.unwrap_or_else(|| conn.server().to_string());
+                return Err(Failure::Task(format!("{node} is unhealthy")));
             }
             Ok(())
         }

@@ -22,9 +22,9 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-/// Run `taskctl --server <server> <rest>`.
-async fn ctl(server: &str, rest: &[&str]) -> Output {
-    let mut all = vec!["--server", server];
+/// Run `taskctl --server <server> --token <the env's admin token> <rest>`.
+async fn ctl(env: &TestEnv, server: &str, rest: &[&str]) -> Output {
+    let mut all = vec!["--server", server, "--token", &env.token];
     all.extend_from_slice(rest);
     taskctl(args(&all)).await
 }
@@ -39,15 +39,15 @@ async fn submit_prints_the_result_and_json_on_request() {
     let node = env.spawn_node("n1").await;
     let server = node.addr.to_string();
 
-    let o = ctl(&server, &["submit", "upper", "hello world"]).await;
+    let o = ctl(&env, &server, &["submit", "upper", "hello world"]).await;
     assert!(o.status.success(), "{o:?}");
     assert_eq!(stdout(&o), "HELLO WORLD\n");
 
     // Several words are joined; the payload may hold characters the line protocol would not.
-    let o = ctl(&server, &["submit", "reverse", "a", "b\nc"]).await;
+    let o = ctl(&env, &server, &["submit", "reverse", "a", "b\nc"]).await;
     assert_eq!(stdout(&o), "c\nb a\n");
 
-    let o = ctl(&server, &["--json", "submit", "upper", "hi"]).await;
+    let o = ctl(&env, &server, &["--json", "submit", "upper", "hi"]).await;
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["result"], "HI");
     assert_eq!(v["status"], "succeeded");
@@ -59,17 +59,17 @@ async fn async_submit_then_status_and_result() {
     let env = TestEnv::new().await;
     let node = env.spawn_node("n1").await;
     let server = node.addr.to_string();
-    let o = ctl(&server, &["submit", "fib", "100", "--async"]).await;
+    let o = ctl(&env, &server, &["submit", "fib", "100", "--async"]).await;
     assert!(o.status.success(), "{o:?}");
     let id = stdout(&o).trim().to_string();
     assert_eq!(id.len(), 36, "prints the id: {id}");
 
     tasknode_testkit::poll_until("taskctl status shows the task succeeded", 30, async || {
-        let o = ctl(&server, &["status", &id]).await;
+        let o = ctl(&env, &server, &["status", &id]).await;
         stdout(&o).contains("status: succeeded").then_some(())
     })
     .await;
-    let o = ctl(&server, &["result", &id]).await;
+    let o = ctl(&env, &server, &["result", &id]).await;
     assert_eq!(stdout(&o), "354224848179261915075\n");
 }
 
@@ -79,14 +79,14 @@ async fn failures_exit_non_zero_with_a_message() {
     let node = env.spawn_node("n1").await;
     let server = node.addr.to_string();
 
-    let o = ctl(&server, &["submit", "nosuchkind", "x"]).await;
+    let o = ctl(&env, &server, &["submit", "nosuchkind", "x"]).await;
     assert_eq!(o.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("unknown kind"),
         "{o:?}"
     );
 
-    let o = ctl(&server, &["submit", "primes", "lots"]).await;
+    let o = ctl(&env, &server, &["submit", "primes", "lots"]).await;
     assert_eq!(o.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("failed"),
@@ -102,7 +102,10 @@ async fn falls_over_to_the_next_server() {
     let env = TestEnv::new().await;
     let node = env.spawn_node("n1").await;
     let servers = format!("127.0.0.1:1,{}", node.addr);
-    let o = taskctl(args(&["--server", &servers, "submit", "lower", "ABC"])).await;
+    let o = taskctl(args(&[
+        "--server", &servers, "--token", &env.token, "submit", "lower", "ABC",
+    ]))
+    .await;
     assert!(o.status.success(), "{o:?}");
     assert_eq!(stdout(&o), "abc\n");
 }
@@ -120,6 +123,7 @@ async fn file_payloads_stream_and_large_results_download() {
     std::fs::write(&input, &data).unwrap();
 
     let o = ctl(
+        &env,
         &server,
         &["submit", "sha256", "--file", input.to_str().unwrap()],
     )
@@ -130,6 +134,7 @@ async fn file_payloads_stream_and_large_results_download() {
     // echo of a 9 MiB file: the result lives in the bucket and downloads to -o.
     let out = dir.path().join("echoed.bin");
     let o = ctl(
+        &env,
         &server,
         &[
             "submit",
@@ -164,23 +169,23 @@ async fn dead_and_retry_commands() {
         })
         .await;
     let server = node.addr.to_string();
-    let o = ctl(&server, &["dead"]).await;
+    let o = ctl(&env, &server, &["dead"]).await;
     assert_eq!(stdout(&o), "no dead tasks\n");
-    let o = ctl(&server, &["--json", "submit", "sleep", "3000"]).await;
+    let o = ctl(&env, &server, &["--json", "submit", "sleep", "3000"]).await;
     assert_eq!(o.status.code(), Some(1), "a dead task is a failure: {o:?}");
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     let id = v["id"].as_str().unwrap().to_string();
     assert_eq!(v["status"], "dead");
 
-    let o = ctl(&server, &["dead"]).await;
+    let o = ctl(&env, &server, &["dead"]).await;
     assert!(
         stdout(&o).contains(&id) && stdout(&o).contains("timeout"),
         "{o:?}"
     );
-    let o = ctl(&server, &["retry", &id]).await;
+    let o = ctl(&env, &server, &["retry", &id]).await;
     assert!(o.status.success(), "{o:?}");
     assert_eq!(stdout(&o), format!("{id} queued again\n"));
-    let o = ctl(&server, &["retry", "not-an-id"]).await;
+    let o = ctl(&env, &server, &["retry", "not-an-id"]).await;
     assert_eq!(o.status.code(), Some(1));
 }
 
@@ -190,6 +195,7 @@ async fn bench_reports_what_it_ran_and_so_does_the_broker_baseline() {
     let node = env.spawn_node("n1").await;
     let server = node.addr.to_string();
     let o = ctl(
+        &env,
         &server,
         &[
             "--json",
@@ -219,6 +225,7 @@ async fn bench_reports_what_it_ran_and_so_does_the_broker_baseline() {
     // Pipelined: 10 requests in flight on each of 3 connections (the last one carries 5);
     // every answer is matched to its request in order.
     let o = ctl(
+        &env,
         &server,
         &[
             "--json",
@@ -266,6 +273,7 @@ async fn bench_reports_what_it_ran_and_so_does_the_broker_baseline() {
 
     // A kind that does not exist is counted as errors, loudly, with a non-zero exit.
     let o = ctl(
+        &env,
         &server,
         &[
             "bench",

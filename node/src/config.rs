@@ -30,6 +30,7 @@ pub struct Settings {
     pub tasks: TaskSettings,
     pub supervision: SupervisionSettings,
     pub workers: WorkerSettings,
+    pub auth: crate::auth::AuthSettings,
     /// `[lanes.<name>]`: see [`crate::lanes`].
     pub lanes: std::collections::BTreeMap<String, crate::lanes::LaneSettings>,
 }

@@ -21,6 +21,40 @@ struct Cli {
     /// Apply database migrations and create the bucket, then exit.
     #[arg(long)]
     prepare: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Manage access tokens (in the node's database).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(clap::Subcommand)]
+enum TokenCommand {
+    /// Create a token and print its secret (shown this once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// submit, read or admin.
+        #[arg(long)]
+        role: String,
+        /// Unfinished tasks at once.
+        #[arg(long)]
+        max_inflight: Option<u32>,
+        /// Submissions per second.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Bytes of one payload.
+        #[arg(long)]
+        max_payload: Option<u64>,
+    },
+    /// List the tokens (never their secrets).
+    List,
+    /// Revoke a token: every node refuses it within 2 s.
+    Revoke { name: String },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,6 +63,9 @@ fn main() -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     let system = actix_rt::System::new();
     let prepare_only = cli.prepare;
+    if let Some(Command::Token(cmd)) = cli.command {
+        return system.block_on(token(&settings, cmd));
+    }
     let result = system.block_on(async move {
         if prepare_only {
             tasknode::startup::prepare(&settings)
@@ -50,6 +87,72 @@ fn main() -> anyhow::Result<()> {
         tracing::error!(error.message = %e, error.cause_chain = ?e, "tasknode stopped");
     }
     result
+}
+
+/// `tasknode token …`.
+async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
+    use diesel_async::AsyncConnection;
+    use tasknode::auth::{tokens, Role};
+    let url = &settings.database.url;
+    tasknode::db::run_migrations(url)
+        .await
+        .context("cannot migrate the database")?;
+    let mut conn = diesel_async::AsyncPgConnection::establish(url)
+        .await
+        .context("cannot connect to the database")?;
+    match cmd {
+        TokenCommand::Create {
+            name,
+            role,
+            max_inflight,
+            rate,
+            max_payload,
+        } => {
+            let ok = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+            if name.is_empty() || name.len() > 64 || !name.chars().all(ok) {
+                anyhow::bail!("a token name is 1 to 64 letters, digits, `.`, `_` or `-`");
+            }
+            let role = Role::parse(&role)
+                .with_context(|| format!("no role `{role}`: submit, read or admin"))?;
+            let limits = tokens::Limits {
+                max_inflight,
+                rate,
+                max_payload,
+            };
+            let secret = tokens::create(&mut conn, &name, role, limits)
+                .await
+                .with_context(|| format!("cannot create token `{name}` (does it exist?)"))?;
+            eprintln!(
+                "token `{name}` ({}) created; its secret, shown this once:",
+                role.as_str()
+            );
+            println!("{}", secret.expose());
+        }
+        TokenCommand::List => {
+            println!("NAME\tROLE\tMAX_INFLIGHT\tRATE\tMAX_PAYLOAD\tCREATED\tREVOKED");
+            let dash = || "-".to_string();
+            for t in tokens::list(&mut conn).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    t.name,
+                    t.role,
+                    t.max_inflight.map_or_else(dash, |n| n.to_string()),
+                    t.rate.map_or_else(dash, |n| n.to_string()),
+                    t.max_payload.map_or_else(dash, |n| n.to_string()),
+                    t.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    t.revoked_at
+                        .map_or_else(dash, |at| at.format("%Y-%m-%d %H:%M:%S").to_string()),
+                );
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            if !tokens::revoke(&mut conn, &name).await? {
+                anyhow::bail!("no live token `{name}`");
+            }
+            eprintln!("token `{name}` revoked; every node refuses it within 2 s");
+        }
+    }
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM.

@@ -59,6 +59,9 @@ pub struct TaskMessage {
     /// the node that runs it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The token (by name) that submitted the task; none from an open node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 fn check_version(kind: Option<&str>, want: &str) -> Result<(), MessageError> {
@@ -173,6 +176,7 @@ mod tests {
             submitted_by: "n1".into(),
             reply_to: Some("q".into()),
             accepted_at: Some(chrono::Utc::now()),
+            owner: Some("alice".into()),
         }
     }
 

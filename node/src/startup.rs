@@ -11,11 +11,13 @@ use crate::actors::uploader::Uploader;
 use crate::actors::watcher::Watcher;
 use crate::actors::worker_pool::{PoolStats, Worker};
 use crate::actors::Handles;
+use crate::auth::tokens::TokenStore;
 use crate::config::Settings;
 use crate::delivery::DeliveryCtx;
 use crate::kinds::Registry;
 use crate::lanes::{LaneError, Lanes};
 use crate::retry::RetryPolicy;
+use crate::service::access::Access;
 use crate::service::Services;
 use crate::storage::Storage;
 use crate::supervision::RestartBudget;
@@ -59,6 +61,8 @@ pub enum StartupError {
         queue_type: crate::amqp::QueueType,
         source: lapin::Error,
     },
+    #[error("{0}")]
+    OpenNetwork(String),
     #[error("configuration of lanes: {0}")]
     Lanes(#[from] LaneError),
 }
@@ -131,6 +135,11 @@ impl Node {
     /// and serve `listener`. Must run inside an actix system.
     pub async fn build(settings: Settings, listener: TcpListener) -> Result<Node, StartupError> {
         let node = settings.node.name.clone();
+        let local_addr = listener.local_addr().map_err(StartupError::Listener)?;
+        settings
+            .auth
+            .check(&local_addr)
+            .map_err(StartupError::OpenNetwork)?;
         let kinds = Registry::for_settings(&settings.tasks);
         if let Some(unknown) = settings.tasks.kinds.keys().find(|k| kinds.get(k).is_none()) {
             return Err(StartupError::UnknownKindOverride(unknown.clone()));
@@ -277,11 +286,14 @@ impl Node {
         let threads: usize = lanes.all().iter().map(|l| l.workers).sum();
 
         let services = Services {
+            access: Access {
+                mode: settings.auth.mode,
+                tokens: TokenStore::start(pool.clone()),
+            },
             handles,
             inline_limit: settings.storage.inline_limit,
             wait_timeout: Duration::from_secs(settings.listener.wait_timeout_secs),
         };
-        let local_addr = listener.local_addr().map_err(StartupError::Listener)?;
         let listener = SocketListener::start(
             listener,
             services.clone(),

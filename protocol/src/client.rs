@@ -8,7 +8,7 @@
 
 use crate::error::{ErrorCode, ErrorLine};
 use crate::request::Request;
-use crate::view::{Bye, DeadList, HelpText, KindList, Pong, TaskView};
+use crate::view::{AuthOk, Bye, DeadList, HelpText, KindList, Pong, TaskView};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -227,6 +227,11 @@ impl Client {
 
     pub async fn kinds(&mut self) -> Result<KindList, ClientError> {
         self.call(&Request::Kinds).await
+    }
+
+    /// `AUTH <token>`: who this connection is, for every request after it.
+    pub async fn auth(&mut self, token: &str) -> Result<AuthOk, ClientError> {
+        self.call(&Request::Auth(token.to_string())).await
     }
 
     pub async fn ping(&mut self) -> Result<Pong, ClientError> {

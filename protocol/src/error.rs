@@ -31,6 +31,9 @@ pub enum ErrorCode {
     // The connection.
     IdleTimeout,
     Busy,
+    // Who may do what.
+    Unauthenticated,
+    Forbidden,
     // A task's own outcome, carried in its view (`"status":"failed"`), not a refusal.
     TaskFailed,
     TaskDead,
@@ -62,6 +65,8 @@ impl ErrorCode {
             Internal => "internal",
             IdleTimeout => "idle_timeout",
             Busy => "busy",
+            Unauthenticated => "unauthenticated",
+            Forbidden => "forbidden",
             TaskFailed => "task_failed",
             TaskDead => "task_dead",
             Other => "other",

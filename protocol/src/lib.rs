@@ -27,6 +27,6 @@ pub use client::{Client, ClientError};
 pub use error::{ErrorCode, ErrorLine, ProtocolError};
 pub use request::{Request, HELP};
 pub use view::{
-    Bye, Check, DeadList, DeadTask, HelpText, KindInfo, KindList, Pong, ResultEncoding, TaskStatus,
-    TaskView,
+    AuthOk, Bye, Check, DeadList, DeadTask, HelpText, KindInfo, KindList, Pong, ResultEncoding,
+    TaskStatus, TaskView,
 };

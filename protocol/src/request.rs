@@ -16,6 +16,7 @@ pub const HELP: &[&str] = &[
     "DEAD [limit]              tasks that failed every attempt (newest first, default 50)",
     "RETRY <id>                run a dead or failed task again, with a fresh attempt budget",
     "KINDS                     the task kinds this node knows",
+    "AUTH <token>              who you are; needed before anything but PING, HELP and QUIT",
     "PING                      whether this node and its dependencies answer",
     "HELP                      this text",
     "QUIT                      close the connection",
@@ -48,6 +49,8 @@ pub enum Request {
     Dead(u32),
     Retry(Uuid),
     Kinds,
+    /// `AUTH <token>`.
+    Auth(String),
     Ping,
     Help,
     Quit,
@@ -55,7 +58,7 @@ pub enum Request {
 
 /// Words that start a command line; a kind with one of these names travels as JSON.
 const COMMANDS: &[&str] = &[
-    "SUBMIT", "PUT", "STATUS", "RESULT", "RETRY", "DEAD", "KINDS", "PING", "HELP", "QUIT",
+    "SUBMIT", "PUT", "STATUS", "RESULT", "RETRY", "DEAD", "KINDS", "AUTH", "PING", "HELP", "QUIT",
 ];
 
 /// The JSON-object form of a submission.
@@ -128,6 +131,10 @@ impl Request {
             "STATUS" => Ok(Request::Status(parse_id(rest, "STATUS")?)),
             "RESULT" => Ok(Request::Result(parse_id(rest, "RESULT")?)),
             "RETRY" => Ok(Request::Retry(parse_id(rest, "RETRY")?)),
+            "AUTH" => match rest.trim() {
+                "" => Err(malformed("AUTH needs a token: AUTH <token>")),
+                token => Ok(Request::Auth(token.to_string())),
+            },
             "DEAD" => {
                 let limit = match rest.trim() {
                     "" => DEAD_DEFAULT,
@@ -175,6 +182,7 @@ impl Request {
             Request::Retry(id) => format!("RETRY {id}"),
             Request::Kinds => "KINDS".into(),
             Request::Ping => "PING".into(),
+            Request::Auth(token) => format!("AUTH {token}"),
             Request::Help => "HELP".into(),
             Request::Quit => "QUIT".into(),
         };
@@ -409,6 +417,7 @@ mod tests {
             id.prop_map(Request::Retry),
             (1..=DEAD_MAX).prop_map(Request::Dead),
             Just(Request::Kinds),
+            "tn_[A-Za-z0-9_-]{1,43}".prop_map(Request::Auth),
             Just(Request::Ping),
             Just(Request::Help),
             Just(Request::Quit),

@@ -204,15 +204,44 @@ impl Check {
     }
 }
 
-/// The answer to `PING`. A load balancer's health check expects `"healthy":true`.
+/// The answer to `PING`. A load balancer's health check expects `"healthy":true`. Before
+/// `AUTH` a node says only `pong` and `healthy`; the rest is for authenticated clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pong {
     pub pong: bool,
-    pub node: String,
     pub healthy: bool,
-    pub amqp: Check,
-    pub postgres: Check,
-    pub s3: Check,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amqp: Option<Check>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<Check>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<Check>,
+}
+
+impl Pong {
+    /// Only whether the node is healthy (the answer before `AUTH`).
+    pub fn brief(self) -> Pong {
+        Pong {
+            pong: self.pong,
+            healthy: self.healthy,
+            node: None,
+            amqp: None,
+            postgres: None,
+            s3: None,
+        }
+    }
+}
+
+/// The answer to a successful `AUTH`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthOk {
+    /// Always `"ok"`.
+    pub auth: String,
+    /// The token's name (none on an open node).
+    pub name: Option<String>,
+    pub role: String,
 }
 
 /// The answer to `HELP`.

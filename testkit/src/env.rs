@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+use tasknode::auth::{tokens, Role};
 use tasknode::config::Settings;
 use tasknode::db::models::TaskRow;
 use tasknode::db::schema::tasks;
@@ -52,6 +53,9 @@ pub struct TestEnv {
     pub run_log: PathBuf,
     /// Queues the env's nodes may have declared (deleted with the env).
     queues: std::sync::Mutex<BTreeSet<String>>,
+    /// The secret of the env's admin token (named `admin`): clients from
+    /// [`TestNode::connect`](crate::TestNode::connect) say `AUTH` with it.
+    pub token: String,
 }
 
 impl TestEnv {
@@ -68,8 +72,19 @@ impl TestEnv {
             .await
             .expect("create test database");
         let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        let database_url = format!("{base}/{database}");
+        tasknode::db::run_migrations(&database_url)
+            .await
+            .expect("migrate the test database");
+        let mut db = AsyncPgConnection::establish(&database_url)
+            .await
+            .expect("connect to the test database");
+        let token = tokens::create(&mut db, "admin", Role::Admin, Default::default())
+            .await
+            .expect("create the admin token");
         TestEnv {
-            database_url: format!("{base}/{database}"),
+            token: token.expose().to_string(),
+            database_url,
             database,
             task_queue: format!("test-{tag}.tasks"),
             reply_prefix: format!("test-{tag}.replies"),
@@ -78,6 +93,19 @@ impl TestEnv {
             queues: Default::default(),
             tag,
         }
+    }
+
+    /// Create token `name` with `role` and `limits`; answers its secret.
+    pub async fn token(&self, name: &str, role: Role, limits: tokens::Limits) -> String {
+        let secret = tokens::create(&mut self.db().await, name, role, limits)
+            .await
+            .expect("create a token");
+        secret.expose().to_string()
+    }
+
+    /// Revoke token `name`.
+    pub async fn revoke(&self, name: &str) {
+        assert!(tokens::revoke(&mut self.db().await, name).await.unwrap());
     }
 
     /// Settings for a node named `name` in this env, listening on port 0.
@@ -116,7 +144,7 @@ impl TestEnv {
         let node = Node::build(settings, listener)
             .await
             .unwrap_or_else(|e| panic!("node {name} did not start: {e}"));
-        TestNode::new(name, storage, node)
+        TestNode::new(name, storage, node, &self.token)
     }
 
     pub(crate) fn remember_queues(&self, s: &Settings) {

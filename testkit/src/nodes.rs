@@ -9,11 +9,20 @@ use tasknode::actors::worker_pool::PoolStats;
 use tasknode::startup::Node;
 use tasknode::storage::Storage;
 
-/// Connect the typed client to `addr`.
+/// Connect the typed client to `addr` (not yet authenticated).
 pub async fn connect(addr: SocketAddr) -> Client {
     Client::connect(&addr.to_string())
         .await
         .unwrap_or_else(|e| panic!("connect to node at {addr}: {e}"))
+}
+
+/// Connect to `addr` and `AUTH` with `token`.
+pub async fn connect_as(addr: SocketAddr, token: &str) -> Client {
+    let mut c = connect(addr).await;
+    c.auth(token)
+        .await
+        .unwrap_or_else(|e| panic!("AUTH at {addr}: {e}"));
+    c
 }
 
 /// A node started in this process.
@@ -23,11 +32,13 @@ pub struct TestNode {
     /// The node's bucket, for checking what it stored.
     pub storage: Storage,
     node: Node,
+    token: String,
 }
 
 impl TestNode {
-    pub(crate) fn new(name: &str, storage: Storage, node: Node) -> Self {
+    pub(crate) fn new(name: &str, storage: Storage, node: Node, token: &str) -> Self {
         TestNode {
+            token: token.to_string(),
             addr: node.local_addr(),
             name: name.to_string(),
             storage,
@@ -45,8 +56,9 @@ impl TestNode {
         self.node.inflight.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// A client authenticated with the env's admin token.
     pub async fn connect(&self) -> Client {
-        connect(self.addr).await
+        connect_as(self.addr, &self.token).await
     }
 }
 
@@ -56,6 +68,8 @@ pub struct ChildNode {
     pub name: String,
     pub child: std::process::Child,
     pub log: std::path::PathBuf,
+    /// The env's admin token.
+    pub token: String,
 }
 
 impl TestEnv {
@@ -114,6 +128,7 @@ impl TestEnv {
             if let Ok(Some(())) = tokio::time::timeout(Duration::from_millis(500), ping(addr)).await
             {
                 return ChildNode {
+                    token: self.token.clone(),
                     addr,
                     name: name.to_string(),
                     child,
@@ -133,8 +148,9 @@ impl TestEnv {
 }
 
 impl ChildNode {
+    /// A client authenticated with the env's admin token.
     pub async fn connect(&self) -> Client {
-        connect(self.addr).await
+        connect_as(self.addr, &self.token).await
     }
 
     /// Send a signal (`libc`-free: through `kill`).

@@ -334,10 +334,13 @@ impl Handler<FinalRows> for Persister {
     }
 }
 
-/// The newest `limit` dead tasks.
+/// The newest `limit` dead tasks (of `owner`, if given).
 #[derive(Message)]
 #[rtype(result = "Result<Vec<TaskRow>, DbError>")]
-pub struct ListDead(pub u32);
+pub struct ListDead {
+    pub limit: u32,
+    pub owner: Option<String>,
+}
 
 /// Make a task runnable again and put it in the outbox (see [`tasks::reset_for_retry`]).
 #[derive(Message)]
@@ -366,7 +369,7 @@ impl Handler<ListDead> for Persister {
 
     fn handle(&mut self, msg: ListDead, _: &mut Context<Self>) -> Self::Result {
         read(&self.pool, async move |c| {
-            tasks::list_dead(c, msg.0.into()).await
+            tasks::list_dead(c, msg.limit.into(), msg.owner.as_deref()).await
         })
     }
 }

@@ -144,6 +144,7 @@ pub fn message_of(row: TaskRow, node: &str) -> TaskMessage {
         submitted_by: node.to_string(),
         reply_to: None,
         accepted_at: Some(row.created_at),
+        owner: row.owner,
     }
 }
 

@@ -14,6 +14,7 @@
 //! whose declared size is over the limit closes it (its body cannot be told apart from
 //! requests). A `PUT` body goes through `upload`.
 
+mod auth;
 mod upload;
 pub mod writer;
 
@@ -70,6 +71,8 @@ pub struct Session {
     /// When the last request came in or the last answer went out.
     last_activity: Rc<Cell<Instant>>,
     writer: tokio::task::JoinHandle<()>,
+    /// Who this connection is (after `AUTH`).
+    who: auth::Who,
 }
 
 impl Session {
@@ -97,6 +100,7 @@ impl Session {
                 LineCodec::new(limits.max_line, limits.max_payload),
             ));
             Session {
+                who: auth::Who::for_mode(svc.access.mode),
                 svc: Rc::new(svc),
                 slots,
                 permits: Arc::new(Semaphore::new(MAX_PIPELINED)),
@@ -202,6 +206,10 @@ impl Session {
         permit: OwnedSemaphorePermit,
         id: uuid::Uuid,
     ) {
+        let who = match self.uploader() {
+            Ok(who) => who,
+            Err(e) => return self.answer(ctx, permit, &e.to_line(), false),
+        };
         let (tx, rx) = mpsc::channel(8);
         self.queue(ctx, Pending::Stream(rx), permit);
         let out = Outbox {
@@ -210,7 +218,7 @@ impl Session {
         };
         let svc = self.svc.clone();
         actix::spawn(async move {
-            let close = match svc.result(id).await {
+            let close = match svc.result(id, &who).await {
                 Ok(ResultBody::Inline(view)) => !out.send(Outbound::line(&view)).await,
                 Ok(ResultBody::Stream {
                     header,
@@ -233,32 +241,40 @@ impl Session {
     ) {
         let svc = self.svc.clone();
         match req {
-            Request::Ping => self.serve_one(ctx, permit, false, async move {
-                Outbound::line(&svc.health().await)
-            }),
+            Request::Ping => {
+                // Before AUTH: whether the node is healthy, nothing more.
+                let brief = self.who.identity.is_none();
+                self.serve_one(ctx, permit, false, async move {
+                    let pong = svc.health().await;
+                    Outbound::line(&if brief { pong.brief() } else { pong })
+                })
+            }
+            Request::Auth(token) => self.authenticate(ctx, permit, token),
             Request::Help => {
                 let help = HelpText {
                     help: HELP.iter().map(|s| s.to_string()).collect(),
                 };
                 self.answer(ctx, permit, &help, false)
             }
-            Request::Kinds => self.answer(ctx, permit, &svc.kinds(), false),
+            Request::Kinds => {
+                self.as_who(ctx, permit, |_| async move { Outbound::line(&svc.kinds()) })
+            }
             Request::Quit => self.answer(ctx, permit, &Bye { bye: true }, true),
             Request::Submit {
                 kind,
                 payload,
                 wait,
-            } => self.serve_one(ctx, permit, false, async move {
-                answer_line(svc.submit_bytes(kind, payload, wait).await)
+            } => self.as_who(ctx, permit, |who| async move {
+                answer_line(svc.submit_bytes(kind, payload, wait, &who).await)
             }),
-            Request::Status(id) => self.serve_one(ctx, permit, false, async move {
-                line_or_error(svc.status(id).await)
+            Request::Status(id) => self.as_who(ctx, permit, |who| async move {
+                line_or_error(svc.status(id, &who).await)
             }),
-            Request::Dead(limit) => self.serve_one(ctx, permit, false, async move {
-                line_or_error(svc.dead(limit).await)
+            Request::Dead(limit) => self.as_who(ctx, permit, |who| async move {
+                line_or_error(svc.dead(limit, &who).await)
             }),
-            Request::Retry(id) => self.serve_one(ctx, permit, false, async move {
-                line_or_error(svc.retry(id).await)
+            Request::Retry(id) => self.as_who(ctx, permit, |who| async move {
+                line_or_error(svc.retry(id, &who).await)
             }),
             Request::Result(id) => self.serve_result(ctx, permit, id),
             Request::Put { kind, size, wait } => self.start_upload(kind, size, wait, permit),

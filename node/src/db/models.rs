@@ -52,6 +52,8 @@ pub struct TaskRow {
     pub updated_at: DateTime<Utc>,
     /// When a failed run is retried (set while waiting in a delay queue).
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The token (by name) that submitted the task.
+    pub owner: Option<String>,
 }
 
 /// A task as accepted: what its row holds before it runs.
@@ -64,6 +66,7 @@ pub struct NewTask<'a> {
     pub payload_size: i64,
     pub submitted_by: &'a str,
     pub created_at: DateTime<Utc>,
+    pub owner: Option<&'a str>,
 }
 
 impl<'a> NewTask<'a> {
@@ -81,6 +84,7 @@ impl<'a> NewTask<'a> {
             payload_size: task.payload.size() as i64,
             submitted_by: &task.submitted_by,
             created_at: task.accepted_at.unwrap_or_else(Utc::now),
+            owner: task.owner.as_deref(),
         }
     }
 }

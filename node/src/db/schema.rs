@@ -20,6 +20,7 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
         next_attempt_at -> Nullable<Timestamptz>,
+        owner -> Nullable<Text>,
     }
 }
 
@@ -37,5 +38,18 @@ diesel::table! {
         key -> Text,
         node -> Text,
         started_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tokens (name) {
+        name -> Text,
+        hash -> Bytea,
+        role -> Text,
+        max_inflight -> Nullable<Int4>,
+        rate -> Nullable<Float8>,
+        max_payload -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
     }
 }

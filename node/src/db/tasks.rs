@@ -65,10 +65,19 @@ pub async fn final_many(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResu
         .await
 }
 
-/// The most recently dead tasks, newest first.
-pub async fn list_dead(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<TaskRow>> {
-    dsl::tasks
+/// The most recently dead tasks (of `owner`, if given), newest first.
+pub async fn list_dead(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+    owner: Option<&str>,
+) -> QueryResult<Vec<TaskRow>> {
+    let mut query = dsl::tasks
         .filter(dsl::status.eq(TaskStatus::Dead.as_str()))
+        .into_boxed();
+    if let Some(owner) = owner {
+        query = query.filter(dsl::owner.eq(owner));
+    }
+    query
         .order(dsl::finished_at.desc())
         .limit(limit)
         .select(TaskRow::as_select())
@@ -123,10 +132,10 @@ async fn reset(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Tas
 /// The insert of new `queued` rows (a macro so [`ACCEPT`] can wrap it).
 macro_rules! insert_new {
     () => {
-        "INSERT INTO tasks (id, kind, status, payload, payload_key, payload_size, submitted_by, created_at, updated_at) \
-SELECT v.id, v.kind, 'queued', v.payload, v.payload_key, v.payload_size, v.submitted_by, v.created_at, $? \
-FROM UNNEST($?::uuid[], $?::text[], $?::bytea[], $?::text[], $?::int8[], $?::text[], $?::timestamptz[]) \
-  AS v(id, kind, payload, payload_key, payload_size, submitted_by, created_at) \
+        "INSERT INTO tasks (id, kind, status, payload, payload_key, payload_size, submitted_by, created_at, owner, updated_at) \
+SELECT v.id, v.kind, 'queued', v.payload, v.payload_key, v.payload_size, v.submitted_by, v.created_at, v.owner, $? \
+FROM UNNEST($?::uuid[], $?::text[], $?::bytea[], $?::text[], $?::int8[], $?::text[], $?::timestamptz[], $?::text[]) \
+  AS v(id, kind, payload, payload_key, payload_size, submitted_by, created_at, owner) \
 ON CONFLICT (id) DO NOTHING \
 RETURNING id"
     };
@@ -168,6 +177,7 @@ pub async fn insert_many(
     let sizes: Vec<i64> = rows.iter().map(|r| r.payload_size).collect();
     let by: Vec<&str> = rows.iter().map(|r| r.submitted_by).collect();
     let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
+    let owners: Vec<Option<&str>> = rows.iter().map(|r| r.owner).collect();
     let sql = if lease.is_some() { ACCEPT } else { INSERT_NEW };
     let mut query = Fixed::new(sql)
         .bind::<Timestamptz, _>(Utc::now())
@@ -177,7 +187,8 @@ pub async fn insert_many(
         .bind::<Array<Nullable<Text>>, _>(&keys)
         .bind::<Array<Int8>, _>(&sizes)
         .bind::<Array<Text>, _>(&by)
-        .bind::<Array<Timestamptz>, _>(&created);
+        .bind::<Array<Timestamptz>, _>(&created)
+        .bind::<Array<Nullable<Text>>, _>(&owners);
     if let Some(lease) = lease {
         query = query
             .bind::<Text, _>(lease.owner)
@@ -255,13 +266,13 @@ pub struct Outcome<'a> {
 
 const RECORD: &str = "\
 INSERT INTO tasks AS t (id, kind, status, payload, payload_key, payload_size, submitted_by, \
-  result, result_key, result_size, error, attempts, node, created_at, started_at, finished_at, updated_at) \
+  result, result_key, result_size, error, attempts, node, created_at, started_at, finished_at, updated_at, owner) \
 SELECT v.id, v.kind, v.status, v.payload, v.payload_key, v.payload_size, v.submitted_by, \
-  v.result, v.result_key, v.result_size, v.error, 1, $?, v.created_at, v.started_at, $?, $? \
+  v.result, v.result_key, v.result_size, v.error, 1, $?, v.created_at, v.started_at, $?, $?, v.owner \
 FROM UNNEST($?::uuid[], $?::text[], $?::text[], $?::bytea[], $?::text[], $?::int8[], $?::text[], \
-  $?::bytea[], $?::text[], $?::int8[], $?::text[], $?::timestamptz[], $?::timestamptz[]) \
+  $?::bytea[], $?::text[], $?::int8[], $?::text[], $?::timestamptz[], $?::timestamptz[], $?::text[]) \
   AS v(id, kind, status, payload, payload_key, payload_size, submitted_by, \
-       result, result_key, result_size, error, created_at, started_at) \
+       result, result_key, result_size, error, created_at, started_at, owner) \
 ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, result = EXCLUDED.result, \
   result_key = EXCLUDED.result_key, result_size = EXCLUDED.result_size, error = EXCLUDED.error, \
   node = EXCLUDED.node, \
@@ -313,6 +324,7 @@ pub async fn record_many(
     let errors: Vec<Option<&str>> = unique.iter().map(|o| o.finish.error.as_deref()).collect();
     let created: Vec<DateTime<Utc>> = unique.iter().map(|o| o.task.created_at).collect();
     let started: Vec<Option<DateTime<Utc>>> = unique.iter().map(|o| o.started_at).collect();
+    let owners: Vec<Option<&str>> = unique.iter().map(|o| o.task.owner).collect();
     let written: Vec<Written> = Fixed::new(RECORD)
         .bind::<Text, _>(node)
         .bind::<Timestamptz, _>(now)
@@ -330,6 +342,7 @@ pub async fn record_many(
         .bind::<Array<Nullable<Text>>, _>(&errors)
         .bind::<Array<Timestamptz>, _>(&created)
         .bind::<Array<Nullable<Timestamptz>>, _>(&started)
+        .bind::<Array<Nullable<Text>>, _>(&owners)
         .load(conn)
         .await?;
     let mut rows: HashMap<Uuid, TaskRow> = HashMap::with_capacity(items.len());
@@ -384,6 +397,7 @@ impl Outcome<'_> {
             finished_at: Some(now),
             updated_at: now,
             next_attempt_at: None,
+            owner: self.task.owner.map(str::to_string),
         }
     }
 }

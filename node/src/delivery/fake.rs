@@ -56,6 +56,7 @@ pub fn task() -> TaskMessage {
         submitted_by: "n".into(),
         reply_to: None,
         accepted_at: None,
+        owner: None,
     }
 }
 
@@ -81,6 +82,7 @@ pub fn row(status: TaskStatus, attempts: i32) -> TaskRow {
         finished_at: None,
         updated_at: now,
         next_attempt_at: None,
+        owner: None,
     }
 }
 

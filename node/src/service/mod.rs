@@ -6,6 +6,7 @@
 //!   bucket (the inline-or-bucket decision, made once for lines and `PUT`s alike).
 //! - [`results`]: `RESULT`: an inline result, or a bucket object to stream.
 
+pub mod access;
 pub mod intake;
 pub mod results;
 
@@ -18,6 +19,7 @@ use crate::actors::replies::{Register, ReplyRouter, Unregister};
 use crate::actors::uploader::CheckStore;
 use crate::actors::watcher::Watch;
 use crate::actors::{Handles, Settle};
+use crate::auth::Identity;
 use crate::db::models::TaskRow;
 use crate::db::DbError;
 use crate::messages::{PayloadRef, TaskMessage};
@@ -54,6 +56,10 @@ pub enum ServiceError {
     NotRetryable { id: Uuid, status: TaskStatus },
     #[error("no result within {secs}s; task {id} goes on, ask `RESULT {id}` later")]
     Timeout { id: Uuid, secs: u64 },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("task {id} may or may not run: its publish was not confirmed ({publish}) and the database is unavailable ({db}); ask `STATUS {id}` later")]
     Unsure {
         id: Uuid,
@@ -75,6 +81,8 @@ impl ServiceError {
             ServiceError::NotFinished { .. } => ErrorCode::NotFinished,
             ServiceError::NotRetryable { .. } => ErrorCode::NotRetryable,
             ServiceError::Timeout { .. } => ErrorCode::Timeout,
+            ServiceError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            ServiceError::Forbidden(_) => ErrorCode::Forbidden,
         }
     }
 
@@ -112,6 +120,7 @@ pub enum Answer {
 #[derive(Clone)]
 pub struct Services {
     pub handles: Handles,
+    pub access: access::Access,
     pub inline_limit: usize,
     pub wait_timeout: Duration,
 }
@@ -138,13 +147,15 @@ impl Services {
         kind: String,
         payload: Vec<u8>,
         wait: bool,
+        who: &Identity,
     ) -> Result<Answer, ServiceError> {
+        Services::may_submit(who)?;
         let id = Uuid::now_v7();
         let payload = self
             .intake(id, &kind, payload.len() as u64)
             .whole(payload)
             .await?;
-        self.submit(id, kind, payload, wait).await
+        self.submit(id, kind, payload, wait, who).await
     }
 
     /// Accept a task whose payload is where `payload` says:
@@ -164,7 +175,9 @@ impl Services {
         kind: String,
         payload: PayloadRef,
         wait: bool,
+        who: &Identity,
     ) -> Result<Answer, ServiceError> {
+        Services::may_submit(who)?;
         self.check_kind(&kind)?;
         let task = TaskMessage {
             id,
@@ -173,6 +186,7 @@ impl Services {
             submitted_by: self.handles.node.clone(),
             reply_to: wait.then(|| self.handles.reply_queue.clone()),
             accepted_at: Some(chrono::Utc::now()),
+            owner: who.owner().map(str::to_string),
         };
         if wait {
             return self.wait_for(task).await;
@@ -259,12 +273,15 @@ impl Services {
         TaskView::from_row(row, &self.handles.storage)
     }
 
-    pub async fn row(&self, id: Uuid) -> Result<TaskRow, ServiceError> {
+    /// Task `id`'s row, if `who` may see it: another owner's task is answered exactly as an
+    /// unknown id.
+    pub async fn row(&self, id: Uuid, who: &Identity) -> Result<TaskRow, ServiceError> {
         self.handles
             .persister
             .send(GetTask(id))
             .await
             .settle()?
+            .filter(|row| who.sees(row.owner.as_deref()))
             .ok_or(ServiceError::NotFound(id))
     }
 
@@ -284,11 +301,11 @@ impl Services {
         let (amqp, pg, s3) = (up(amqp), up(pg), up(s3));
         Pong {
             pong: true,
-            node: h.node.clone(),
+            node: Some(h.node.clone()),
             healthy: amqp && pg && s3,
-            amqp: Check::of(amqp),
-            postgres: Check::of(pg),
-            s3: Check::of(s3),
+            amqp: Some(Check::of(amqp)),
+            postgres: Some(Check::of(pg)),
+            s3: Some(Check::of(s3)),
         }
     }
 
@@ -307,11 +324,12 @@ impl Services {
     }
 
     /// `DEAD`: the newest dead tasks.
-    pub async fn dead(&self, limit: u32) -> Result<DeadList, ServiceError> {
+    pub async fn dead(&self, limit: u32, who: &Identity) -> Result<DeadList, ServiceError> {
+        let owner = (!who.is_admin()).then(|| who.owner().unwrap_or_default().to_string());
         let rows = self
             .handles
             .persister
-            .send(ListDead(limit))
+            .send(ListDead { limit, owner })
             .await
             .settle()?;
         let dead = rows
@@ -330,7 +348,10 @@ impl Services {
 
     /// `RETRY <id>`: queue a dead, failed or stuck `queued` task again with a fresh attempt
     /// budget (through the outbox, like a new task).
-    pub async fn retry(&self, id: Uuid) -> Result<TaskView, ServiceError> {
+    pub async fn retry(&self, id: Uuid, who: &Identity) -> Result<TaskView, ServiceError> {
+        Services::may_submit(who)?;
+        // Another owner's task: as unknown (and not touched).
+        self.row(id, who).await?;
         let reset = self
             .handles
             .persister
@@ -342,7 +363,7 @@ impl Services {
             .await
             .settle()?;
         let Some(row) = reset else {
-            let status = self.row(id).await?.status;
+            let status = self.row(id, who).await?.status;
             return Err(ServiceError::NotRetryable { id, status });
         };
         let kind = row.kind.clone();
@@ -355,8 +376,8 @@ impl Services {
     }
 
     /// `STATUS`: the task without its result body.
-    pub async fn status(&self, id: Uuid) -> Result<TaskView, ServiceError> {
-        Ok(self.view(&self.row(id).await?).without_result())
+    pub async fn status(&self, id: Uuid, who: &Identity) -> Result<TaskView, ServiceError> {
+        Ok(self.view(&self.row(id, who).await?).without_result())
     }
 }
 

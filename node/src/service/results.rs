@@ -5,6 +5,7 @@
 use super::{ServiceError, Services};
 use crate::actors::uploader::OpenObject;
 use crate::actors::Settle;
+use crate::auth::Identity;
 use crate::storage::StorageError;
 use bytes::Bytes;
 use protocol::{TaskStatus, TaskView};
@@ -24,8 +25,8 @@ pub enum ResultBody {
 }
 
 impl Services {
-    pub async fn result(&self, id: Uuid) -> Result<ResultBody, ServiceError> {
-        let row = self.row(id).await?;
+    pub async fn result(&self, id: Uuid, who: &Identity) -> Result<ResultBody, ServiceError> {
+        let row = self.row(id, who).await?;
         if !row.status.is_final() {
             let status = row.status;
             return Err(ServiceError::NotFinished { id, status });

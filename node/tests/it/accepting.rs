@@ -36,9 +36,10 @@ async fn clients_that_pipeline_submissions_and_reset_leave_no_task_queued() {
     let mut resets = Vec::new();
     for conn in 0..20 {
         let addr = node.addr;
+        let token = env.token.clone();
         resets.push(tokio::spawn(async move {
             let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let mut lines = String::new();
+            let mut lines = format!("AUTH {token}\n");
             for i in 0..128 {
                 lines.push_str(&format!("SUBMIT upper c{conn}r{i}\n"));
             }

@@ -51,11 +51,17 @@ async fn spawn(env: &TestEnv, name: &str) -> ChildNode {
     .await
 }
 
-/// Connect to the first node of `addrs` that answers, starting at `start`.
-pub(crate) async fn connect_any(addrs: &[std::net::SocketAddr], start: usize) -> Client {
+/// Connect to the first node of `addrs` that answers, starting at `start`, and `AUTH`.
+pub(crate) async fn connect_any(
+    addrs: &[std::net::SocketAddr],
+    start: usize,
+    token: &str,
+) -> Client {
     let servers: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     tasknode_testkit::poll_until("a node accepts a connection", 20, async || {
-        Client::connect_any(&servers, start).await.ok()
+        let mut c = Client::connect_any(&servers, start).await.ok()?;
+        c.auth(token).await.ok()?;
+        Some(c)
     })
     .await
 }
@@ -75,11 +81,12 @@ async fn chaos_nothing_accepted_is_lost() {
     let mut submitters = Vec::new();
     for s in 0..6usize {
         let addrs = addrs.clone();
+        let token = env.token.clone();
         submitters.push(actix_rt::spawn(async move {
             // (task id, the result it must end with, whether the tally records its runs)
             let mut accepted: Vec<(Uuid, String, bool)> = Vec::new();
             let mut refused = 0usize;
-            let mut c = connect_any(&addrs, s).await;
+            let mut c = connect_any(&addrs, s, &token).await;
             for i in (s..TASKS).step_by(6) {
                 let (line, want, tallied) = if i % 2 == 0 {
                     (
@@ -104,7 +111,7 @@ async fn chaos_nothing_accepted_is_lost() {
                     None => {
                         // Our node died mid-request: that submission is unconfirmed.
                         refused += 1;
-                        c = connect_any(&addrs, s + i).await;
+                        c = connect_any(&addrs, s + i, &token).await;
                     }
                 }
             }

@@ -62,10 +62,13 @@ async fn balancer(nodes: &[std::net::SocketAddr]) -> Balancer {
     balancer
 }
 
-/// A connection through the balancer (which may refuse while a node is going away).
-async fn connect(lb: std::net::SocketAddr) -> Client {
+/// A connection through the balancer (which may refuse while a node is going away),
+/// authenticated with `token`.
+async fn connect(lb: std::net::SocketAddr, token: &str) -> Client {
     tasknode_testkit::poll_until("the balancer accepts a connection", 20, async || {
-        Client::connect(&lb.to_string()).await.ok()
+        let mut c = Client::connect(&lb.to_string()).await.ok()?;
+        c.auth(token).await.ok()?;
+        Some(c)
     })
     .await
 }
@@ -84,10 +87,11 @@ async fn three_nodes_behind_haproxy_share_work_and_survive_losing_one() {
     let mut clients = Vec::new();
     for c in 0..6usize {
         let lb_addr = lb.addr;
+        let token = env.token.clone();
         let progress_tx = progress_tx.clone();
         clients.push(actix_rt::spawn(async move {
             let mut results = BTreeMap::new();
-            let mut conn = connect(lb_addr).await;
+            let mut conn = connect(lb_addr, &token).await;
             for i in (c..600).step_by(6) {
                 loop {
                     conn.say(&format!("upper fleet-{i}")).await;
@@ -101,7 +105,7 @@ async fn three_nodes_behind_haproxy_share_work_and_survive_losing_one() {
                         // and submit again.
                         _ => {
                             tokio::time::sleep(Duration::from_millis(100)).await;
-                            conn = connect(lb_addr).await;
+                            conn = connect(lb_addr, &token).await;
                         }
                     }
                 }
@@ -145,7 +149,17 @@ async fn ping_reports_each_dependency() {
     let env = TestEnv::new().await;
     let node = env.spawn_node("n1").await;
     let p = node.connect().await.ping().await.unwrap();
-    assert_eq!(p.node, "n1");
+    assert_eq!(p.node.as_deref(), Some("n1"));
     assert!(p.healthy, "{p:?}");
-    assert_eq!([p.amqp, p.postgres, p.s3], [Check::Ok; 3], "{p:?}");
+    assert_eq!([p.amqp, p.postgres, p.s3], [Some(Check::Ok); 3], "{p:?}");
+    // Before AUTH a node says whether it is healthy, nothing more.
+    let brief = tasknode_testkit::connect(node.addr)
+        .await
+        .ping()
+        .await
+        .unwrap();
+    assert!(
+        brief.healthy && brief.node.is_none() && brief.amqp.is_none(),
+        "{brief:?}"
+    );
 }

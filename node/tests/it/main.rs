@@ -2,6 +2,7 @@
 //! in its own database, queues and key prefix (see the `tasknode-testkit` crate).
 
 mod accepting;
+mod access;
 mod chaos;
 mod ends;
 mod faults;

@@ -149,13 +149,13 @@ async fn connections_over_the_limit_are_refused_with_a_line() {
     let mut b = node.connect().await;
     assert_eq!(a.ask("PING").await["pong"], true);
     assert_eq!(b.ask("PING").await["pong"], true);
-    let mut c = node.connect().await;
+    let mut c = tasknode_testkit::connect(node.addr).await;
     assert_eq!(c.hear().await["error"], "busy");
     assert!(c.closed().await);
     drop(a);
     // Once a slot frees, new connections are served again.
     tasknode_testkit::poll_until("a freed connection slot is reused", 10, async || {
-        let mut d = node.connect().await;
+        let mut d = tasknode_testkit::connect(node.addr).await;
         d.ask("PING").await.get("pong").map(|_| ())
     })
     .await;
@@ -186,6 +186,10 @@ async fn a_client_that_never_reads_is_dropped_and_others_are_served() {
     // Pipeline many requests whose answers fill the socket buffers, and never read.
     let stuck = tokio::net::TcpStream::connect(node.addr).await.unwrap();
     let (_r, mut w) = stuck.into_split();
+    let auth = format!("AUTH {}\n", env.token);
+    tokio::io::AsyncWriteExt::write_all(&mut w, auth.as_bytes())
+        .await
+        .unwrap();
     let line = format!("echo {}\n", "z".repeat(60_000));
     let mut written = 0usize;
     let writer = tokio::spawn(async move {
@@ -282,18 +286,17 @@ async fn a_client_that_closes_its_side_still_gets_its_answers() {
     let stream = tokio::net::TcpStream::connect(node.addr).await.unwrap();
     let (read, mut write) = stream.into_split();
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    write
-        .write_all(b"upper one\nsleep 300\nupper two\n")
-        .await
-        .unwrap();
+    let lines = format!("AUTH {}\nupper one\nsleep 300\nupper two\n", env.token);
+    write.write_all(lines.as_bytes()).await.unwrap();
     write.shutdown().await.unwrap();
     let mut lines = tokio::io::BufReader::new(read).lines();
     let mut got = Vec::new();
     while let Some(line) = lines.next_line().await.unwrap() {
         got.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
     }
-    assert_eq!(got.len(), 3, "{got:?}");
-    assert_eq!(got[0]["result"], "ONE");
-    assert_eq!(got[1]["status"], "succeeded");
-    assert_eq!(got[2]["result"], "TWO");
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0]["auth"], "ok");
+    assert_eq!(got[1]["result"], "ONE");
+    assert_eq!(got[2]["status"], "succeeded");
+    assert_eq!(got[3]["result"], "TWO");
 }

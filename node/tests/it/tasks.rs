@@ -158,6 +158,7 @@ fn message(id: Uuid, kind: &str, payload: &[u8]) -> TaskMessage {
         submitted_by: "elsewhere".into(),
         reply_to: None,
         accepted_at: None,
+        owner: None,
     }
 }
 

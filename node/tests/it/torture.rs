@@ -92,7 +92,7 @@ async fn client(
     long_left: Arc<AtomicUsize>,
 ) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut c = connect_any(&addrs, n).await;
+    let mut c = connect_any(&addrs, n, &env.token).await;
     let mut i = 0usize;
     while !stop.load(Ordering::Relaxed) {
         i += 1;
@@ -184,6 +184,7 @@ async fn client(
                         submitted_by: "torture".into(),
                         reply_to: None,
                         accepted_at: None,
+                        owner: None,
                     };
                     let body = serde_json::to_vec(&[&task, &task]).unwrap();
                     env.publish_raw(&body, Some(TASKS_V1)).await;
@@ -200,7 +201,7 @@ async fn client(
             }
         };
         if !healthy {
-            c = connect_any(&addrs, n + i).await;
+            c = connect_any(&addrs, n + i, &env.token).await;
         }
     }
 }
@@ -262,16 +263,16 @@ async fn torture_every_task_reaches_an_end() {
     }
     // A probe: quick tasks one at a time, timed, while the slow lane is busy.
     let probe = {
-        let (addrs, stop) = (addrs.clone(), stop.clone());
+        let (addrs, stop, token) = (addrs.clone(), stop.clone(), env.token.clone());
         actix_rt::spawn(async move {
             let mut took = Vec::new();
-            let mut c = connect_any(&addrs, 0).await;
+            let mut c = connect_any(&addrs, 0, &token).await;
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 match ask(&mut c, "upper probe").await {
                     Some(r) if r["result"] == "PROBE" => took.push(t.elapsed()),
                     Some(_) => {}
-                    None => c = connect_any(&addrs, took.len()).await,
+                    None => c = connect_any(&addrs, took.len(), &token).await,
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

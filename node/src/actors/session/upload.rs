@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 pub(super) struct Upload {
     pub permit: OwnedSemaphorePermit,
+    pub who: Option<std::rc::Rc<crate::auth::Identity>>,
     pub id: Uuid,
     pub kind: String,
     pub wait: bool,
@@ -26,9 +27,17 @@ impl Session {
         permit: OwnedSemaphorePermit,
     ) {
         let id = Uuid::now_v7();
-        let intake = self.svc.intake(id, &kind, size);
+        // A client that may not submit: its body is read and dropped, then refused.
+        let who = self
+            .uploader()
+            .and_then(|who| crate::service::Services::may_submit(&who).map(|()| who));
+        let (who, intake) = match who {
+            Ok(who) => (Some(who), self.svc.intake(id, &kind, size)),
+            Err(e) => (None, Intake::Refused(e)),
+        };
         self.upload = Some(Upload {
             permit,
+            who,
             id,
             kind,
             wait,
@@ -52,12 +61,16 @@ impl Session {
         };
         let svc = self.svc.clone();
         self.serve_one(ctx, upload.permit, false, async move {
-            let submitted = match upload.intake.finish().await {
-                Ok(payload) => {
-                    svc.submit(upload.id, upload.kind, payload, upload.wait)
+            let submitted = match (upload.intake.finish().await, &upload.who) {
+                (Ok(payload), Some(who)) => {
+                    svc.submit(upload.id, upload.kind, payload, upload.wait, who)
                         .await
                 }
-                Err(e) => Err(e),
+                (Err(e), _) => Err(e),
+                // (No identity means the intake refused already.)
+                (Ok(_), None) => Err(crate::service::ServiceError::Unauthenticated(
+                    "say AUTH <token> first".into(),
+                )),
             };
             super::answer_line(submitted)
         });

@@ -1,0 +1,2 @@
+ALTER TABLE tasks DROP COLUMN owner;
+DROP TABLE tokens;

@@ -1,0 +1,260 @@
+//! Tokens: created by an operator (`tasknode token create`), kept in PostgreSQL as a SHA-256 of
+//! the secret (the secret is shown once), checked by every node against a copy it refreshes
+//! every [`REFRESH`] (so a revoked token is refused on every node within that, and a lookup
+//! of a token the copy does not know yet goes to the database: a new token works at once).
+
+use crate::db::schema::tokens;
+use crate::db::{DbError, DbPool};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use super::Role;
+
+/// How often a node reloads the tokens.
+pub const REFRESH: Duration = Duration::from_secs(1);
+/// What every secret starts with (so one is recognisable in a config file or a leak scan).
+pub const PREFIX: &str = "tn_";
+
+/// A token's limits (none: unlimited).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    /// Unfinished tasks at once.
+    pub max_inflight: Option<u32>,
+    /// Submissions per second (a token bucket of one second's worth).
+    pub rate: Option<f64>,
+    /// Bytes of one payload.
+    pub max_payload: Option<u64>,
+}
+
+/// A token as a node knows it (never its secret).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    pub name: String,
+    pub role: Role,
+    pub limits: Limits,
+}
+
+/// A token's row, for `token list`.
+#[derive(Debug, Clone, Queryable)]
+pub struct TokenRow {
+    pub name: String,
+    pub role: String,
+    pub max_inflight: Option<i32>,
+    pub rate: Option<f64>,
+    pub max_payload: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A secret as a client holds it. Its `Debug` hides it, so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    /// A fresh secret: 256 random bits.
+    fn generate() -> Secret {
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        Secret(format!("{PREFIX}{text}"))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn hash(&self) -> Vec<u8> {
+        Sha256::digest(self.0.as_bytes()).to_vec()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+type Row = (
+    String,
+    Vec<u8>,
+    String,
+    Option<i32>,
+    Option<f64>,
+    Option<i64>,
+);
+
+fn token_of((name, _, role, max_inflight, rate, max_payload): Row) -> Option<Token> {
+    Some(Token {
+        name,
+        role: Role::parse(&role)?,
+        limits: Limits {
+            max_inflight: max_inflight.map(|n| n.max(0) as u32),
+            rate,
+            max_payload: max_payload.map(|n| n.max(0) as u64),
+        },
+    })
+}
+
+fn columns() -> (
+    tokens::name,
+    tokens::hash,
+    tokens::role,
+    tokens::max_inflight,
+    tokens::rate,
+    tokens::max_payload,
+) {
+    (
+        tokens::name,
+        tokens::hash,
+        tokens::role,
+        tokens::max_inflight,
+        tokens::rate,
+        tokens::max_payload,
+    )
+}
+
+/// Create token `name`: answers its secret (shown once; only its hash is kept).
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    role: Role,
+    limits: Limits,
+) -> Result<Secret, DbError> {
+    let secret = Secret::generate();
+    diesel::insert_into(tokens::table)
+        .values((
+            tokens::name.eq(name),
+            tokens::hash.eq(secret.hash()),
+            tokens::role.eq(role.as_str()),
+            tokens::max_inflight.eq(limits.max_inflight.map(|n| n.min(i32::MAX as u32) as i32)),
+            tokens::rate.eq(limits.rate),
+            tokens::max_payload.eq(limits.max_payload.map(|n| n.min(i64::MAX as u64) as i64)),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(secret)
+}
+
+/// Every token, oldest first.
+pub async fn list(conn: &mut AsyncPgConnection) -> Result<Vec<TokenRow>, DbError> {
+    Ok(tokens::table
+        .order(tokens::created_at.asc())
+        .select((
+            tokens::name,
+            tokens::role,
+            tokens::max_inflight,
+            tokens::rate,
+            tokens::max_payload,
+            tokens::created_at,
+            tokens::revoked_at,
+        ))
+        .load(conn)
+        .await?)
+}
+
+/// Revoke token `name`; `false` if there is no such live token.
+pub async fn revoke(conn: &mut AsyncPgConnection, name: &str) -> Result<bool, DbError> {
+    let n = diesel::update(tokens::table.find(name))
+        .filter(tokens::revoked_at.is_null())
+        .set(tokens::revoked_at.eq(Utc::now()))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}
+
+#[derive(Default)]
+struct Known {
+    by_hash: HashMap<Vec<u8>, Token>,
+    names: std::collections::HashSet<String>,
+}
+
+/// A node's copy of the live tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenStore {
+    pool: DbPool,
+    known: Arc<RwLock<Known>>,
+}
+
+impl TokenStore {
+    /// A copy of the live tokens, refreshed every [`REFRESH`] on the current runtime.
+    pub fn start(pool: DbPool) -> TokenStore {
+        let store = TokenStore {
+            pool,
+            known: Arc::new(RwLock::new(Known::default())),
+        };
+        let refreshing = store.clone();
+        actix::spawn(async move {
+            let mut every = tokio::time::interval(REFRESH);
+            loop {
+                every.tick().await;
+                if let Err(e) = refreshing.refresh().await {
+                    tracing::debug!(error = %e, "cannot reload tokens; keeping the last copy");
+                }
+            }
+        });
+        store
+    }
+
+    async fn refresh(&self) -> Result<(), DbError> {
+        let mut conn = self.pool.get().await?;
+        let rows: Vec<Row> = tokens::table
+            .filter(tokens::revoked_at.is_null())
+            .select(columns())
+            .load(&mut conn)
+            .await?;
+        let mut known = Known::default();
+        for row in rows {
+            let hash = row.1.clone();
+            if let Some(token) = token_of(row) {
+                known.names.insert(token.name.clone());
+                known.by_hash.insert(hash, token);
+            }
+        }
+        *self.known.write().unwrap_or_else(|e| e.into_inner()) = known;
+        Ok(())
+    }
+
+    /// The live token whose secret is `secret`, if any.
+    pub async fn check(&self, secret: &Secret) -> Result<Option<Token>, DbError> {
+        let hash = secret.hash();
+        if let Some(token) = self.read().by_hash.get(&hash) {
+            return Ok(Some(token.clone()));
+        }
+        // Not in the copy: perhaps made a moment ago.
+        let mut conn = self.pool.get().await?;
+        let row: Option<Row> = tokens::table
+            .filter(tokens::hash.eq(&hash))
+            .filter(tokens::revoked_at.is_null())
+            .select(columns())
+            .first(&mut conn)
+            .await
+            .optional()?;
+        let token = row.and_then(token_of);
+        if let Some(token) = &token {
+            let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
+            known.names.insert(token.name.clone());
+            known.by_hash.insert(hash, token.clone());
+        }
+        Ok(token)
+    }
+
+    /// Whether token `name` is still live (revoked ones drop out within [`REFRESH`]).
+    pub fn is_live(&self, name: &str) -> bool {
+        self.read().names.contains(name)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Known> {
+        self.known.read().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,166 @@
+//! Who may use a node: tokens, roles, and owners who cannot see each other's tasks.
+
+use protocol::TaskStatus;
+use tasknode::auth::{tokens::Limits, Role};
+use tasknode_testkit::{connect, connect_as, id_of, poll_until, wait_final, Lines, TestEnv};
+use uuid::Uuid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tasknode");
+
+/// Run `tasknode token …` against the env's database, as an operator would.
+fn token_cli(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .arg("token")
+        .args(args)
+        .env("TASKNODE__DATABASE__URL", &env.database_url)
+        .output()
+        .expect("run tasknode token")
+}
+
+#[actix_rt::test]
+async fn before_auth_only_ping_help_and_quit_are_served() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let mut c = connect(node.addr).await;
+    for line in [
+        "upper hi",
+        "SUBMIT upper hi",
+        "KINDS",
+        "DEAD",
+        &format!("STATUS {}", Uuid::now_v7()),
+    ] {
+        let r = c.ask(line).await;
+        assert_eq!(r["error"], "unauthenticated", "{line}: {r}");
+    }
+    assert!(c.ask("HELP").await["help"].is_array());
+    let pong = c.ask("PING").await;
+    assert_eq!(
+        pong,
+        serde_json::json!({"pong": true, "healthy": true}),
+        "nothing more"
+    );
+    // A PUT's body is read and dropped, then refused; the connection goes on.
+    c.say("PUT upper 5").await;
+    c.say_raw(b"hello").await;
+    assert_eq!(c.hear().await["error"], "unauthenticated");
+    // Wrong tokens are refused, ever more slowly, and the fifth closes the connection.
+    for i in 1..=5 {
+        let r = c.ask("AUTH tn_not-a-token").await;
+        assert_eq!(r["error"], "unauthenticated", "try {i}: {r}");
+    }
+    assert!(c.closed().await, "closed after five failed AUTHs");
+    // The right one works, and then everything does.
+    let mut c = connect(node.addr).await;
+    let r = c.ask(&format!("AUTH {}", env.token)).await;
+    assert_eq!(r["auth"], "ok", "{r}");
+    assert_eq!(r["role"], "admin", "{r}");
+    assert_eq!(c.ask("upper hi").await["result"], "HI");
+}
+
+#[actix_rt::test]
+async fn a_token_made_and_revoked_with_the_cli_works_at_once_then_is_refused_on_every_node() {
+    let env = TestEnv::new().await;
+    let n1 = env.spawn_node("n1").await;
+    let n3 = env.spawn_node("n3").await;
+    let made = token_cli(&env, &["create", "--name", "alice", "--role", "submit"]);
+    assert!(made.status.success(), "{made:?}");
+    let secret = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    assert!(secret.starts_with("tn_"), "{secret}");
+    let list = String::from_utf8(token_cli(&env, &["list"]).stdout).unwrap();
+    assert!(list.contains("alice\tsubmit"), "{list}");
+    assert!(!list.contains(&secret), "list never shows a secret: {list}");
+
+    let mut on1 = connect_as(n1.addr, &secret).await;
+    let mut on3 = connect_as(n3.addr, &secret).await;
+    assert_eq!(on1.ask("upper a").await["result"], "A");
+    assert_eq!(on3.ask("upper b").await["result"], "B");
+    let revoked = token_cli(&env, &["revoke", "alice"]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    poll_until("node 3 refuses the revoked token", 2, async || {
+        let r = on3.ask("upper c").await;
+        (r["error"] == "unauthenticated").then_some(())
+    })
+    .await;
+    let mut again = connect(n1.addr).await;
+    let r = again.ask(&format!("AUTH {secret}")).await;
+    assert_eq!(r["error"], "unauthenticated", "{r}");
+}
+
+#[actix_rt::test]
+async fn owners_cannot_see_each_others_tasks_and_admins_see_all() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n1", |s| {
+            s.tasks.kinds.insert(
+                "sleep".into(),
+                tasknode::config::KindSettings {
+                    timeout_secs: Some(1),
+                    max_attempts: Some(1),
+                },
+            );
+        })
+        .await;
+    let alice = env.token("alice", Role::Submit, Limits::default()).await;
+    let bob = env.token("bob", Role::Submit, Limits::default()).await;
+    let reader = env.token("reader", Role::Read, Limits::default()).await;
+    let mut a = connect_as(node.addr, &alice).await;
+    let mut b = connect_as(node.addr, &bob).await;
+    let mut admin = node.connect().await;
+
+    let done = id_of(&a.ask("SUBMIT upper mine").await);
+    let dead = id_of(&a.ask("SUBMIT sleep 5000").await);
+    assert_eq!(wait_final(&mut a, dead).await.status, TaskStatus::Dead);
+    wait_final(&mut a, done).await;
+    assert_eq!(a.ask(&format!("RESULT {done}")).await["result"], "MINE");
+
+    // Bob gets what he would for an id that does not exist: same code, same message shape.
+    let unknown = Uuid::now_v7();
+    for (cmd, id) in [("STATUS", done), ("RESULT", done), ("RETRY", dead)] {
+        let theirs = b.ask(&format!("{cmd} {id}")).await;
+        let nothing = b.ask(&format!("{cmd} {unknown}")).await;
+        assert_eq!(theirs["error"], "not_found", "{cmd}: {theirs}");
+        assert_eq!(
+            theirs["message"]
+                .as_str()
+                .unwrap()
+                .replace(&id.to_string(), "ID"),
+            nothing["message"]
+                .as_str()
+                .unwrap()
+                .replace(&unknown.to_string(), "ID"),
+        );
+    }
+    let listed = b.ask("DEAD").await;
+    assert_eq!(listed["dead"], serde_json::json!([]), "{listed}");
+    let listed = a.ask("DEAD").await;
+    assert_eq!(listed["dead"][0]["id"], dead.to_string(), "{listed}");
+    // The admin sees and acts on everyone's.
+    assert_eq!(admin.ask(&format!("RESULT {done}")).await["result"], "MINE");
+    let listed = admin.ask("DEAD").await;
+    assert_eq!(listed["dead"][0]["id"], dead.to_string(), "{listed}");
+    assert_eq!(
+        admin.ask(&format!("RETRY {dead}")).await["status"],
+        "queued"
+    );
+    // A read token reads (its own, so nothing here) but cannot submit.
+    let mut r = connect_as(node.addr, &reader).await;
+    assert_eq!(r.ask("upper x").await["error"], "forbidden");
+    assert_eq!(r.ask(&format!("STATUS {done}")).await["error"], "not_found");
+}
+
+#[actix_rt::test]
+async fn an_open_node_refuses_to_start_on_a_network_address() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings("open");
+    settings.auth.mode = tasknode::auth::Mode::Open;
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let refused = tasknode::startup::Node::build(settings.clone(), listener).await;
+    let why = refused.err().expect("refused").to_string();
+    assert!(why.contains("not a loopback address"), "{why}");
+    // On loopback it starts, and serves without tokens.
+    let open = env
+        .spawn_node_with("open", |s| s.auth.mode = tasknode::auth::Mode::Open)
+        .await;
+    let mut c = connect(open.addr).await;
+    assert_eq!(c.ask("upper open").await["result"], "OPEN");
+}
