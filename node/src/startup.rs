@@ -288,7 +288,7 @@ impl Node {
         let services = Services {
             access: Access {
                 mode: settings.auth.mode,
-                tokens: TokenStore::start(pool.clone()),
+                tokens: TokenStore::start(pool.clone()).await,
             },
             handles,
             inline_limit: settings.storage.inline_limit,

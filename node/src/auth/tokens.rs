@@ -187,15 +187,20 @@ pub struct TokenStore {
 }
 
 impl TokenStore {
-    /// A copy of the live tokens, refreshed every [`REFRESH`] on the current runtime.
-    pub fn start(pool: DbPool) -> TokenStore {
+    /// A copy of the live tokens, loaded now (if the database answers) and refreshed every
+    /// [`REFRESH`] on the current runtime.
+    pub async fn start(pool: DbPool) -> TokenStore {
         let store = TokenStore {
             pool,
             known: Arc::new(RwLock::new(Known::default())),
         };
+        if let Err(e) = store.refresh().await {
+            tracing::warn!(error = %e, "cannot load the tokens yet; each AUTH asks the database");
+        }
         let refreshing = store.clone();
         actix::spawn(async move {
             let mut every = tokio::time::interval(REFRESH);
+            every.tick().await;
             loop {
                 every.tick().await;
                 if let Err(e) = refreshing.refresh().await {
@@ -231,15 +236,17 @@ impl TokenStore {
         if let Some(token) = self.read().by_hash.get(&hash) {
             return Ok(Some(token.clone()));
         }
-        // Not in the copy: perhaps made a moment ago.
-        let mut conn = self.pool.get().await?;
-        let row: Option<Row> = tokens::table
-            .filter(tokens::hash.eq(&hash))
-            .filter(tokens::revoked_at.is_null())
-            .select(columns())
-            .first(&mut conn)
-            .await
-            .optional()?;
+        // Not in the copy: perhaps made a moment ago. (A connection the database dropped is
+        // replaced by the pool: try again on another before giving up.)
+        let mut tries = 0;
+        let row: Option<Row> = loop {
+            tries += 1;
+            match self.lookup(&hash).await {
+                Ok(row) => break row,
+                Err(e) if tries >= 3 => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
         let token = row.and_then(token_of);
         if let Some(token) = &token {
             let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
@@ -247,6 +254,17 @@ impl TokenStore {
             known.by_hash.insert(hash, token.clone());
         }
         Ok(token)
+    }
+
+    async fn lookup(&self, hash: &[u8]) -> Result<Option<Row>, DbError> {
+        let mut conn = self.pool.get().await?;
+        Ok(tokens::table
+            .filter(tokens::hash.eq(hash))
+            .filter(tokens::revoked_at.is_null())
+            .select(columns())
+            .first(&mut conn)
+            .await
+            .optional()?)
     }
 
     /// Whether token `name` is still live (revoked ones drop out within [`REFRESH`]).
