@@ -159,13 +159,7 @@ async fn dead_and_retry_commands() {
     let node = env
         .spawn_node_with("n1", |s| {
             s.tasks.retry_base_ms = 50;
-            s.tasks.kinds.insert(
-                "sleep".into(),
-                tasknode::config::KindSettings {
-                    timeout_secs: Some(1),
-                    max_attempts: Some(1),
-                },
-            );
+            tasknode_testkit::sleep_dies_fast(s, 1);
         })
         .await;
     let server = node.addr.to_string();

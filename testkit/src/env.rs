@@ -41,6 +41,15 @@ pub fn s3_endpoint() -> String {
     env_or("TASKNODE_TEST_S3", "http://127.0.0.1:9000")
 }
 
+/// `sleep` times out after 1 s and gets `attempts` runs: a quick way to a dead task.
+pub fn sleep_dies_fast(s: &mut Settings, attempts: u32) {
+    let limits = tasknode::config::KindSettings {
+        timeout_secs: Some(1),
+        max_attempts: Some(attempts),
+    };
+    s.tasks.kinds.insert("sleep".into(), limits);
+}
+
 /// One isolated deployment: database, queues, key prefix, run log.
 pub struct TestEnv {
     pub tag: String,

@@ -20,7 +20,7 @@ pub mod nodes;
 pub mod proxy;
 pub mod wait;
 
-pub use env::{amqp_url, pg_admin_url, s3_endpoint, TestEnv, TEST_BUCKET};
+pub use env::{amqp_url, pg_admin_url, s3_endpoint, sleep_dies_fast, TestEnv, TEST_BUCKET};
 pub use lines::Lines;
 pub use nodes::{connect, connect_as, ChildNode, TestNode};
 pub use protocol::Client;

@@ -85,43 +85,30 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-type Row = (
-    String,
-    Vec<u8>,
-    String,
-    Option<i32>,
-    Option<f64>,
-    Option<i64>,
-);
-
-fn token_of((name, _, role, max_inflight, rate, max_payload): Row) -> Option<Token> {
-    Some(Token {
-        name,
-        role: Role::parse(&role)?,
-        limits: Limits {
-            max_inflight: max_inflight.map(|n| n.max(0) as u32),
-            rate,
-            max_payload: max_payload.map(|n| n.max(0) as u64),
-        },
-    })
+/// A live token's row, as a node reads it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = tokens, check_for_backend(diesel::pg::Pg))]
+struct Row {
+    name: String,
+    hash: Vec<u8>,
+    role: String,
+    max_inflight: Option<i32>,
+    rate: Option<f64>,
+    max_payload: Option<i64>,
 }
 
-fn columns() -> (
-    tokens::name,
-    tokens::hash,
-    tokens::role,
-    tokens::max_inflight,
-    tokens::rate,
-    tokens::max_payload,
-) {
-    (
-        tokens::name,
-        tokens::hash,
-        tokens::role,
-        tokens::max_inflight,
-        tokens::rate,
-        tokens::max_payload,
-    )
+impl Row {
+    fn token(self) -> Option<Token> {
+        Some(Token {
+            name: self.name,
+            role: Role::parse(&self.role)?,
+            limits: Limits {
+                max_inflight: self.max_inflight.map(|n| n.max(0) as u32),
+                rate: self.rate,
+                max_payload: self.max_payload.map(|n| n.max(0) as u64),
+            },
+        })
+    }
 }
 
 /// Create token `name`: answers its secret (shown once; only its hash is kept).
@@ -215,13 +202,13 @@ impl TokenStore {
         let mut conn = self.pool.get().await?;
         let rows: Vec<Row> = tokens::table
             .filter(tokens::revoked_at.is_null())
-            .select(columns())
+            .select(Row::as_select())
             .load(&mut conn)
             .await?;
         let mut known = Known::default();
         for row in rows {
-            let hash = row.1.clone();
-            if let Some(token) = token_of(row) {
+            let hash = row.hash.clone();
+            if let Some(token) = row.token() {
                 known.names.insert(token.name.clone());
                 known.by_hash.insert(hash, token);
             }
@@ -247,7 +234,7 @@ impl TokenStore {
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         };
-        let token = row.and_then(token_of);
+        let token = row.and_then(Row::token);
         if let Some(token) = &token {
             let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
             known.names.insert(token.name.clone());
@@ -261,7 +248,7 @@ impl TokenStore {
         Ok(tokens::table
             .filter(tokens::hash.eq(hash))
             .filter(tokens::revoked_at.is_null())
-            .select(columns())
+            .select(Row::as_select())
             .first(&mut conn)
             .await
             .optional()?)

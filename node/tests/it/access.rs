@@ -91,13 +91,7 @@ async fn owners_cannot_see_each_others_tasks_and_admins_see_all() {
     let env = TestEnv::new().await;
     let node = env
         .spawn_node_with("n1", |s| {
-            s.tasks.kinds.insert(
-                "sleep".into(),
-                tasknode::config::KindSettings {
-                    timeout_secs: Some(1),
-                    max_attempts: Some(1),
-                },
-            );
+            tasknode_testkit::sleep_dies_fast(s, 1);
         })
         .await;
     let alice = env.token("alice", Role::Submit, Limits::default()).await;

@@ -71,13 +71,7 @@ async fn a_task_over_its_timeout_fails_and_frees_its_worker_then_goes_dead() {
             s.workers.count = Some(1);
             s.lanes.get_mut("slow").unwrap().workers = Some(1);
             s.tasks.retry_base_ms = 200;
-            s.tasks.kinds.insert(
-                "sleep".into(),
-                tasknode::config::KindSettings {
-                    timeout_secs: Some(1),
-                    max_attempts: Some(2),
-                },
-            );
+            tasknode_testkit::sleep_dies_fast(s, 2);
         })
         .await;
     let mut c = node.connect().await;
