@@ -12,3 +12,6 @@ CREATE TABLE tokens (
 );
 -- The token (by name) that submitted each task; NULL for tasks from an open node.
 ALTER TABLE tasks ADD COLUMN owner text;
+-- A token's unfinished tasks, counted for its max_inflight.
+CREATE INDEX tasks_owner_unfinished_idx ON tasks (owner)
+    WHERE status IN ('queued', 'running') AND owner IS NOT NULL;

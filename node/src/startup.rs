@@ -289,6 +289,8 @@ impl Node {
             access: Access {
                 mode: settings.auth.mode,
                 tokens: TokenStore::start(pool.clone()).await,
+                rates: Default::default(),
+                waiting: Default::default(),
             },
             handles,
             inline_limit: settings.storage.inline_limit,

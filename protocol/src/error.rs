@@ -34,6 +34,8 @@ pub enum ErrorCode {
     // Who may do what.
     Unauthenticated,
     Forbidden,
+    RateLimited,
+    QuotaExceeded,
     // A task's own outcome, carried in its view (`"status":"failed"`), not a refusal.
     TaskFailed,
     TaskDead,
@@ -67,6 +69,8 @@ impl ErrorCode {
             Busy => "busy",
             Unauthenticated => "unauthenticated",
             Forbidden => "forbidden",
+            RateLimited => "rate_limited",
+            QuotaExceeded => "quota_exceeded",
             TaskFailed => "task_failed",
             TaskDead => "task_dead",
             Other => "other",
@@ -97,6 +101,9 @@ pub struct ErrorLine {
     /// Its state, for `not_finished`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<TaskStatus>,
+    /// For `rate_limited`: when a submission will be taken again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ErrorLine {
@@ -106,6 +113,7 @@ impl ErrorLine {
             message: message.to_string(),
             id: None,
             status: None,
+            retry_after_ms: None,
         }
     }
 

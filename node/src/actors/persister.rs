@@ -319,6 +319,21 @@ impl Handler<ClaimDue> for Persister {
 #[rtype(result = "Result<Option<TaskRow>, DbError>")]
 pub struct GetTask(pub Uuid);
 
+/// How many tasks of this owner are unfinished (see [`tasks::count_unfinished`]).
+#[derive(Message)]
+#[rtype(result = "Result<i64, DbError>")]
+pub struct CountUnfinished(pub String);
+
+impl Handler<CountUnfinished> for Persister {
+    type Result = ResponseFuture<Result<i64, DbError>>;
+
+    fn handle(&mut self, msg: CountUnfinished, _: &mut Context<Self>) -> Self::Result {
+        read(&self.pool, async move |c| {
+            tasks::count_unfinished(c, &msg.0).await
+        })
+    }
+}
+
 /// The rows of those of these tasks that are final (see [`tasks::final_many`]).
 #[derive(Message)]
 #[rtype(result = "Result<Vec<TaskRow>, DbError>")]

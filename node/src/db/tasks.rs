@@ -55,6 +55,16 @@ pub async fn retry_later(
     Ok(n == 1)
 }
 
+/// How many tasks of `owner` are `queued` or `running`.
+pub async fn count_unfinished(conn: &mut AsyncPgConnection, owner: &str) -> QueryResult<i64> {
+    dsl::tasks
+        .filter(dsl::owner.eq(owner))
+        .filter(dsl::status.eq_any([TaskStatus::Queued.as_str(), TaskStatus::Running.as_str()]))
+        .count()
+        .get_result(conn)
+        .await
+}
+
 /// The rows of those of `ids` that are final.
 pub async fn final_many(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<TaskRow>> {
     dsl::tasks

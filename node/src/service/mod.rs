@@ -60,6 +60,10 @@ pub enum ServiceError {
     Unauthenticated(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("this token may submit {rate} tasks a second; try again in {retry_after_ms} ms")]
+    RateLimited { rate: f64, retry_after_ms: u64 },
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("task {id} may or may not run: its publish was not confirmed ({publish}) and the database is unavailable ({db}); ask `STATUS {id}` later")]
     Unsure {
         id: Uuid,
@@ -83,6 +87,8 @@ impl ServiceError {
             ServiceError::Timeout { .. } => ErrorCode::Timeout,
             ServiceError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             ServiceError::Forbidden(_) => ErrorCode::Forbidden,
+            ServiceError::RateLimited { .. } => ErrorCode::RateLimited,
+            ServiceError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
         }
     }
 
@@ -100,8 +106,12 @@ impl ServiceError {
     /// The error line the client gets.
     pub fn to_line(&self) -> ErrorLine {
         let mut line = ErrorLine::new(self.code(), self).with_id(self.task_id());
-        if let ServiceError::NotFinished { status, .. } = self {
-            line.status = Some(*status);
+        match self {
+            ServiceError::NotFinished { status, .. } => line.status = Some(*status),
+            ServiceError::RateLimited { retry_after_ms, .. } => {
+                line.retry_after_ms = Some(*retry_after_ms)
+            }
+            _ => {}
         }
         line
     }
@@ -149,7 +159,7 @@ impl Services {
         wait: bool,
         who: &Identity,
     ) -> Result<Answer, ServiceError> {
-        Services::may_submit(who)?;
+        self.admit(who, payload.len() as u64)?;
         let id = Uuid::now_v7();
         let payload = self
             .intake(id, &kind, payload.len() as u64)
@@ -179,6 +189,7 @@ impl Services {
     ) -> Result<Answer, ServiceError> {
         Services::may_submit(who)?;
         self.check_kind(&kind)?;
+        self.check_inflight(who).await?;
         let task = TaskMessage {
             id,
             kind,
@@ -189,6 +200,7 @@ impl Services {
             owner: who.owner().map(str::to_string),
         };
         if wait {
+            let _counted = who.name.as_deref().map(|n| self.access.waiting.enter(n));
             return self.wait_for(task).await;
         }
         let parts = self.handles.relay();

@@ -158,3 +158,70 @@ async fn an_open_node_refuses_to_start_on_a_network_address() {
     let mut c = connect(open.addr).await;
     assert_eq!(c.ask("upper open").await["result"], "OPEN");
 }
+
+#[actix_rt::test]
+async fn rate_and_payload_limits_are_answered_and_submissions_go_through_again_after() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let limits = Limits {
+        rate: Some(2.0),
+        max_payload: Some(10),
+        max_inflight: None,
+    };
+    let limited = env.token("limited", Role::Submit, limits).await;
+    let mut c = connect_as(node.addr, &limited).await;
+    // Over max_payload, on a line and on a PUT (its body is read and dropped): nothing accepted.
+    let r = c.ask("SUBMIT upper 0123456789X").await;
+    assert_eq!(r["error"], "quota_exceeded", "{r}");
+    c.say("PUT upper 11 ASYNC").await;
+    c.say_raw(b"0123456789X").await;
+    assert_eq!(c.hear().await["error"], "quota_exceeded");
+    // Two a second: a burst of two, then the third is told when to come back.
+    assert_eq!(c.ask("SUBMIT upper a").await["status"], "queued");
+    assert_eq!(c.ask("SUBMIT upper b").await["status"], "queued");
+    let r = c.ask("SUBMIT upper c").await;
+    assert_eq!(r["error"], "rate_limited", "{r}");
+    let after = r["retry_after_ms"].as_u64().expect("retry_after_ms");
+    assert!((1..=500).contains(&after), "{r}");
+    poll_until("submissions are taken again", 5, async || {
+        let r = c.ask("SUBMIT upper c").await;
+        (r["status"] == "queued").then_some(())
+    })
+    .await;
+    assert_eq!(
+        env.rows().await.len(),
+        3,
+        "only the accepted submissions made tasks"
+    );
+    // Another token is not slowed by this one's limit.
+    let mut admin = node.connect().await;
+    for i in 0..5 {
+        assert_eq!(
+            admin.ask(&format!("SUBMIT upper {i}")).await["status"],
+            "queued"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn a_token_past_its_max_inflight_is_refused_until_its_tasks_end() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let limits = Limits {
+        max_inflight: Some(2),
+        ..Limits::default()
+    };
+    let busy = env.token("busy", Role::Submit, limits).await;
+    let mut c = connect_as(node.addr, &busy).await;
+    let first = id_of(&c.ask("SUBMIT sleep 1500").await);
+    let second = id_of(&c.ask("SUBMIT sleep 1500").await);
+    let r = c.ask("upper one more").await;
+    assert_eq!(r["error"], "quota_exceeded", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("max_inflight"),
+        "{r}"
+    );
+    wait_final(&mut c, first).await;
+    wait_final(&mut c, second).await;
+    assert_eq!(c.ask("upper one more").await["result"], "ONE MORE");
+}

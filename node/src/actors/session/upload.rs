@@ -30,7 +30,7 @@ impl Session {
         // A client that may not submit: its body is read and dropped, then refused.
         let who = self
             .uploader()
-            .and_then(|who| crate::service::Services::may_submit(&who).map(|()| who));
+            .and_then(|who| self.svc.admit(&who, size).map(|()| who));
         let (who, intake) = match who {
             Ok(who) => (Some(who), self.svc.intake(id, &kind, size)),
             Err(e) => (None, Intake::Refused(e)),
