@@ -171,7 +171,11 @@ mod tests {
 
     #[test]
     fn codes_are_snake_case_on_the_wire_and_unknown_ones_still_read() {
-        for code in [ErrorCode::LineTooLong, ErrorCode::TaskDead, ErrorCode::QuotaExceeded] {
+        for code in [
+            ErrorCode::LineTooLong,
+            ErrorCode::TaskDead,
+            ErrorCode::QuotaExceeded,
+        ] {
             let wire = serde_json::to_string(&code).unwrap();
             assert_eq!(wire, format!("\"{}\"", code.as_str()));
         }
