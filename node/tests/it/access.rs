@@ -225,3 +225,35 @@ async fn a_token_past_its_max_inflight_is_refused_until_its_tasks_end() {
     wait_final(&mut c, second).await;
     assert_eq!(c.ask("upper one more").await["result"], "ONE MORE");
 }
+
+#[actix_rt::test]
+async fn no_token_or_payload_reaches_the_log() {
+    let env = TestEnv::new().await;
+    let mut node = env
+        .spawn_process(std::path::Path::new(BIN), "quiet", &[])
+        .await;
+    let marker = format!("payload-{}", Uuid::now_v7().simple());
+    let guess = format!("tn_guess{}", Uuid::now_v7().simple());
+    let mut c = connect(node.addr).await;
+    assert_eq!(
+        c.ask(&format!("AUTH {guess}")).await["error"],
+        "unauthenticated"
+    );
+    assert_eq!(c.ask(&format!("AUTH {}", env.token)).await["auth"], "ok");
+    let r = c.ask(&format!("upper {marker}")).await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    let r = c
+        .ask(&format!(r#"{{"kind":"fib","payload":"{marker}"}}"#))
+        .await;
+    assert_eq!(r["status"], "failed", "{r}");
+    node.signal("TERM");
+    node.wait_exit(std::time::Duration::from_secs(20)).await;
+    let log = std::fs::read_to_string(&node.log).unwrap();
+    assert!(log.contains("node ready"), "the log was written: {log}");
+    for secret in [&env.token, &guess, &marker, &marker.to_uppercase()] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "`{secret}` is in the log:\n{log}"
+        );
+    }
+}
