@@ -97,6 +97,8 @@ pub enum LaneError {
 pub struct Lanes {
     topology: crate::amqp::Topology,
     lanes: Arc<Vec<Lane>>,
+    /// Where the quick lane is in `lanes`.
+    quick: usize,
     by_kind: Arc<HashMap<&'static str, usize>>,
 }
 
@@ -173,6 +175,7 @@ impl Lanes {
             });
         }
         Ok(Lanes {
+            quick: index(QUICK),
             topology: settings.amqp.topology(),
             lanes: Arc::new(lanes),
             by_kind: Arc::new(lane_of.into_iter().collect()),
@@ -190,8 +193,7 @@ impl Lanes {
 
     /// The lane of `kind` (an unknown kind: the quick lane; it fails there at once).
     pub fn of_kind(&self, kind: &str) -> &Lane {
-        let quick = self.lanes.iter().position(|l| l.name == QUICK).unwrap_or(0);
-        &self.lanes[self.by_kind.get(kind).copied().unwrap_or(quick)]
+        &self.lanes[self.by_kind.get(kind).copied().unwrap_or(self.quick)]
     }
 }
 

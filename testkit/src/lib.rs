@@ -22,7 +22,7 @@ pub mod wait;
 
 pub use env::{amqp_url, pg_admin_url, s3_endpoint, sleep_dies_fast, TestEnv, TEST_BUCKET};
 pub use lines::Lines;
-pub use nodes::{connect, connect_as, ChildNode, TestNode};
+pub use nodes::{connect, connect_as, reconnect, ChildNode, TestNode};
 pub use protocol::Client;
 pub use proxy::{url_addr, Proxy, State as ProxyState};
 pub use wait::{poll_until, wait_final, wait_status};

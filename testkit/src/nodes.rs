@@ -16,6 +16,17 @@ pub async fn connect(addr: SocketAddr) -> Client {
         .unwrap_or_else(|e| panic!("connect to node at {addr}: {e}"))
 }
 
+/// Connect to the first of `servers` that answers (from `start`) and `AUTH` with `token`,
+/// trying again for up to 20 s (a node may be restarting, a balancer refusing meanwhile).
+pub async fn reconnect(servers: &[String], start: usize, token: &str) -> Client {
+    crate::poll_until("a node accepts a connection", 20, async || {
+        let mut c = Client::connect_any(servers, start).await.ok()?;
+        c.auth(token).await.ok()?;
+        Some(c)
+    })
+    .await
+}
+
 /// Connect to `addr` and `AUTH` with `token`.
 pub async fn connect_as(addr: SocketAddr, token: &str) -> Client {
     let mut c = connect(addr).await;

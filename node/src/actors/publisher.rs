@@ -56,6 +56,17 @@ pub enum PublishError {
     Stopped(#[from] actix::MailboxError),
 }
 
+impl PublishError {
+    /// Whether the message surely did not reach a queue (never sent, nacked or returned):
+    /// then it can be sent again at once, and a client told so will not see it run.
+    pub fn is_definite(&self) -> bool {
+        matches!(
+            self,
+            PublishError::NotConnected | PublishError::Nacked | PublishError::Unroutable(_)
+        )
+    }
+}
+
 pub struct Publisher {
     url: String,
     name: String,

@@ -8,7 +8,7 @@
 //! normal case and at least once in any case.
 
 use super::persister::{Accept, ClaimDue, Persister, Published, Unpublished};
-use super::publisher::{IsConnected, PublishError, PublishTask, Publisher};
+use super::publisher::{IsConnected, PublishTask, Publisher};
 use super::Settle;
 use crate::db::models::TaskRow;
 use crate::db::DbError;
@@ -68,20 +68,26 @@ pub async fn accept(parts: &Parts, task: TaskMessage) -> Result<(), DbError> {
             });
         }
         // Too many in flight: the relay publishes it (its entry is due at once).
-        Err(_) => {
-            let due = Utc::now();
-            let ids = vec![task.id];
-            if let Err(e) = parts
-                .persister
-                .send(Unpublished { ids, due })
-                .await
-                .settle()
-            {
-                tracing::warn!(error = %e, "accepted task waits for its lease to end");
-            }
-        }
+        Err(_) => hand_back(parts, vec![task.id], Duration::ZERO).await,
     }
     Ok(())
+}
+
+/// Make outbox entries due for any node's relay after `wait` (if this fails, they wait for
+/// their lease to end).
+async fn hand_back(parts: &Parts, ids: Vec<uuid::Uuid>, wait: Duration) {
+    if ids.is_empty() {
+        return;
+    }
+    let due = lease_end(wait);
+    if let Err(e) = parts
+        .persister
+        .send(Unpublished { ids, due })
+        .await
+        .settle()
+    {
+        tracing::warn!(error = %e, "unpublished tasks wait for their lease to end");
+    }
 }
 
 /// Publish tasks in the outbox (leased to this node); delete the entries the broker
@@ -110,20 +116,8 @@ pub async fn publish(parts: Parts, tasks: Vec<TaskMessage>) {
             tracing::warn!(error = %e, "published tasks stay in the outbox (they may be sent again)");
         }
     }
-    for (ids, wait) in [(again, Duration::ZERO), (unsure, UNSURE_WAIT)] {
-        if ids.is_empty() {
-            continue;
-        }
-        let due = lease_end(wait);
-        if let Err(e) = parts
-            .persister
-            .send(Unpublished { ids, due })
-            .await
-            .settle()
-        {
-            tracing::warn!(error = %e, "unpublished tasks wait for their lease to end");
-        }
-    }
+    hand_back(&parts, again, Duration::ZERO).await;
+    hand_back(&parts, unsure, UNSURE_WAIT).await;
 }
 
 /// The message of a task as its row holds it (published by the relay, or by `RETRY`).
@@ -145,17 +139,6 @@ pub fn message_of(row: TaskRow, node: &str) -> TaskMessage {
         reply_to: None,
         accepted_at: Some(row.created_at),
         owner: row.owner,
-    }
-}
-
-impl PublishError {
-    /// Whether the message surely did not reach a queue (never sent, nacked or returned):
-    /// then it can be sent again at once, and a client told so will not see it run.
-    pub fn is_definite(&self) -> bool {
-        matches!(
-            self,
-            PublishError::NotConnected | PublishError::Nacked | PublishError::Unroutable(_)
-        )
     }
 }
 

@@ -206,7 +206,7 @@ impl Session {
         permit: OwnedSemaphorePermit,
         id: uuid::Uuid,
     ) {
-        let who = match self.uploader() {
+        let who = match self.identity_now() {
             Ok(who) => who,
             Err(e) => return self.answer(ctx, permit, &e.to_line(), false),
         };

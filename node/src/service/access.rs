@@ -108,18 +108,13 @@ impl Services {
         }
     }
 
-    /// The identity of a connection, if its token is still live (revoked tokens are refused
-    /// on every node within a second or two).
+    /// Whether `who`'s token is still live (revoked tokens are refused on every node within
+    /// a second or two).
     pub async fn still_allowed(
         &self,
-        who: Option<&Identity>,
+        who: &Identity,
         secret: Option<&Secret>,
     ) -> Result<(), ServiceError> {
-        let Some(who) = who else {
-            return Err(ServiceError::Unauthenticated(
-                "say AUTH <token> first (PING, HELP and QUIT need none)".into(),
-            ));
-        };
         let Some(name) = &who.name else {
             return Ok(());
         };

@@ -363,7 +363,7 @@ impl Services {
     pub async fn retry(&self, id: Uuid, who: &Identity) -> Result<TaskView, ServiceError> {
         Services::may_submit(who)?;
         // Another owner's task: as unknown (and not touched).
-        self.row(id, who).await?;
+        let status = self.row(id, who).await?.status;
         let reset = self
             .handles
             .persister
@@ -375,7 +375,6 @@ impl Services {
             .await
             .settle()?;
         let Some(row) = reset else {
-            let status = self.row(id, who).await?.status;
             return Err(ServiceError::NotRetryable { id, status });
         };
         let kind = row.kind.clone();

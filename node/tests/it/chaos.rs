@@ -58,12 +58,7 @@ pub(crate) async fn connect_any(
     token: &str,
 ) -> Client {
     let servers: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-    tasknode_testkit::poll_until("a node accepts a connection", 20, async || {
-        let mut c = Client::connect_any(&servers, start).await.ok()?;
-        c.auth(token).await.ok()?;
-        Some(c)
-    })
-    .await
+    tasknode_testkit::reconnect(&servers, start, token).await
 }
 
 #[actix_rt::test]

@@ -65,12 +65,7 @@ async fn balancer(nodes: &[std::net::SocketAddr]) -> Balancer {
 /// A connection through the balancer (which may refuse while a node is going away),
 /// authenticated with `token`.
 async fn connect(lb: std::net::SocketAddr, token: &str) -> Client {
-    tasknode_testkit::poll_until("the balancer accepts a connection", 20, async || {
-        let mut c = Client::connect(&lb.to_string()).await.ok()?;
-        c.auth(token).await.ok()?;
-        Some(c)
-    })
-    .await
+    tasknode_testkit::reconnect(&[lb.to_string()], 0, token).await
 }
 
 #[actix_rt::test]

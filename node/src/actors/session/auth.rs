@@ -111,15 +111,16 @@ impl Session {
         let (svc, secret) = (self.svc.clone(), self.who.secret.clone());
         let fut = serve(identity.clone());
         self.serve_one(ctx, permit, false, async move {
-            match svc.still_allowed(Some(&identity), secret.as_deref()).await {
+            match svc.still_allowed(&identity, secret.as_deref()).await {
                 Ok(()) => fut.await,
                 Err(e) => line_or_error::<()>(Err(e)),
             }
         });
     }
 
-    /// The identity for a `PUT` body about to come, or why it will be refused.
-    pub(super) fn uploader(&self) -> Result<Rc<Identity>, ServiceError> {
+    /// The identity for a request served without waiting on the database (a `PUT` whose
+    /// body is about to come, a `RESULT` stream): its token checked against this node's copy.
+    pub(super) fn identity_now(&self) -> Result<Rc<Identity>, ServiceError> {
         let identity = self
             .who
             .identity

@@ -29,7 +29,7 @@ impl Session {
         let id = Uuid::now_v7();
         // A client that may not submit: its body is read and dropped, then refused.
         let who = self
-            .uploader()
+            .identity_now()
             .and_then(|who| self.svc.admit(&who, size).map(|()| who));
         let (who, intake) = match who {
             Ok(who) => (Some(who), self.svc.intake(id, &kind, size)),
