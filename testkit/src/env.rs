@@ -226,16 +226,21 @@ impl TestEnv {
     }
 
     /// Publish `body` on the env's task queue as a node would (persistent, confirmed), with
-    /// `kind` as its AMQP `type` (a node names the message version there).
+    /// `kind` as its AMQP `type` (a node names the message version there). Tried again (for up
+    /// to 30 s) while the broker is away or drops the connection, as a client of the broker
+    /// would; a message whose confirm was lost may so arrive twice.
     pub async fn publish_raw(&self, body: &[u8], kind: Option<&str>) {
+        crate::poll_until("the broker takes a raw message", 30, async || {
+            self.try_publish_raw(body, kind).await.ok()
+        })
+        .await;
+    }
+
+    async fn try_publish_raw(&self, body: &[u8], kind: Option<&str>) -> Result<(), lapin::Error> {
         use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-        let conn = tasknode::amqp::connect(&amqp_url(), "test-raw")
-            .await
-            .expect("connect to RabbitMQ");
-        let ch = conn.create_channel().await.expect("channel");
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .expect("confirm mode");
+        let conn = tasknode::amqp::connect(&amqp_url(), "test-raw").await?;
+        let ch = conn.create_channel().await?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
         let mut props = lapin::BasicProperties::default().with_delivery_mode(2);
         if let Some(kind) = kind {
             props = props.with_type(kind.into());
@@ -243,13 +248,11 @@ impl TestEnv {
         let to = self.task_queue.as_str().into();
         let confirm = ch
             .basic_publish("".into(), to, BasicPublishOptions::default(), body, props)
-            .await
-            .expect("publish");
-        assert!(
-            confirm.await.expect("confirm").is_ack(),
-            "the broker took it"
-        );
+            .await?
+            .await?;
+        assert!(confirm.is_ack(), "the broker took it");
         let _ = conn.close(200, "done".into()).await;
+        Ok(())
     }
 
     /// Messages ready in `queue` (a passive declare; the queue must exist).
