@@ -6,6 +6,7 @@
 //! reached (2 is clap's usage error).
 
 mod bench;
+mod fleet;
 mod progress;
 mod token;
 
@@ -41,6 +42,12 @@ struct Cli {
     /// Access token (`AUTH`); else TASKCTL_TOKEN, else $XDG_CONFIG_HOME/tasknode/token.
     #[arg(long, env = "TASKCTL_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
+    /// Speak TLS to the nodes (their certificates checked against --ca, or the system's roots).
+    #[arg(long, env = "TASKCTL_TLS", global = true)]
+    tls: bool,
+    /// CA certificate(s) (PEM) to check the nodes' certificates against; implies --tls.
+    #[arg(long, env = "TASKCTL_CA", global = true, value_name = "FILE")]
+    ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -152,14 +159,13 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let token = token::resolve(cli.token.clone())?;
+    let fleet = fleet::Fleet::new(cli.servers.clone(), cli.tls, cli.ca.as_deref(), token)?;
     if let Command::Bench(args) = &cli.command {
-        let (args, servers, json) = (args.clone(), cli.servers.clone(), cli.json);
+        let (args, json) = (args.clone(), cli.json);
         // The benchmark drives its own runtimes.
-        let report = tokio::task::spawn_blocking(move || {
-            bench::run(&args, &servers, token.as_deref(), json)
-        })
-        .await
-        .context("benchmark thread")??;
+        let report = tokio::task::spawn_blocking(move || bench::run(&args, &fleet, json))
+            .await
+            .context("benchmark thread")??;
         let errors = report["errors"].as_u64().unwrap_or(0);
         if errors > 0 {
             return Err(Failure::Task(format!("benchmark had {errors} errors")));
@@ -167,7 +173,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         return Ok(());
     }
     let start = spread_start(cli.servers.len());
-    let mut conn = token::connect(&cli.servers, start, token.as_deref()).await?;
+    let mut conn = fleet.connect(start).await?;
     let json = cli.json;
     match cli.command {
         Command::Submit {

@@ -3,7 +3,6 @@
 //! others may read it.
 
 use anyhow::{bail, Context, Result};
-use protocol::{Client, ClientError};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
@@ -35,17 +34,4 @@ pub fn resolve(given: Option<String>) -> Result<Option<String>> {
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty()))
-}
-
-/// Connect to the first of `servers` that answers (from `start`) and `AUTH` with `token`.
-pub async fn connect(
-    servers: &[String],
-    start: usize,
-    token: Option<&str>,
-) -> Result<Client, ClientError> {
-    let mut conn = Client::connect_any(servers, start).await?;
-    if let Some(token) = token {
-        conn.auth(token).await?;
-    }
-    Ok(conn)
 }

@@ -283,3 +283,61 @@ async fn bench_reports_what_it_ran_and_so_does_the_broker_baseline() {
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert!(stdout(&o).contains("ERRORS"), "{o:?}");
 }
+
+#[actix_rt::test]
+async fn tls_end_to_end_with_a_ca_file() {
+    let env = TestEnv::new().await;
+    let ca = tasknode_testkit::TestCa::new("taskctl");
+    let node = env
+        .spawn_node_with("n1", |s| {
+            s.listener.tls_cert = Some(ca.cert());
+            s.listener.tls_key = Some(ca.key());
+        })
+        .await;
+    // By name, as the certificate says: localhost.
+    let server = format!("localhost:{}", node.addr.port());
+    let ca_file = ca.ca().display().to_string();
+
+    let o = ctl(
+        &env,
+        &server,
+        &["--tls", "--ca", &ca_file, "submit", "upper", "secret"],
+    )
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o), "SECRET\n");
+
+    // A large payload and result both ways over TLS (PUT and a RESULT body).
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    let output = dir.path().join("out.bin");
+    std::fs::write(&input, "ab".repeat(300_000)).unwrap();
+    let (i, out) = (input.display().to_string(), output.display().to_string());
+    let o = ctl(
+        &env,
+        &server,
+        &[
+            "--ca", &ca_file, "submit", "upper", "--file", &i, "-o", &out,
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        std::fs::read(&output).unwrap(),
+        "AB".repeat(300_000).into_bytes()
+    );
+
+    // Without TLS the node says so; trusting only the system's roots, the handshake fails.
+    let o = ctl(&env, &server, &["submit", "upper", "plain"]).await;
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("tls_required"),
+        "{o:?}"
+    );
+    let o = ctl(&env, &server, &["--tls", "submit", "upper", "unknown ca"]).await;
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("certificate"),
+        "{o:?}"
+    );
+}

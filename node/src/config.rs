@@ -6,7 +6,7 @@
 
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The defaults every node starts from (the same text as `config/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -52,6 +52,12 @@ pub struct ListenerSettings {
     pub wait_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub write_timeout_secs: u64,
+    /// PEM certificate chain and private key: with both, the port speaks TLS only (both are
+    /// read again on `SIGHUP`).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +74,10 @@ pub struct AmqpSettings {
     pub queue_type: crate::amqp::QueueType,
     /// Deliveries of one task message before the broker dead-letters it (quorum queues).
     pub delivery_limit: u32,
+    /// CA certificate(s) (PEM) an `amqps://` broker's certificate is checked against, beside
+    /// the system's roots.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +85,17 @@ pub struct AmqpSettings {
 pub struct DatabaseSettings {
     pub url: String,
     pub pool_size: u32,
+    /// CA certificate(s) (PEM): TLS to PostgreSQL, the server's certificate checked against
+    /// them (without it, `sslmode=require` in the URL encrypts without checking, as libpq).
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl DatabaseSettings {
+    /// Where the database is and how to reach it.
+    pub fn target(&self) -> Result<crate::db::Database, crate::db::DbError> {
+        crate::db::Database::with_ca(&self.url, self.tls_ca.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -317,6 +338,12 @@ impl Settings {
         if self.listener.write_timeout_secs == 0 {
             return Err(invalid("listener.write_timeout_secs", "must be at least 1"));
         }
+        if self.listener.tls_cert.is_some() != self.listener.tls_key.is_some() {
+            return Err(invalid(
+                "listener.tls_cert",
+                "TLS needs both listener.tls_cert and listener.tls_key",
+            ));
+        }
         if self.storage.timeout_secs == 0 {
             return Err(invalid("storage.timeout_secs", "must be at least 1"));
         }
@@ -358,90 +385,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_load_and_match_the_issue() {
-        let s = Settings::from_toml("").unwrap();
-        assert_eq!(
-            s.database.url,
-            "postgres://postgres@127.0.0.1:5432/tasknode"
-        );
-        assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
-        assert_eq!(s.storage.endpoint, "http://127.0.0.1:9000");
-        assert_eq!(s.storage.bucket, "tasknode");
-        assert_eq!(s.storage.access_key, "minioadmin");
-        assert_eq!(s.storage.inline_limit, 64 * 1024);
-        assert!(s.workers.threads() >= 1);
-    }
-
-    #[test]
-    fn unknown_key_is_refused_by_name() {
-        let err = Settings::from_toml("[amqp]\nprefetchh = 3\n").unwrap_err();
-        assert!(err.to_string().contains("prefetchh"), "{err}");
-        let err = Settings::from_toml("[nope]\nx = 1\n").unwrap_err();
-        assert!(err.to_string().contains("nope"), "{err}");
-    }
-
-    #[test]
-    fn bad_values_name_their_key() {
-        let err = Settings::from_toml("[listener]\naddress = \"nowhere\"\n").unwrap_err();
-        assert!(err.to_string().contains("listener.address"), "{err}");
-        let err = Settings::from_toml("[amqp]\nurl = \"amqps://h/%2f\"\n").unwrap_err();
-        assert!(err.to_string().contains("TLS"), "{err}");
-        let err = Settings::from_toml("[lanes.quick]\nprefetch = \"many\"\n").unwrap_err();
-        assert!(err.to_string().contains("prefetch"), "{err}");
-    }
-
-    #[test]
-    fn environment_overrides_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("n.toml");
-        std::fs::write(
-            &path,
-            "[node]\nname = \"filename\"\n[amqp]\npublish_wait_ms = 4\n",
-        )
-        .unwrap();
-        let s = Settings::load_with_env(
-            Some(&path),
-            vec![
-                (
-                    "TASKNODE__AMQP__PUBLISH_WAIT_MS".to_string(),
-                    "9".to_string(),
-                ),
-                (
-                    "TASKNODE__STORAGE__SECRET_KEY".to_string(),
-                    "s3cr3t".to_string(),
-                ),
-            ],
-        )
-        .unwrap();
-        assert_eq!(s.node.name, "filename");
-        assert_eq!(s.amqp.publish_wait_ms, 9);
-        assert_eq!(s.storage.secret_key, "s3cr3t");
-    }
-
-    #[test]
-    fn per_kind_overrides() {
-        let s = Settings::from_toml(
-            "[tasks]\nmax_attempts = 4\n[tasks.kinds.sleep]\ntimeout_secs = 900\nmax_attempts = 1\n",
-        )
-        .unwrap();
-        assert_eq!(s.tasks.max_attempts("sleep"), 1);
-        assert_eq!(s.tasks.max_attempts("upper"), 4);
-        assert_eq!(s.tasks.timeout("sleep").as_secs(), 900);
-        assert_eq!(s.tasks.timeout("upper").as_secs(), 300);
-        assert_eq!(s.tasks.most_attempts(), 4);
-        let err = Settings::from_toml("[tasks.kinds.sleep]\ntimeout = 9\n").unwrap_err();
-        assert!(err.to_string().contains("timeout"), "{err}");
-        let err = Settings::from_toml("[tasks]\ntimeout_secs = 4000\n").unwrap_err();
-        assert!(err.to_string().contains("tasks.timeout_secs"), "{err}");
-    }
-
-    #[test]
-    fn workers_zero_means_accept_only() {
-        let s = Settings::from_toml("[workers]\ncount = 0\n").unwrap();
-        assert_eq!(s.workers.threads(), 0);
-    }
-}
+mod tests;

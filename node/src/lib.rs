@@ -10,7 +10,8 @@
 //!
 //! - [`startup`]: [`startup::Node::build`] checks every dependency and starts the actors;
 //!   [`config`] holds the layered, typed settings.
-//! - [`actors::listener`] accepts a connection; [`actors::session`] reads its requests (the
+//! - [`actors::listener`] accepts a connection (over [`tls`] when configured), and
+//!   [`auth`] says who it is after `AUTH`; [`actors::session`] reads its requests (the
 //!   protocol's codec), dispatches them and writes the answers in order.
 //! - [`service`]: what a node does for a client: [`service::intake`] puts a payload inline
 //!   or in the bucket, [`service::Services::submit`] accepts a task (its row and outbox entry)
@@ -25,7 +26,7 @@
 //!   and from the bucket ([`storage`]).
 //! - [`actors::replies`] hands a reply to the session waiting for it; [`view`] makes the
 //!   task view a client gets from a row.
-//! - [`amqp`]: connecting, topology and the lifecycle the AMQP actors share;
+//! - [`amqp`]: connecting (plain or TLS), topology and the lifecycle the AMQP actors share;
 //!   [`supervision`]: their restart budget.
 
 pub mod actors;
@@ -43,4 +44,5 @@ pub mod startup;
 pub mod storage;
 pub mod supervision;
 pub mod telemetry;
+pub mod tls;
 pub mod view;

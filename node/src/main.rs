@@ -91,13 +91,13 @@ fn main() -> anyhow::Result<()> {
 
 /// `tasknode token …`.
 async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
-    use diesel_async::AsyncConnection;
     use tasknode::auth::{tokens, Role};
-    let url = &settings.database.url;
-    tasknode::db::run_migrations(url)
+    let database = settings.database.target()?;
+    tasknode::db::run_migrations(&database)
         .await
         .context("cannot migrate the database")?;
-    let mut conn = diesel_async::AsyncPgConnection::establish(url)
+    let mut conn = database
+        .establish()
         .await
         .context("cannot connect to the database")?;
     match cmd {

@@ -21,6 +21,7 @@ use crate::service::access::Access;
 use crate::service::Services;
 use crate::storage::Storage;
 use crate::supervision::RestartBudget;
+use crate::tls::ServerTls;
 use crate::{amqp, db};
 use actix::prelude::*;
 use std::net::SocketAddr;
@@ -65,6 +66,8 @@ pub enum StartupError {
     OpenNetwork(String),
     #[error("configuration of lanes: {0}")]
     Lanes(#[from] LaneError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A running node. Dropping it does not stop it; stop the actix system.
@@ -114,7 +117,8 @@ fn db_err(settings: &Settings) -> impl Fn(db::DbError) -> StartupError + '_ {
 /// Apply pending migrations and create the bucket (what `tasknode --prepare` does, for deploy
 /// scripts; every node also does it at startup). Returns the bucket.
 pub async fn prepare(settings: &Settings) -> Result<Storage, StartupError> {
-    let applied = db::run_migrations(&settings.database.url)
+    let database = settings.database.target().map_err(db_err(settings))?;
+    let applied = db::run_migrations(&database)
         .await
         .map_err(db_err(settings))?;
     if !applied.is_empty() {
@@ -146,7 +150,13 @@ impl Node {
         }
         let lanes = Lanes::resolve(&settings, &kinds)?;
         let storage = prepare(&settings).await?;
-        let pool = db::connect_pool(&settings.database.url, settings.database.pool_size)
+        let database = settings.database.target().map_err(db_err(&settings))?;
+        let broker = amqp::Broker::with_ca(&settings.amqp.url, settings.amqp.tls_ca.as_deref())?;
+        let tls = match (&settings.listener.tls_cert, &settings.listener.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTls::load(cert, key)?),
+            _ => None,
+        };
+        let pool = db::connect_pool(&database, settings.database.pool_size)
             .await
             .map_err(db_err(&settings))?;
         pool.get()
@@ -159,7 +169,8 @@ impl Node {
             source,
         };
         {
-            let probe = amqp::connect(&settings.amqp.url, &format!("{node}-probe"))
+            let probe = broker
+                .connect(&format!("{node}-probe"))
                 .await
                 .map_err(amqp_err)?;
             let channel = probe.create_channel().await.map_err(amqp_err)?;
@@ -177,7 +188,7 @@ impl Node {
             let _ = probe.close(200, "probe done".into()).await;
         }
         let reply_queue = settings.amqp.reply_queue(&node);
-        let replies_open = ReplyRouter::open(&settings.amqp.url, &node, &reply_queue)
+        let replies_open = ReplyRouter::open(&broker, &node, &reply_queue)
             .await
             .map_err(|source| StartupError::ReplyQueue {
                 url: amqp_url.clone(),
@@ -210,18 +221,14 @@ impl Node {
         });
         let uploader = Uploader::new(storage.clone()).start();
         let publisher = {
-            let (url, lanes, budget) = (
-                settings.amqp.url.clone(),
-                lanes.clone(),
-                budget("publisher"),
-            );
+            let (broker, lanes, budget) = (broker.clone(), lanes.clone(), budget("publisher"));
             let node = node.clone();
             let wait = Duration::from_millis(settings.amqp.publish_wait_ms);
-            Supervisor::start(move |_| Publisher::new(url, &node, lanes, wait, budget))
+            Supervisor::start(move |_| Publisher::new(broker, &node, lanes, wait, budget))
         };
         let replies = {
             let router = ReplyRouter::new(
-                settings.amqp.url.clone(),
+                broker.clone(),
                 &node,
                 reply_queue.clone(),
                 budget("replies"),
@@ -267,7 +274,7 @@ impl Node {
                 pool_stats.clone(),
             );
             let consumer = TaskConsumer::new(
-                settings.amqp.url.clone(),
+                broker.clone(),
                 lane.queue.clone(),
                 lanes.topology(),
                 lane.prefetch,
@@ -306,8 +313,12 @@ impl Node {
                 idle_timeout: Duration::from_secs(settings.listener.idle_timeout_secs),
                 write_timeout: Duration::from_secs(settings.listener.write_timeout_secs),
             },
+            tls.clone(),
         );
-        tracing::info!(node = %node, addr = %local_addr, workers = threads, "node ready");
+        if let Some(tls) = &tls {
+            tls.reload_on_hangup().map_err(StartupError::Listener)?;
+        }
+        tracing::info!(node = %node, addr = %local_addr, tls = tls.is_some(), workers = threads, "node ready");
         Ok(Node {
             local_addr,
             services,

@@ -8,15 +8,11 @@
 
 use crate::error::{ErrorCode, ErrorLine};
 use crate::request::Request;
+use crate::transport::{BoxRead, BoxWrite, Transport};
 use crate::view::{AuthOk, Bye, DeadList, HelpText, KindList, Pong, TaskView};
 use serde::de::DeserializeOwned;
-use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use uuid::Uuid;
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -43,14 +39,14 @@ pub enum ClientError {
 /// The reading half: answer lines, and the raw bytes that follow a `"bytes":N` header.
 pub struct Answers {
     server: String,
-    reader: BufReader<OwnedReadHalf>,
+    reader: BufReader<BoxRead>,
     line: Vec<u8>,
 }
 
 /// The writing half: request lines and upload bodies.
 pub struct Requests {
     server: String,
-    writer: OwnedWriteHalf,
+    writer: BoxWrite,
 }
 
 /// One connection to a node.
@@ -73,17 +69,14 @@ fn io_error(server: &str) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
 }
 
 impl Client {
-    /// Connect to `server` (`host:port`).
+    /// Connect to `server` (`host:port`) over plain TCP.
     pub async fn connect(server: &str) -> Result<Client, ClientError> {
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(server))
-            .await
-            .map_err(|_| ClientError::Io {
-                server: server.to_string(),
-                source: std::io::ErrorKind::TimedOut.into(),
-            })?
-            .map_err(io_error(server))?;
-        stream.set_nodelay(true).ok();
-        let (read, writer) = stream.into_split();
+        Client::connect_via(server, &Transport::plain()).await
+    }
+
+    /// Connect to `server` (`host:port`) over `transport`.
+    pub async fn connect_via(server: &str, transport: &Transport) -> Result<Client, ClientError> {
+        let (read, writer) = transport.open(server).await.map_err(io_error(server))?;
         Ok(Client {
             answers: Answers {
                 server: server.to_string(),
@@ -98,10 +91,14 @@ impl Client {
     }
 
     /// Connect to the first of `servers` that accepts, trying from index `start` on.
-    pub async fn connect_any(servers: &[String], start: usize) -> Result<Client, ClientError> {
+    pub async fn connect_any(
+        servers: &[String],
+        start: usize,
+        transport: &Transport,
+    ) -> Result<Client, ClientError> {
         let mut errors = Vec::new();
         for server in rotation(servers, start) {
-            match Client::connect(server).await {
+            match Client::connect_via(server, transport).await {
                 Ok(c) => return Ok(c),
                 Err(e) => errors.push(e.to_string()),
             }

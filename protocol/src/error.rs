@@ -31,6 +31,8 @@ pub enum ErrorCode {
     // The connection.
     IdleTimeout,
     Busy,
+    /// Plain text sent to a port that speaks TLS only.
+    TlsRequired,
     // Who may do what.
     Unauthenticated,
     Forbidden,
@@ -67,6 +69,7 @@ impl ErrorCode {
             Internal => "internal",
             IdleTimeout => "idle_timeout",
             Busy => "busy",
+            TlsRequired => "tls_required",
             Unauthenticated => "unauthenticated",
             Forbidden => "forbidden",
             RateLimited => "rate_limited",
@@ -175,6 +178,7 @@ mod tests {
             ErrorCode::LineTooLong,
             ErrorCode::TaskDead,
             ErrorCode::QuotaExceeded,
+            ErrorCode::TlsRequired,
         ] {
             let wire = serde_json::to_string(&code).unwrap();
             assert_eq!(wire, format!("\"{}\"", code.as_str()));

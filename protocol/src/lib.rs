@@ -13,6 +13,8 @@
 //! - `codec` (feature `codec`): the node's line codec: request lines and upload bodies in,
 //!   answer lines and raw bytes out.
 //! - `client` (feature `client`): [`Client`], one typed async connection to a node.
+//! - `transport` (feature `client`): how a client reaches a node, plain TCP or (feature
+//!   `tls`) TLS.
 
 #[cfg(feature = "client")]
 pub mod client;
@@ -20,12 +22,16 @@ pub mod client;
 pub mod codec;
 pub mod error;
 pub mod request;
+#[cfg(feature = "client")]
+pub mod transport;
 pub mod view;
 
 #[cfg(feature = "client")]
 pub use client::{Client, ClientError};
 pub use error::{ErrorCode, ErrorLine, ProtocolError};
 pub use request::{Request, HELP};
+#[cfg(feature = "client")]
+pub use transport::Transport;
 pub use view::{
     AuthOk, Bye, Check, DeadList, DeadTask, HelpText, KindInfo, KindList, Pong, ResultEncoding,
     TaskStatus, TaskView,

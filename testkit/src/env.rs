@@ -82,9 +82,11 @@ impl TestEnv {
             .expect("create test database");
         let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
         let database_url = format!("{base}/{database}");
-        tasknode::db::run_migrations(&database_url)
-            .await
-            .expect("migrate the test database");
+        tasknode::db::run_migrations(
+            &tasknode::db::Database::new(&database_url).expect("database url"),
+        )
+        .await
+        .expect("migrate the test database");
         let mut db = AsyncPgConnection::establish(&database_url)
             .await
             .expect("connect to the test database");
@@ -143,6 +145,17 @@ impl TestEnv {
 
     /// Start a node after `tweak` adjusted its settings.
     pub async fn spawn_node_with(&self, name: &str, tweak: impl FnOnce(&mut Settings)) -> TestNode {
+        self.try_spawn_node_with(name, tweak)
+            .await
+            .unwrap_or_else(|e| panic!("node {name} did not start: {e}"))
+    }
+
+    /// Start a node after `tweak` adjusted its settings, or say why it did not start.
+    pub async fn try_spawn_node_with(
+        &self,
+        name: &str,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Result<TestNode, tasknode::startup::StartupError> {
         let mut settings = self.settings(name);
         tweak(&mut settings);
         self.remember_queues(&settings);
@@ -150,10 +163,8 @@ impl TestEnv {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
-        let node = Node::build(settings, listener)
-            .await
-            .unwrap_or_else(|e| panic!("node {name} did not start: {e}"));
-        TestNode::new(name, storage, node, &self.token)
+        let node = Node::build(settings, listener).await?;
+        Ok(TestNode::new(name, storage, node, &self.token))
     }
 
     pub(crate) fn remember_queues(&self, s: &Settings) {

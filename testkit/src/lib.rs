@@ -9,6 +9,7 @@
 //! - [`wait`]: waiting for an event (a task's state, a row, a drained queue) instead of
 //!   sleeping.
 //! - [`proxy`]: [`Proxy`], a TCP proxy a test can cut to take a dependency away.
+//! - [`tls`]: [`TestCa`], certificates made at test time.
 //!
 //! Service addresses default to the local ones and can be overridden with
 //! `TASKNODE_TEST_PG` (an admin URL, database `postgres`), `TASKNODE_TEST_AMQP` and
@@ -18,6 +19,7 @@ pub mod env;
 pub mod lines;
 pub mod nodes;
 pub mod proxy;
+pub mod tls;
 pub mod wait;
 
 pub use env::{amqp_url, pg_admin_url, s3_endpoint, sleep_dies_fast, TestEnv, TEST_BUCKET};
@@ -25,6 +27,7 @@ pub use lines::Lines;
 pub use nodes::{connect, connect_as, reconnect, ChildNode, TestNode};
 pub use protocol::Client;
 pub use proxy::{url_addr, Proxy, State as ProxyState};
+pub use tls::TestCa;
 pub use wait::{poll_until, wait_final, wait_status};
 
 /// The task id in an answer line.

@@ -2,7 +2,7 @@
 //! ([`ChildNode`], for kill -9, SIGTERM and exit codes).
 
 use crate::env::TestEnv;
-use protocol::Client;
+use protocol::{Client, ClientError, ErrorCode};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tasknode::actors::worker_pool::PoolStats;
@@ -20,7 +20,9 @@ pub async fn connect(addr: SocketAddr) -> Client {
 /// trying again for up to 20 s (a node may be restarting, a balancer refusing meanwhile).
 pub async fn reconnect(servers: &[String], start: usize, token: &str) -> Client {
     crate::poll_until("a node accepts a connection", 20, async || {
-        let mut c = Client::connect_any(servers, start).await.ok()?;
+        let mut c = Client::connect_any(servers, start, &protocol::Transport::plain())
+            .await
+            .ok()?;
         c.auth(token).await.ok()?;
         Some(c)
     })
@@ -130,10 +132,15 @@ impl TestEnv {
             .stderr(log_file);
         let mut child = cmd.spawn().expect("start tasknode");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        // The port is bound before startup finishes; ready means it answers PING.
+        // The port is bound before startup finishes; ready means it answers PING (a TLS
+        // port answers plain text with `tls_required`).
         let ping = |addr: SocketAddr| async move {
             let mut c = Client::connect(&addr.to_string()).await.ok()?;
-            c.ping().await.ok().map(|_| ())
+            match c.ping().await {
+                Ok(_) => Some(()),
+                Err(ClientError::Refused(line)) if line.error == ErrorCode::TlsRequired => Some(()),
+                Err(_) => None,
+            }
         };
         for _ in 0..300 {
             if let Ok(Some(())) = tokio::time::timeout(Duration::from_millis(500), ping(addr)).await

@@ -173,12 +173,7 @@ fn progress(shared: &Shared, plan: &Plan, label: &str) {
 }
 
 /// Run the benchmark; print the report (JSON with `json`). Errors make the exit non-zero.
-pub fn run(
-    args: &BenchArgs,
-    servers: &[String],
-    token: Option<&str>,
-    json_out: bool,
-) -> Result<Value> {
+pub fn run(args: &BenchArgs, fleet: &crate::fleet::Fleet, json_out: bool) -> Result<Value> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
@@ -211,7 +206,7 @@ pub fn run(
     let result = if args.broker_baseline {
         broker::run(args, &plan, &shared)
     } else {
-        nodes::run(args, servers, token, &plan, &shared)
+        nodes::run(args, fleet, &plan, &shared)
     };
     let elapsed = started.elapsed();
     shared.stop.store(true, Ordering::Relaxed);

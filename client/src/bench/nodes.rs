@@ -15,8 +15,7 @@ use tokio::sync::{Notify, Semaphore};
 
 pub fn run(
     args: &BenchArgs,
-    servers: &[String],
-    token: Option<&str>,
+    fleet: &crate::fleet::Fleet,
     plan: &Arc<Plan>,
     shared: &Arc<Shared>,
 ) -> Result<()> {
@@ -35,32 +34,30 @@ pub fn run(
         let mut workers = tokio::task::JoinSet::new();
         for w in 0..connections {
             // Spread the connections round-robin over the servers.
-            let conn = crate::token::connect(servers, w, token)
+            let conn = fleet
+                .connect(w)
                 .await
                 .map_err(|e| anyhow::anyhow!("connection {w}: {e}"))?;
             // The last connection carries what is left of the concurrency.
             let depth = depth.min(args.concurrency - w * depth);
             let (plan, shared, line) = (plan.clone(), shared.clone(), line.clone());
-            let servers = servers.to_vec();
-            let token = token.map(str::to_string);
+            let fleet = fleet.clone();
             workers.spawn_local(async move {
                 let mut conn = Some(conn);
                 loop {
                     let c = match conn.take() {
                         Some(c) => c,
-                        None => {
-                            match crate::token::connect(&servers, w + 1, token.as_deref()).await {
-                                Ok(c) => c,
-                                Err(e) => {
-                                    shared.error(e);
-                                    if plan.over() {
-                                        return;
-                                    }
-                                    tokio::time::sleep(Duration::from_millis(100)).await;
-                                    continue;
+                        None => match fleet.connect(w + 1).await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                shared.error(e);
+                                if plan.over() {
+                                    return;
                                 }
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                continue;
                             }
-                        }
+                        },
                     };
                     if drive(c, &line, depth, &plan, &shared).await.is_ok() {
                         return;

@@ -14,7 +14,7 @@ use lapin::types::FieldTable;
 use std::sync::Arc;
 
 pub struct TaskConsumer {
-    url: String,
+    broker: amqp::Broker,
     queue: String,
     topology: amqp::Topology,
     prefetch: u16,
@@ -26,7 +26,7 @@ pub struct TaskConsumer {
 
 impl TaskConsumer {
     pub fn new(
-        url: String,
+        broker: amqp::Broker,
         queue: String,
         topology: amqp::Topology,
         prefetch: u16,
@@ -34,7 +34,7 @@ impl TaskConsumer {
         budget: Arc<RestartBudget>,
     ) -> Self {
         TaskConsumer {
-            url,
+            broker,
             queue,
             topology,
             prefetch,
@@ -59,15 +59,15 @@ impl Connected for TaskConsumer {
     }
 
     fn connect(&mut self) -> (&'static str, Opening<Opened>) {
-        let (url, queue, prefetch, name, topology) = (
-            self.url.clone(),
+        let (broker, queue, prefetch, name, topology) = (
+            self.broker.clone(),
             self.queue.clone(),
             self.prefetch,
             self.tag(),
             self.topology,
         );
         let opening = async move {
-            let conn = amqp::connect(&url, &name).await?;
+            let conn = broker.connect(&name).await?;
             let channel = conn.create_channel().await?;
             channel
                 .basic_qos(prefetch, BasicQosOptions::default())

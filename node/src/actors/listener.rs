@@ -1,20 +1,32 @@
 //! SocketListener: accepts TCP connections and starts a [`Session`] for each, up to
 //! `listener.max_connections`; past that a client gets one `busy` error line and is closed.
+//!
+//! With TLS configured the port speaks only TLS: a connection's handshake runs on its own
+//! task (bounded in time, counted as a connection); a client whose first byte is not a TLS
+//! handshake gets one plain `tls_required` error line and is closed.
 
 use super::session::{Session, SessionLimits};
 use crate::service::Services;
+use crate::tls::ServerTls;
 use actix::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::wrappers::TcpListenerStream;
+
+/// The longest a TLS client may take to say hello and finish its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first byte of a TLS record carrying a handshake (a ClientHello).
+const TLS_HANDSHAKE: u8 = 0x16;
 
 pub struct SocketListener {
     svc: Services,
     max_connections: usize,
     limits: SessionLimits,
     connections: Arc<AtomicUsize>,
+    tls: Option<ServerTls>,
 }
 
 impl SocketListener {
@@ -23,6 +35,7 @@ impl SocketListener {
         svc: Services,
         max_connections: usize,
         limits: SessionLimits,
+        tls: Option<ServerTls>,
     ) -> Addr<Self> {
         SocketListener::create(move |ctx| {
             ctx.add_stream(TcpListenerStream::new(listener));
@@ -31,9 +44,47 @@ impl SocketListener {
                 max_connections,
                 limits,
                 connections: Arc::new(AtomicUsize::new(0)),
+                tls,
             }
         })
     }
+}
+
+/// Write one error line to a client that is being turned away, and close.
+async fn turn_away(mut stream: TcpStream, line: protocol::ErrorLine) {
+    let mut text = serde_json::to_vec(&line).unwrap_or_default();
+    text.push(b'\n');
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&text)).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The TLS handshake of one connection, or why there is none.
+async fn handshake(
+    stream: TcpStream,
+    tls: &ServerTls,
+) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    let timed_out = || std::io::Error::from(std::io::ErrorKind::TimedOut);
+    let mut first = [0u8; 1];
+    let n = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first))
+        .await
+        .map_err(|_| timed_out())??;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    if first[0] != TLS_HANDSHAKE {
+        let line = protocol::ErrorLine::new(
+            protocol::ErrorCode::TlsRequired,
+            "this port speaks TLS only: connect with TLS (taskctl --tls --ca FILE)",
+        );
+        turn_away(stream, line).await;
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "plain text on the TLS port",
+        ));
+    }
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream))
+        .await
+        .map_err(|_| timed_out())?
 }
 
 impl Actor for SocketListener {
@@ -65,27 +116,36 @@ impl StreamHandler<std::io::Result<TcpStream>> for SocketListener {
         };
         let _ = stream.set_nodelay(true);
         if self.connections.load(Ordering::SeqCst) >= self.max_connections {
-            let limit = self.max_connections;
-            actix::spawn(async move {
-                let mut stream = stream;
-                let line = protocol::ErrorLine::new(
-                    protocol::ErrorCode::Busy,
-                    format!("this node serves at most {limit} connections; try again or use another node"),
-                );
-                let mut text = serde_json::to_vec(&line).unwrap_or_default();
-                text.push(b'\n');
-                let _ = stream.write_all(&text).await;
-                let _ = stream.shutdown().await;
-            });
+            let line = protocol::ErrorLine::new(
+                protocol::ErrorCode::Busy,
+                format!(
+                    "this node serves at most {} connections; try again or use another node",
+                    self.max_connections
+                ),
+            );
+            actix::spawn(turn_away(stream, line));
             return;
         }
         self.connections.fetch_add(1, Ordering::SeqCst);
-        Session::serve(
-            stream,
-            self.svc.clone(),
-            self.connections.clone(),
-            self.limits,
-        );
+        let (svc, connections, limits) = (self.svc.clone(), self.connections.clone(), self.limits);
+        let Some(tls) = self.tls.clone() else {
+            let (read, write) = stream.into_split();
+            Session::serve(read, write, svc, connections, limits);
+            return;
+        };
+        actix::spawn(async move {
+            let peer = stream.peer_addr().ok();
+            match handshake(stream, &tls).await {
+                Ok(stream) => {
+                    let (read, write) = tokio::io::split(stream);
+                    Session::serve(read, write, svc, connections, limits);
+                }
+                Err(e) => {
+                    connections.fetch_sub(1, Ordering::SeqCst);
+                    tracing::debug!(?peer, error = %e, "no TLS session");
+                }
+            }
+        });
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {

@@ -68,7 +68,7 @@ impl PublishError {
 }
 
 pub struct Publisher {
-    url: String,
+    broker: amqp::Broker,
     name: String,
     /// Where each kind's tasks go, and how many share a message.
     lanes: Lanes,
@@ -92,7 +92,7 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(
-        url: String,
+        broker: amqp::Broker,
         node: &str,
         lanes: Lanes,
         publish_wait: Duration,
@@ -100,7 +100,7 @@ impl Publisher {
     ) -> Self {
         Publisher {
             publish_wait,
-            url,
+            broker,
             name: format!("{node}-publisher"),
             lanes,
             link: Link::new(budget),
@@ -231,11 +231,11 @@ impl Connected for Publisher {
     }
 
     fn connect(&mut self) -> (&'static str, Opening<Opened>) {
-        let (url, name) = (self.url.clone(), self.name.clone());
+        let (broker, name) = (self.broker.clone(), self.name.clone());
         let queues: Vec<String> = self.lanes.all().iter().map(|l| l.queue.clone()).collect();
         let topology = self.lanes.topology();
         let opening = async move {
-            let conn = amqp::connect(&url, &name).await?;
+            let conn = broker.connect(&name).await?;
             let channel = conn.create_channel().await?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 pub struct ReplyRouter {
-    url: String,
+    broker: amqp::Broker,
     node: String,
     queue: String,
     /// Survive restarts: a waiting session keeps waiting across a reconnect.
@@ -34,9 +34,14 @@ pub struct ReplyRouter {
 }
 
 impl ReplyRouter {
-    pub fn new(url: String, node: &str, queue: String, budget: Arc<RestartBudget>) -> Self {
+    pub fn new(
+        broker: amqp::Broker,
+        node: &str,
+        queue: String,
+        budget: Arc<RestartBudget>,
+    ) -> Self {
         ReplyRouter {
-            url,
+            broker,
             node: node.to_string(),
             queue,
             waiters: HashMap::new(),
@@ -53,11 +58,11 @@ impl ReplyRouter {
 
     /// Declare and consume the reply queue. Used by [`crate::startup`] to fail fast, too.
     pub async fn open(
-        url: &str,
+        broker: &amqp::Broker,
         node: &str,
         queue: &str,
     ) -> Result<(Connection, Channel, lapin::Consumer), lapin::Error> {
-        let conn = amqp::connect(url, &format!("{node}-replies")).await?;
+        let conn = broker.connect(&format!("{node}-replies")).await?;
         let channel = conn.create_channel().await?;
         channel
             .queue_declare(
@@ -116,8 +121,8 @@ impl Connected for ReplyRouter {
     }
 
     fn connect(&mut self) -> (&'static str, Opening<Opened>) {
-        let (url, node, queue) = (self.url.clone(), self.node.clone(), self.queue.clone());
-        let opening = async move { Self::open(&url, &node, &queue).await };
+        let (broker, node, queue) = (self.broker.clone(), self.node.clone(), self.queue.clone());
+        let opening = async move { Self::open(&broker, &node, &queue).await };
         ("cannot consume the reply queue", Box::pin(opening))
     }
 

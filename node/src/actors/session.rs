@@ -29,7 +29,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::FramedRead;
 use writer::{Item, Outbox, Pending, Slot, Writer};
@@ -76,15 +76,15 @@ pub struct Session {
 }
 
 impl Session {
-    /// Serve `stream` until the peer leaves. The caller counted it in `connections`; the
+    /// Serve a connection (its two halves) until the peer leaves. The caller counted it in `connections`; the
     /// session uncounts it when it stops.
     pub fn serve(
-        stream: TcpStream,
+        read: impl AsyncRead + Unpin + 'static,
+        write: impl AsyncWrite + Unpin + 'static,
         svc: Services,
         connections: Arc<AtomicUsize>,
         limits: SessionLimits,
     ) {
-        let (read, write) = stream.into_split();
         Session::create(move |ctx| {
             let (slots, queue) = mpsc::channel::<Slot>(MAX_PIPELINED + 1);
             let last_activity = Rc::new(Cell::new(Instant::now()));

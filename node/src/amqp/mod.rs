@@ -10,17 +10,67 @@ pub mod topology;
 pub use topology::{QueueType, Topology};
 
 use async_rs::Runtime;
+use lapin::tcp::OwnedTLSConfig;
 use lapin::{Connection, ConnectionProperties};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Connect to `url` on the current (actix) tokio runtime.
+/// A broker to connect to: its URL (`amqp://` or `amqps://`) and, for TLS, CA certificates
+/// its certificate may lead to beside the system's roots.
+#[derive(Clone)]
+pub struct Broker {
+    url: String,
+    ca_pem: Option<Arc<str>>,
+}
+
+impl Broker {
+    pub fn new(url: &str) -> Broker {
+        Broker {
+            url: url.to_string(),
+            ca_pem: None,
+        }
+    }
+
+    /// With the CA certificate(s) in the PEM file `ca` (read and checked now).
+    pub fn with_ca(url: &str, ca: Option<&Path>) -> Result<Broker, crate::tls::TlsError> {
+        let ca_pem = match ca {
+            Some(path) => {
+                crate::tls::certificates(path)?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| crate::tls::TlsError::File {
+                        path: path.to_path_buf(),
+                        reason: e.to_string(),
+                    })?;
+                Some(text.into())
+            }
+            None => None,
+        };
+        Ok(Broker {
+            url: url.to_string(),
+            ca_pem,
+        })
+    }
+
+    /// Connect on the current (actix) tokio runtime; `name` shows in the management UI.
+    pub async fn connect(&self, name: &str) -> Result<Connection, lapin::Error> {
+        let tls = OwnedTLSConfig {
+            identity: None,
+            cert_chain: self.ca_pem.as_deref().map(str::to_string),
+        };
+        Connection::connect_with_config(
+            &self.url,
+            ConnectionProperties::default().with_connection_name(name.to_string().into()),
+            tls,
+            Runtime::tokio_current(),
+        )
+        .await
+    }
+}
+
+/// Connect to `url` (system roots for `amqps://`) on the current tokio runtime.
 pub async fn connect(url: &str, name: &str) -> Result<Connection, lapin::Error> {
-    Connection::connect_with_runtime(
-        url,
-        ConnectionProperties::default().with_connection_name(name.to_string().into()),
-        Runtime::tokio_current(),
-    )
-    .await
+    Broker::new(url).connect(name).await
 }
 
 /// Exponential backoff with jitter for reconnect attempt `attempt` (0-based), capped at 10 s.

@@ -1,5 +1,6 @@
 //! PostgreSQL: the connection pool, embedded migrations and the task queries.
 
+pub mod connect;
 pub mod models;
 pub mod outbox;
 pub mod schema;
@@ -9,10 +10,12 @@ pub mod uploads;
 
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::bb8::{Pool as Bb8Pool, RunError};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
+
+pub use connect::Database;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 
@@ -34,10 +37,13 @@ pub enum DbError {
     Stopped(#[from] actix::MailboxError),
 }
 
-/// A pool of `size` connections to `url`. Connections are made lazily and re-made after a
+/// A pool of `size` connections to `db`. Connections are made lazily and re-made after a
 /// failure, so a database restart heals by itself.
-pub async fn connect_pool(url: &str, size: u32) -> Result<DbPool, DbError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+pub async fn connect_pool(db: &Database, size: u32) -> Result<DbPool, DbError> {
+    let mut config = ManagerConfig::default();
+    config.custom_setup = db.setup();
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(db.url(), config);
     Bb8Pool::builder()
         .max_size(size)
         .connection_timeout(Duration::from_secs(5))
@@ -47,18 +53,20 @@ pub async fn connect_pool(url: &str, size: u32) -> Result<DbPool, DbError> {
         .map_err(|e| DbError::Connect(e.to_string()))
 }
 
-/// Apply pending migrations. Runs on its own thread: diesel's migration harness is
-/// synchronous, and actix's runtime is single-threaded.
-pub async fn run_migrations(url: &str) -> Result<Vec<String>, DbError> {
-    let url = url.to_string();
+/// Apply pending migrations. They run on their own thread (diesel's migration harness is
+/// synchronous, and actix's runtime is single-threaded) over a connection made here, which
+/// this runtime drives.
+pub async fn run_migrations(db: &Database) -> Result<Vec<String>, DbError> {
+    let conn = db
+        .establish()
+        .await
+        .map_err(|e| DbError::Connect(e.to_string()))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("migrations".into())
         .spawn(move || {
             let result = (|| {
-                use diesel::Connection;
-                let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
-                    .map_err(|e| DbError::Connect(e.to_string()))?;
+                let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
                 let applied = conn
                     .run_pending_migrations(MIGRATIONS)
                     .map_err(|e| DbError::Migration(e.to_string()))?;

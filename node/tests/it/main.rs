@@ -10,4 +10,5 @@ mod fleet;
 mod lanes;
 mod protocol;
 mod tasks;
+mod tls;
 mod torture;
