@@ -5,6 +5,7 @@
 //! on success, 1 when the task failed or a node answered an error, 3 when no node could be
 //! reached (2 is clap's usage error).
 
+mod admin;
 mod bench;
 mod fleet;
 mod progress;
@@ -93,6 +94,9 @@ enum Command {
     Ping,
     /// Load the fleet and report throughput and latency (see README, Benchmark).
     Bench(bench::BenchArgs),
+    /// Manage tokens (an admin token).
+    #[command(subcommand)]
+    Token(admin::TokenCmd),
 }
 
 /// A failure that maps to an exit code.
@@ -297,6 +301,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Token(cmd) => Ok(admin::run(&mut conn, cmd, json).await?),
         Command::Bench(_) => unreachable!("handled above"),
     }
 }

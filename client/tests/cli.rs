@@ -341,3 +341,83 @@ async fn tls_end_to_end_with_a_ca_file() {
         "{o:?}"
     );
 }
+
+#[actix_rt::test]
+async fn an_admin_manages_tokens_through_taskctl() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let server = node.addr.to_string();
+    let o = ctl(
+        &env,
+        &server,
+        &[
+            "token", "create", "app-7", "--role", "submit", "--rate", "50",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    let secret = stdout(&o).trim().to_string();
+    assert!(secret.starts_with("tn_"), "the secret on stdout: {secret}");
+
+    // The new token works at once, and may not manage tokens.
+    let as_app = |rest: &[&str]| {
+        let mut all = vec!["--server", &server, "--token", &secret];
+        all.extend_from_slice(rest);
+        taskctl(args(&all))
+    };
+    let o = as_app(&["submit", "upper", "made by an admin"]).await;
+    assert_eq!(stdout(&o), "MADE BY AN ADMIN\n", "{o:?}");
+    let o = as_app(&["token", "list"]).await;
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("forbidden"),
+        "{o:?}"
+    );
+
+    // Listed (without its secret), taken names refused, then revoked.
+    let o = ctl(&env, &server, &["token", "list"]).await;
+    let list = stdout(&o);
+    let line = list
+        .lines()
+        .find(|l| l.starts_with("app-7\t"))
+        .expect("listed");
+    assert!(line.starts_with("app-7\tsubmit\t-\t50\t-\t"), "{line}");
+    assert!(!list.contains(&secret));
+    let o = ctl(
+        &env,
+        &server,
+        &["token", "create", "app-7", "--role", "read"],
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already_exists"),
+        "{o:?}"
+    );
+    let o = ctl(
+        &env,
+        &server,
+        &["token", "create", "bad name", "--role", "read"],
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("malformed"),
+        "{o:?}"
+    );
+    let o = ctl(&env, &server, &["token", "revoke", "app-7"]).await;
+    assert!(o.status.success(), "{o:?}");
+    let o = as_app(&["submit", "upper", "after"]).await;
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unauthenticated"),
+        "{o:?}"
+    );
+    let o = ctl(&env, &server, &["--json", "token", "list"]).await;
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let app = v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "app-7")
+        .unwrap();
+    assert!(app["revoked_at"].is_string(), "{app}");
+}

@@ -108,10 +108,7 @@ async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
             rate,
             max_payload,
         } => {
-            let ok = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
-            if name.is_empty() || name.len() > 64 || !name.chars().all(ok) {
-                anyhow::bail!("a token name is 1 to 64 letters, digits, `.`, `_` or `-`");
-            }
+            tokens::check_name(&name).map_err(anyhow::Error::msg)?;
             let role = Role::parse(&role)
                 .with_context(|| format!("no role `{role}`: submit, read or admin"))?;
             let limits = tokens::Limits {
@@ -119,6 +116,7 @@ async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
                 rate,
                 max_payload,
             };
+            limits.check().map_err(anyhow::Error::msg)?;
             let secret = tokens::create(&mut conn, &name, role, limits)
                 .await
                 .with_context(|| format!("cannot create token `{name}` (does it exist?)"))?;

@@ -8,6 +8,7 @@
 
 use crate::error::{ErrorCode, ErrorLine};
 use crate::request::Request;
+use crate::token::{NewToken, TokenCommand, TokenCreated, TokenList, TokenRevoked};
 use crate::transport::{BoxRead, BoxWrite, Transport};
 use crate::view::{AuthOk, Bye, DeadList, HelpText, KindList, Pong, TaskView};
 use serde::de::DeserializeOwned;
@@ -229,6 +230,20 @@ impl Client {
     /// `AUTH <token>`: who this connection is, for every request after it.
     pub async fn auth(&mut self, token: &str) -> Result<AuthOk, ClientError> {
         self.call(&Request::Auth(token.to_string())).await
+    }
+
+    /// `TOKEN CREATE` (admin): the new token and its secret.
+    pub async fn token_create(&mut self, new: NewToken) -> Result<TokenCreated, ClientError> {
+        self.call(&Request::Token(TokenCommand::Create(new))).await
+    }
+
+    pub async fn token_list(&mut self) -> Result<TokenList, ClientError> {
+        self.call(&Request::Token(TokenCommand::List)).await
+    }
+
+    pub async fn token_revoke(&mut self, name: &str) -> Result<TokenRevoked, ClientError> {
+        self.call(&Request::Token(TokenCommand::Revoke(name.to_string())))
+            .await
     }
 
     pub async fn ping(&mut self) -> Result<Pong, ClientError> {

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     UnknownKind,
     // About one task.
     NotFound,
+    /// A name that is taken (a token's).
+    AlreadyExists,
     NotFinished,
     NotRetryable,
     Timeout,
@@ -59,6 +61,7 @@ impl ErrorCode {
             PayloadTooLarge => "payload_too_large",
             UnknownKind => "unknown_kind",
             NotFound => "not_found",
+            AlreadyExists => "already_exists",
             NotFinished => "not_finished",
             NotRetryable => "not_retryable",
             Timeout => "timeout",

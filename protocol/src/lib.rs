@@ -9,6 +9,7 @@
 //! - [`request`]: [`Request`], parsed from a line ([`Request::parse`]) and written as one
 //!   ([`Request::to_line`]); the `HELP` text.
 //! - [`view`]: the answers: [`TaskView`] and [`TaskStatus`], `DEAD`, `KINDS`, `PING`, `HELP`.
+//! - [`token`]: the `TOKEN` requests (admins manage tokens) and their answers.
 //! - [`error`]: [`ErrorLine`] and its [`ErrorCode`]s; [`ProtocolError`] for refused lines.
 //! - `codec` (feature `codec`): the node's line codec: request lines and upload bodies in,
 //!   answer lines and raw bytes out.
@@ -22,6 +23,7 @@ pub mod client;
 pub mod codec;
 pub mod error;
 pub mod request;
+pub mod token;
 #[cfg(feature = "client")]
 pub mod transport;
 pub mod view;
@@ -30,6 +32,7 @@ pub mod view;
 pub use client::{Client, ClientError};
 pub use error::{ErrorCode, ErrorLine, ProtocolError};
 pub use request::{Request, HELP};
+pub use token::{NewToken, TokenCommand, TokenCreated, TokenInfo, TokenList, TokenRevoked};
 #[cfg(feature = "client")]
 pub use transport::Transport;
 pub use view::{

@@ -22,7 +22,7 @@ use crate::service::results::ResultBody;
 use crate::service::{Answer, ServiceError, Services};
 use actix::prelude::*;
 use protocol::codec::{Inbound, LineCodec, Outbound};
-use protocol::{Bye, ErrorCode, ErrorLine, HelpText, Request, HELP};
+use protocol::{Bye, ErrorCode, ErrorLine, HelpText, Request, TokenCommand, HELP};
 use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
@@ -275,6 +275,13 @@ impl Session {
             }),
             Request::Retry(id) => self.as_who(ctx, permit, |who| async move {
                 line_or_error(svc.retry(id, &who).await)
+            }),
+            Request::Token(cmd) => self.as_who(ctx, permit, |who| async move {
+                match cmd {
+                    TokenCommand::Create(new) => line_or_error(svc.create_token(new, &who).await),
+                    TokenCommand::List => line_or_error(svc.list_tokens(&who).await),
+                    TokenCommand::Revoke(name) => line_or_error(svc.revoke_token(name, &who).await),
+                }
             }),
             Request::Result(id) => self.serve_result(ctx, permit, id),
             Request::Put { kind, size, wait } => self.start_upload(kind, size, wait, permit),

@@ -111,6 +111,33 @@ impl Row {
     }
 }
 
+/// Why `name` cannot name a token, if it cannot: 1 to 64 letters, digits, `.`, `_` or `-`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+    match !name.is_empty() && name.len() <= 64 && name.chars().all(ok) {
+        true => Ok(()),
+        false => Err(format!(
+            "`{name}` cannot name a token: use 1 to 64 letters, digits, `.`, `_` or `-`"
+        )),
+    }
+}
+
+impl Limits {
+    /// Why these limits make no sense, if they do not.
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_inflight == Some(0) {
+            return Err("max_inflight must be at least 1".into());
+        }
+        if self.rate.is_some_and(|r| !r.is_finite() || r <= 0.0) {
+            return Err("rate must be a positive number of submissions a second".into());
+        }
+        if self.max_payload == Some(0) {
+            return Err("max_payload must be at least 1 byte".into());
+        }
+        Ok(())
+    }
+}
+
 /// Create token `name`: answers its secret (shown once; only its hash is kept).
 pub async fn create(
     conn: &mut AsyncPgConnection,
@@ -252,6 +279,26 @@ impl TokenStore {
             .first(&mut conn)
             .await
             .optional()?)
+    }
+
+    /// Create token `name` (see [`create`]); this node knows it at once, others on their next
+    /// refresh or at its first `AUTH`.
+    pub async fn create(&self, name: &str, role: Role, limits: Limits) -> Result<Secret, DbError> {
+        let secret = create(&mut *self.pool.get().await?, name, role, limits).await?;
+        let _ = self.refresh().await;
+        Ok(secret)
+    }
+
+    pub async fn list(&self) -> Result<Vec<TokenRow>, DbError> {
+        list(&mut *self.pool.get().await?).await
+    }
+
+    /// Revoke token `name`: `false` if there is no live one. This node refuses it at once,
+    /// others within [`REFRESH`].
+    pub async fn revoke(&self, name: &str) -> Result<bool, DbError> {
+        let revoked = revoke(&mut *self.pool.get().await?, name).await?;
+        let _ = self.refresh().await;
+        Ok(revoked)
     }
 
     /// Whether token `name` is still live (revoked ones drop out within [`REFRESH`]).

@@ -9,6 +9,7 @@
 pub mod access;
 pub mod intake;
 pub mod results;
+pub mod tokens;
 
 use crate::actors::persister::{
     Accept, CheckDatabase, GetTask, InsertTask, ListDead, ResetForRetry,
@@ -64,6 +65,13 @@ pub enum ServiceError {
     RateLimited { rate: f64, retry_after_ms: u64 },
     #[error("{0}")]
     QuotaExceeded(String),
+    /// A request that names something badly (a token's name, role or limits).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a token named `{0}` exists already; pick another name")]
+    TokenExists(String),
+    #[error("no live token named `{0}`")]
+    NoSuchToken(String),
     #[error("task {id} may or may not run: its publish was not confirmed ({publish}) and the database is unavailable ({db}); ask `STATUS {id}` later")]
     Unsure {
         id: Uuid,
@@ -89,6 +97,9 @@ impl ServiceError {
             ServiceError::Forbidden(_) => ErrorCode::Forbidden,
             ServiceError::RateLimited { .. } => ErrorCode::RateLimited,
             ServiceError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            ServiceError::Invalid(_) => ErrorCode::Malformed,
+            ServiceError::TokenExists(_) => ErrorCode::AlreadyExists,
+            ServiceError::NoSuchToken(_) => ErrorCode::NotFound,
         }
     }
 
