@@ -19,6 +19,6 @@ RUN apt-get update \
 COPY --from=build /src/target/release/tasknode /src/target/release/taskctl /usr/local/bin/
 COPY config /etc/tasknode
 USER nobody
-EXPOSE 7001
+EXPOSE 7001 8001
 ENTRYPOINT ["tasknode"]
 CMD ["--config", "/etc/tasknode/node1.toml"]

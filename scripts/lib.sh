@@ -62,14 +62,19 @@ ensure_haproxy() {
   command -v haproxy >/dev/null 2>&1 || die "could not install haproxy"
 }
 
-# Write the HAProxy config for N nodes on 127.0.0.1:7001.. to $RUN_DIR/haproxy.cfg:
-# config/haproxy.cfg plus one server line per node past 3.
+# Write the HAProxy config for N nodes (line protocol on 127.0.0.1:7001.., HTTP on
+# 127.0.0.1:8001..) to $RUN_DIR/haproxy.cfg: config/haproxy.cfg plus server lines for each
+# node past 3 at its `more nodes` marks.
 haproxy_config() { # N -> path
-  local n="$1" f="$RUN_DIR/haproxy.cfg" k
-  cp "$REPO/config/haproxy.cfg" "$f"
+  local n="$1" f="$RUN_DIR/haproxy.cfg" k tcp="" http=""
   for ((k = 4; k <= n; k++)); do
-    printf '    server node%s 127.0.0.1:%s check\n' "$k" "$((7000 + k))" >>"$f"
+    tcp+="    server node$k 127.0.0.1:$((7000 + k)) check\n"
+    http+="    server node$k 127.0.0.1:$((8000 + k)) check\n"
   done
+  awk -v tcp="$tcp" -v http="$http" '
+    /# more nodes \(tcp\)/ { printf "%s", tcp }
+    /# more nodes \(http\)/ { printf "%s", http }
+    { print }' "$REPO/config/haproxy.cfg" >"$f"
   echo "$f"
 }
 

@@ -31,6 +31,7 @@ pub struct Settings {
     pub supervision: SupervisionSettings,
     pub workers: WorkerSettings,
     pub auth: crate::auth::AuthSettings,
+    pub http: crate::http::HttpSettings,
     /// `[lanes.<name>]`: see [`crate::lanes`].
     pub lanes: std::collections::BTreeMap<String, crate::lanes::LaneSettings>,
 }

@@ -13,6 +13,7 @@
 //! - [`actors::listener`] accepts a connection (over [`tls`] when configured), and
 //!   [`auth`] says who it is after `AUTH`; [`actors::session`] reads its requests (the
 //!   protocol's codec), dispatches them and writes the answers in order.
+//! - [`http`]: the HTTP API beside the line protocol, on the same services.
 //! - [`service`]: what a node does for a client: [`service::intake`] puts a payload inline
 //!   or in the bucket, [`service::Services::submit`] accepts a task (its row and outbox entry)
 //!   or publishes it and waits for its reply, [`service::results`] finds a result to send back.
@@ -35,6 +36,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod http;
 pub mod kinds;
 pub mod lanes;
 pub mod messages;

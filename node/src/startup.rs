@@ -24,6 +24,7 @@ use crate::supervision::RestartBudget;
 use crate::tls::ServerTls;
 use crate::{amqp, db};
 use actix::prelude::*;
+use actix_web::dev::ServerHandle;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -68,11 +69,16 @@ pub enum StartupError {
     Lanes(#[from] LaneError),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("HTTP API on {0}: {1}")]
+    Http(String, std::io::Error),
 }
 
 /// A running node. Dropping it does not stop it; stop the actix system.
 pub struct Node {
     local_addr: SocketAddr,
+    /// Where the HTTP API listens, if it does.
+    http_addr: Option<SocketAddr>,
+    http: Option<ServerHandle>,
     services: Services,
     /// Worker pool counters (executor threads started, panics, timeouts).
     pub pool_stats: Arc<PoolStats>,
@@ -302,6 +308,8 @@ impl Node {
             handles,
             inline_limit: settings.storage.inline_limit,
             wait_timeout: Duration::from_secs(settings.listener.wait_timeout_secs),
+            max_payload: settings.listener.max_payload_bytes,
+            draining: Default::default(),
         };
         let listener = SocketListener::start(
             listener,
@@ -318,9 +326,27 @@ impl Node {
         if let Some(tls) = &tls {
             tls.reload_on_hangup().map_err(StartupError::Listener)?;
         }
-        tracing::info!(node = %node, addr = %local_addr, tls = tls.is_some(), workers = threads, "node ready");
+        let (http, http_addr) = match settings.http.address.as_str() {
+            "" => (None, None),
+            address => {
+                let listener = std::net::TcpListener::bind(address)
+                    .map_err(|e| StartupError::Http(address.to_string(), e))?;
+                let addr = listener.local_addr().map_err(StartupError::Listener)?;
+                let handle = crate::http::start(
+                    listener,
+                    services.clone(),
+                    &settings.http,
+                    settings.listener.max_connections,
+                )
+                .map_err(|e| StartupError::Http(address.to_string(), e))?;
+                (Some(handle), Some(addr))
+            }
+        };
+        tracing::info!(node = %node, addr = %local_addr, http = ?http_addr, tls = tls.is_some(), workers = threads, "node ready");
         Ok(Node {
             local_addr,
+            http_addr,
+            http,
             services,
             pool_stats,
             inflight,
@@ -335,6 +361,11 @@ impl Node {
     /// The address clients connect to (useful when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the HTTP API listens (`None` when `http.address` is empty).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     pub fn services(&self) -> &Services {
@@ -358,7 +389,14 @@ impl Node {
         }
         let node = self.services.node().to_string();
         tracing::info!(%node, grace = ?self.grace, "shutting down: no new connections or tasks");
+        self.services
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.listener.do_send(StopListening);
+        if let Some(http) = &self.http {
+            // No new HTTP connections; requests being served get a few seconds.
+            actix::spawn(http.stop(true));
+        }
         for consumer in &self.consumers {
             let _ = consumer.send(StopConsuming).await;
         }

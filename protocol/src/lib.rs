@@ -9,6 +9,7 @@
 //! - [`request`]: [`Request`], parsed from a line ([`Request::parse`]) and written as one
 //!   ([`Request::to_line`]); the `HELP` text.
 //! - [`view`]: the answers: [`TaskView`] and [`TaskStatus`], `DEAD`, `KINDS`, `PING`, `HELP`.
+//! - [`http`]: what only the HTTP API has: the JSON submission, a page of tasks and its query.
 //! - [`token`]: the `TOKEN` requests (admins manage tokens) and their answers.
 //! - [`error`]: [`ErrorLine`] and its [`ErrorCode`]s; [`ProtocolError`] for refused lines.
 //! - `codec` (feature `codec`): the node's line codec: request lines and upload bodies in,
@@ -22,6 +23,7 @@ pub mod client;
 #[cfg(feature = "codec")]
 pub mod codec;
 pub mod error;
+pub mod http;
 pub mod request;
 pub mod token;
 #[cfg(feature = "client")]

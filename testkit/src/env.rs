@@ -124,6 +124,7 @@ impl TestEnv {
         let mut s = Settings::from_toml("").expect("defaults");
         s.node.name = name.to_string();
         s.listener.address = "127.0.0.1:0".into();
+        s.http.address = "127.0.0.1:0".into();
         s.listener.wait_timeout_secs = 60;
         s.amqp.url = amqp_url();
         s.amqp.task_queue = self.task_queue.clone();

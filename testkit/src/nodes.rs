@@ -41,6 +41,8 @@ pub async fn connect_as(addr: SocketAddr, token: &str) -> Client {
 /// A node started in this process.
 pub struct TestNode {
     pub addr: SocketAddr,
+    /// Where its HTTP API listens.
+    pub http: SocketAddr,
     pub name: String,
     /// The node's bucket, for checking what it stored.
     pub storage: Storage,
@@ -53,6 +55,7 @@ impl TestNode {
         TestNode {
             token: token.to_string(),
             addr: node.local_addr(),
+            http: node.http_addr().expect("the test node serves HTTP"),
             name: name.to_string(),
             storage,
             node,
@@ -78,6 +81,8 @@ impl TestNode {
 /// A node running as its own process.
 pub struct ChildNode {
     pub addr: SocketAddr,
+    /// Where its HTTP API listens.
+    pub http: SocketAddr,
     pub name: String,
     pub child: std::process::Child,
     pub log: std::path::PathBuf,
@@ -86,13 +91,15 @@ pub struct ChildNode {
 }
 
 impl TestEnv {
-    /// The environment variables that put a `tasknode` process in this env (on `port`).
-    pub fn process_env(&self, name: &str, port: u16) -> Vec<(String, String)> {
+    /// The environment variables that put a `tasknode` process in this env (on `port`, its
+    /// HTTP API on `http_port`).
+    pub fn process_env(&self, name: &str, port: u16, http_port: u16) -> Vec<(String, String)> {
         let s = self.settings(name);
         self.remember_queues(&s);
         [
             ("NODE__NAME", name.to_string()),
             ("LISTENER__ADDRESS", format!("127.0.0.1:{port}")),
+            ("HTTP__ADDRESS", format!("127.0.0.1:{http_port}")),
             ("AMQP__URL", s.amqp.url),
             ("AMQP__TASK_QUEUE", s.amqp.task_queue),
             ("AMQP__REPLY_QUEUE_PREFIX", s.amqp.reply_queue_prefix),
@@ -117,15 +124,11 @@ impl TestEnv {
         name: &str,
         extra: &[(&str, &str)],
     ) -> ChildNode {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let (port, http_port) = (free_port(), free_port());
         let log = std::env::temp_dir().join(format!("tasknode-{}-{name}.log", self.tag));
         let log_file = std::fs::File::create(&log).unwrap();
         let mut cmd = std::process::Command::new(bin);
-        cmd.envs(self.process_env(name, port))
+        cmd.envs(self.process_env(name, port, http_port))
             .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .env("RUST_LOG", "info")
             .stdout(log_file.try_clone().unwrap())
@@ -148,6 +151,7 @@ impl TestEnv {
                 return ChildNode {
                     token: self.token.clone(),
                     addr,
+                    http: format!("127.0.0.1:{http_port}").parse().unwrap(),
                     name: name.to_string(),
                     child,
                     log,
@@ -163,6 +167,15 @@ impl TestEnv {
         }
         panic!("tasknode {name} did not listen on {addr}");
     }
+}
+
+/// A port free now (for a process to bind soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl ChildNode {

@@ -366,6 +366,24 @@ pub struct ResetForRetry {
     pub due: DateTime<Utc>,
 }
 
+/// A page of tasks (see [`crate::db::listing`]).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<TaskRow>, DbError>")]
+pub struct ListTasks {
+    pub filter: crate::db::listing::Filter,
+    pub limit: u32,
+}
+
+impl Handler<ListTasks> for Persister {
+    type Result = ResponseFuture<Result<Vec<TaskRow>, DbError>>;
+
+    fn handle(&mut self, msg: ListTasks, _: &mut Context<Self>) -> Self::Result {
+        read(&self.pool, async move |c| {
+            crate::db::listing::list(c, &msg.filter, msg.limit.into()).await
+        })
+    }
+}
+
 /// Whether PostgreSQL answers `SELECT 1` (for health checks).
 #[derive(Message)]
 #[rtype(result = "bool")]

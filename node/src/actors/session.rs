@@ -265,6 +265,7 @@ impl Session {
                 payload,
                 wait,
             } => self.as_who(ctx, permit, |who| async move {
+                let wait = wait.then_some(svc.wait_timeout);
                 answer_line(svc.submit_bytes(kind, payload, wait, &who).await)
             }),
             Request::Status(id) => self.as_who(ctx, permit, |who| async move {

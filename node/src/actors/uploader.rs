@@ -6,7 +6,6 @@ use actix::prelude::*;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::io::ReaderStream;
 
 pub struct Uploader {
@@ -35,13 +34,15 @@ pub struct PutObject {
     pub data: Bytes,
 }
 
-/// Store exactly `size` bytes arriving on `body` (a client's `PUT`). Answers when stored.
+/// Store the bytes arriving on `body` (a client's `PUT` or HTTP body): exactly `size` of
+/// them if given. The sender ends the body with an empty chunk; a body whose sender goes
+/// away without one was cut short, and nothing is kept. Answers the bytes stored.
 #[derive(Message)]
 #[rtype(result = "Result<u64, StorageError>")]
 pub struct UploadStream {
     pub key: String,
     pub body: mpsc::Receiver<Bytes>,
-    pub size: u64,
+    pub size: Option<u64>,
 }
 
 /// Store a result that spilled to a file.
@@ -74,8 +75,23 @@ impl Handler<UploadStream> for Uploader {
     fn handle(&mut self, msg: UploadStream, _: &mut Context<Self>) -> Self::Result {
         let storage = self.storage.clone();
         Box::pin(async move {
-            let body = ReceiverStream::new(msg.body).map(Ok);
-            storage.upload_stream(&msg.key, body, Some(msg.size)).await
+            let body = futures_util::stream::unfold(Some(msg.body), |rx| async move {
+                let mut rx = rx?;
+                match rx.recv().await {
+                    Some(chunk) if chunk.is_empty() => None,
+                    Some(chunk) => Some((Ok(chunk), Some(rx))),
+                    None => {
+                        let cut = std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the body was cut short",
+                        );
+                        Some((Err(cut), None))
+                    }
+                }
+            });
+            storage
+                .upload_stream(&msg.key, Box::pin(body), msg.size)
+                .await
         })
     }
 }

@@ -87,9 +87,15 @@ impl Actor for Watcher {
 }
 
 /// Send the final row of task `.0` to `.1` once there is one (dropping the receiver withdraws).
+/// Its row is first read after [`GRACE`] (its reply usually comes first).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Watch(pub Uuid, pub oneshot::Sender<TaskRow>);
+
+/// As [`Watch`], read from the next sweep on (a client long-polling a task: no reply comes).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchNow(pub Uuid, pub oneshot::Sender<TaskRow>);
 
 impl Handler<Watch> for Watcher {
     type Result = ();
@@ -99,5 +105,16 @@ impl Handler<Watch> for Watcher {
             .entry(id)
             .or_default()
             .push((Instant::now(), tx));
+    }
+}
+
+impl Handler<WatchNow> for Watcher {
+    type Result = ();
+
+    fn handle(&mut self, WatchNow(id, tx): WatchNow, _: &mut Context<Self>) {
+        let due = Instant::now()
+            .checked_sub(GRACE)
+            .unwrap_or_else(Instant::now);
+        self.waiting.entry(id).or_default().push((due, tx));
     }
 }

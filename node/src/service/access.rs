@@ -136,9 +136,7 @@ impl Services {
         Services::may_submit(who)?;
         let limits = &who.limits;
         if let Some(max) = limits.max_payload.filter(|max| size > *max) {
-            return Err(ServiceError::QuotaExceeded(format!(
-                "a payload of {size} bytes is over this token's max_payload of {max} bytes"
-            )));
+            return Err(ServiceError::OverMaxPayload { size, max });
         }
         if let (Some(rate), Some(name)) = (limits.rate, &who.name) {
             self.access

@@ -1,13 +1,15 @@
-//! Intake: where a task's payload goes as it arrives, decided once for request lines and
-//! `PUT` bodies alike: up to `storage.inline_limit` it travels in the task message (and the
-//! row); past that it streams to the bucket as it arrives, so no payload needs to fit in
-//! memory. A payload for an unknown kind is read and dropped, then refused.
+//! Intake: where a task's payload goes as it arrives, decided once for request lines, `PUT`
+//! bodies and HTTP bodies alike: up to `storage.inline_limit` it travels in the task message
+//! (and the row); past that it streams to the bucket as it arrives, so no payload needs to
+//! fit in memory. A body of unknown length (HTTP chunked) is kept until it passes the limit,
+//! then streamed. A payload for an unknown kind is read and dropped, then refused.
 
 use super::{ServiceError, Services};
-use crate::actors::uploader::UploadStream;
+use crate::actors::uploader::{UploadStream, Uploader};
 use crate::actors::Settle;
 use crate::messages::PayloadRef;
 use crate::storage::StorageError;
+use actix::Addr;
 use bytes::Bytes;
 use std::future::Future;
 use tokio::sync::mpsc;
@@ -20,9 +22,15 @@ pub enum Intake {
     /// Large: streamed to the bucket under `key` as it arrives.
     Bucket {
         key: String,
-        size: u64,
         tx: mpsc::Sender<Bytes>,
         done: tokio::task::JoinHandle<Result<u64, StorageError>>,
+    },
+    /// Of unknown length: kept while it fits inline, then streamed to the bucket.
+    Growing {
+        buf: Vec<u8>,
+        key: String,
+        limit: usize,
+        uploader: Addr<Uploader>,
     },
     /// Refused (an unknown kind): the body is read and dropped, then this is answered.
     Refused(ServiceError),
@@ -38,29 +46,80 @@ impl Services {
             return Intake::Inline(Vec::with_capacity(size as usize));
         }
         let key = self.handles.storage.key(&format!("payloads/{id}"));
+        Intake::upload(&self.handles.uploader, key, Some(size))
+    }
+
+    /// Where the payload of task `id` of `kind`, of a length not known yet, goes.
+    pub fn intake_unsized(&self, id: Uuid, kind: &str) -> Intake {
+        if let Err(e) = self.check_kind(kind) {
+            return Intake::Refused(e);
+        }
+        Intake::Growing {
+            buf: Vec::new(),
+            key: self.handles.storage.key(&format!("payloads/{id}")),
+            limit: self.inline_limit,
+            uploader: self.handles.uploader.clone(),
+        }
+    }
+}
+
+/// Which `Bytes` ends a body (see [`UploadStream`]).
+fn end_of_body() -> Bytes {
+    Bytes::new()
+}
+
+impl Intake {
+    fn upload(uploader: &Addr<Uploader>, key: String, size: Option<u64>) -> Intake {
         let (tx, body) = mpsc::channel(8);
         let upload = UploadStream {
             key: key.clone(),
             body,
             size,
         };
-        let uploader = self.handles.uploader.clone();
+        let uploader = uploader.clone();
         let done = actix::spawn(async move { uploader.send(upload).await.settle() });
-        Intake::Bucket {
-            key,
-            size,
-            tx,
-            done,
+        Intake::Bucket { key, tx, done }
+    }
+
+    /// Bytes taken so far that are held here (not yet in the bucket).
+    pub fn held(&self) -> usize {
+        match self {
+            Intake::Inline(buf) | Intake::Growing { buf, .. } => buf.len(),
+            _ => 0,
         }
     }
-}
 
-impl Intake {
     /// Take the next chunk. For the bucket the chunk is handed on by the returned future:
     /// await it before reading more, so the sender goes at the store's pace and only a few
     /// chunks are ever in memory. (If the upload already failed, the chunk is dropped and
     /// [`Intake::finish`] says why.)
     pub fn push(&mut self, chunk: Bytes) -> Option<impl Future<Output = ()> + 'static> {
+        if chunk.is_empty() {
+            return None;
+        }
+        if let Intake::Growing {
+            buf,
+            key,
+            limit,
+            uploader,
+        } = self
+        {
+            if buf.len() + chunk.len() <= *limit {
+                buf.extend_from_slice(&chunk);
+                return None;
+            }
+            // Past the inline limit: to the bucket, what was kept first.
+            let held = Bytes::from(std::mem::take(buf));
+            *self = Intake::upload(uploader, std::mem::take(key), None);
+            let Intake::Bucket { tx, .. } = self else {
+                unreachable!("just made")
+            };
+            let tx = tx.clone();
+            return Some(futures_util::future::Either::Left(async move {
+                let _ = tx.send(held).await;
+                let _ = tx.send(chunk).await;
+            }));
+        }
         match self {
             Intake::Inline(buf) => {
                 buf.extend_from_slice(&chunk);
@@ -68,11 +127,11 @@ impl Intake {
             }
             Intake::Bucket { tx, .. } => {
                 let tx = tx.clone();
-                Some(async move {
+                Some(futures_util::future::Either::Right(async move {
                     let _ = tx.send(chunk).await;
-                })
+                }))
             }
-            Intake::Refused(_) => None,
+            Intake::Refused(_) | Intake::Growing { .. } => None,
         }
     }
 
@@ -92,17 +151,15 @@ impl Intake {
     /// The whole payload is in: where it is now.
     pub async fn finish(self) -> Result<PayloadRef, ServiceError> {
         match self {
-            Intake::Inline(data) => Ok(PayloadRef::Inline { data }),
+            Intake::Inline(data) | Intake::Growing { buf: data, .. } => {
+                Ok(PayloadRef::Inline { data })
+            }
             Intake::Refused(e) => Err(e),
-            Intake::Bucket {
-                key,
-                size,
-                tx,
-                done,
-            } => {
+            Intake::Bucket { key, tx, done } => {
+                let _ = tx.send(end_of_body()).await;
                 drop(tx);
                 match done.await {
-                    Ok(Ok(_)) => Ok(PayloadRef::Object { key, size }),
+                    Ok(Ok(size)) => Ok(PayloadRef::Object { key, size }),
                     Ok(Err(e)) => Err(ServiceError::Storage(e)),
                     Err(e) => Err(ServiceError::Storage(StorageError::S3(format!(
                         "upload ended: {e}"

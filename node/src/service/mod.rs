@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod intake;
+pub mod listing;
 pub mod results;
 pub mod tokens;
 
@@ -65,6 +66,8 @@ pub enum ServiceError {
     RateLimited { rate: f64, retry_after_ms: u64 },
     #[error("{0}")]
     QuotaExceeded(String),
+    #[error("a payload of {size} bytes is over this token's max_payload of {max} bytes")]
+    OverMaxPayload { size: u64, max: u64 },
     /// A request that names something badly (a token's name, role or limits).
     #[error("{0}")]
     Invalid(String),
@@ -96,7 +99,9 @@ impl ServiceError {
             ServiceError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             ServiceError::Forbidden(_) => ErrorCode::Forbidden,
             ServiceError::RateLimited { .. } => ErrorCode::RateLimited,
-            ServiceError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            ServiceError::QuotaExceeded(_) | ServiceError::OverMaxPayload { .. } => {
+                ErrorCode::QuotaExceeded
+            }
             ServiceError::Invalid(_) => ErrorCode::Malformed,
             ServiceError::TokenExists(_) => ErrorCode::AlreadyExists,
             ServiceError::NoSuchToken(_) => ErrorCode::NotFound,
@@ -143,7 +148,12 @@ pub struct Services {
     pub handles: Handles,
     pub access: access::Access,
     pub inline_limit: usize,
+    /// The longest a submission may wait for its result.
     pub wait_timeout: Duration,
+    /// The largest payload a client may send (`listener.max_payload_bytes`).
+    pub max_payload: u64,
+    /// Set once the node is shutting down (readiness checks fail from then on).
+    pub draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Services {
@@ -167,7 +177,7 @@ impl Services {
         &self,
         kind: String,
         payload: Vec<u8>,
-        wait: bool,
+        wait: Option<Duration>,
         who: &Identity,
     ) -> Result<Answer, ServiceError> {
         self.admit(who, payload.len() as u64)?;
@@ -182,7 +192,7 @@ impl Services {
     /// Accept a task whose payload is where `payload` says:
     /// - without `wait`: write its `queued` row and outbox entry, answer its id; the relay
     ///   publishes it ([`relay::accept`]), even if RabbitMQ is away for now;
-    /// - with `wait`: publish it with confirm and answer its result. Its row is first written
+    /// - with a `wait`: publish it with confirm and answer its result (if it comes in time). Its row is first written
     ///   by the node that runs it (with the outcome, in one write), so a waiting task costs
     ///   one row write; if the wait times out, the `queued` row is written before the client
     ///   hears the task id.
@@ -195,7 +205,7 @@ impl Services {
         id: Uuid,
         kind: String,
         payload: PayloadRef,
-        wait: bool,
+        wait: Option<Duration>,
         who: &Identity,
     ) -> Result<Answer, ServiceError> {
         Services::may_submit(who)?;
@@ -206,13 +216,13 @@ impl Services {
             kind,
             payload,
             submitted_by: self.handles.node.clone(),
-            reply_to: wait.then(|| self.handles.reply_queue.clone()),
+            reply_to: wait.map(|_| self.handles.reply_queue.clone()),
             accepted_at: Some(chrono::Utc::now()),
             owner: who.owner().map(str::to_string),
         };
-        if wait {
+        if let Some(wait) = wait {
             let _counted = who.name.as_deref().map(|n| self.access.waiting.enter(n));
-            return self.wait_for(task).await;
+            return self.wait_for(task, wait).await;
         }
         let parts = self.handles.relay();
         let kind = task.kind.clone();
@@ -240,12 +250,12 @@ impl Services {
     /// Publish `task` and wait for its reply, or for its final row (read by the node's
     /// [`crate::actors::watcher::Watcher`], which covers a lost reply), up to the wait timeout. A reply can come before
     /// the broker's confirm: it carries a result already written, so it is answered at once.
-    async fn wait_for(&self, task: TaskMessage) -> Result<Answer, ServiceError> {
+    async fn wait_for(&self, task: TaskMessage, wait: Duration) -> Result<Answer, ServiceError> {
         let id = task.id;
         let (mut waiting, mut rx) = Waiting::register(&self.handles.replies, id);
         let (row_tx, mut row_rx) = tokio::sync::oneshot::channel();
         self.handles.watcher.do_send(Watch(id, row_tx));
-        let deadline = tokio::time::sleep(self.wait_timeout);
+        let deadline = tokio::time::sleep(wait);
         tokio::pin!(deadline);
         let publish = self.publish(task.clone());
         tokio::pin!(publish);
@@ -286,7 +296,7 @@ impl Services {
                 _ = &mut deadline, if confirmed => {
                     // The client now hears the id: make sure the row exists to ask about.
                     self.handles.persister.send(InsertTask { task }).await.settle()?;
-                    return Err(ServiceError::Timeout { id, secs: self.wait_timeout.as_secs() });
+                    return Err(ServiceError::Timeout { id, secs: wait.as_secs() });
                 }
             }
         }

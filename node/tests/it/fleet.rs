@@ -1,5 +1,6 @@
-//! A fleet of node processes behind a real HAProxy (TCP mode, `PING` health check), using the
-//! project's own `config/haproxy.cfg` with the test's addresses.
+//! A fleet of node processes behind a real HAProxy (TCP mode with a `PING` health check for
+//! the line protocol, HTTP mode with `/readyz` for the API), using the project's own
+//! `config/haproxy.cfg` with the test's addresses.
 
 use protocol::{Check, Client, TaskStatus};
 use std::collections::{BTreeMap, HashMap};
@@ -12,6 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_tasknode");
 /// HAProxy on a free port in front of `nodes`; killed on drop.
 struct Balancer {
     addr: std::net::SocketAddr,
+    http: std::net::SocketAddr,
     child: std::process::Child,
 }
 
@@ -22,12 +24,9 @@ impl Drop for Balancer {
     }
 }
 
-async fn balancer(nodes: &[std::net::SocketAddr]) -> Balancer {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+async fn balancer(nodes: &[&tasknode_testkit::ChildNode]) -> Balancer {
+    let port = tasknode_testkit::nodes::free_port();
+    let http_port = tasknode_testkit::nodes::free_port();
     let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/haproxy.cfg");
     // Faster checks than production, so the test sees a dead node taken out quickly.
     let text = std::fs::read_to_string(cfg)
@@ -37,12 +36,17 @@ async fn balancer(nodes: &[std::net::SocketAddr]) -> Balancer {
     std::fs::write(&path, text).unwrap();
     let mut balancer = Balancer {
         addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        http: format!("127.0.0.1:{http_port}").parse().unwrap(),
         child: std::process::Command::new("haproxy")
             .args(["-db", "-f", path.to_str().unwrap()])
             .env("TASKNODE_LB_BIND", format!("127.0.0.1:{port}"))
-            .env("TASKNODE_NODE1", nodes[0].to_string())
-            .env("TASKNODE_NODE2", nodes[1].to_string())
-            .env("TASKNODE_NODE3", nodes[2].to_string())
+            .env("TASKNODE_NODE1", nodes[0].addr.to_string())
+            .env("TASKNODE_NODE2", nodes[1].addr.to_string())
+            .env("TASKNODE_NODE3", nodes[2].addr.to_string())
+            .env("TASKNODE_HTTP_BIND", format!("127.0.0.1:{http_port}"))
+            .env("TASKNODE_HTTP1", nodes[0].http.to_string())
+            .env("TASKNODE_HTTP2", nodes[1].http.to_string())
+            .env("TASKNODE_HTTP3", nodes[2].http.to_string())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -75,8 +79,7 @@ async fn three_nodes_behind_haproxy_share_work_and_survive_losing_one() {
     for name in ["f1", "f2", "f3"] {
         nodes.push(env.spawn_process(Path::new(BIN), name, &[]).await);
     }
-    let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
-    let lb = balancer(&addrs).await;
+    let lb = balancer(&nodes.iter().collect::<Vec<_>>()).await;
 
     let (progress_tx, mut progress) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut clients = Vec::new();
@@ -135,6 +138,25 @@ async fn three_nodes_behind_haproxy_share_work_and_survive_losing_one() {
             per_node.get(name).copied().unwrap_or(0) > 0,
             "{name} ran some tasks: {per_node:?}"
         );
+    }
+    // The HTTP API through the balancer's HTTP side (its /readyz checks took f2 out).
+    let url = format!("http://{}/v1/tasks", lb.http);
+    let http = reqwest::Client::new();
+    for i in 0..6 {
+        let done = tasknode_testkit::poll_until("HTTP through the balancer", 20, async || {
+            let res = http
+                .post(&url)
+                .bearer_auth(&env.token)
+                .json(&serde_json::json!({"kind": "upper", "payload": format!("http-{i}"), "wait": true}))
+                .send()
+                .await
+                .ok()?;
+            let body: serde_json::Value = res.json().await.ok()?;
+            (body["status"] == "succeeded").then_some(body)
+        })
+        .await;
+        assert_eq!(done["result"], format!("HTTP-{i}"));
+        assert_ne!(done["node"], "f2", "the dead node is out");
     }
     drop(lb);
 }

@@ -7,6 +7,8 @@ mod chaos;
 mod ends;
 mod faults;
 mod fleet;
+mod http;
+mod http_bodies;
 mod lanes;
 mod protocol;
 mod tasks;

@@ -63,8 +63,14 @@ impl Session {
         self.serve_one(ctx, upload.permit, false, async move {
             let submitted = match (upload.intake.finish().await, &upload.who) {
                 (Ok(payload), Some(who)) => {
-                    svc.submit(upload.id, upload.kind, payload, upload.wait, who)
-                        .await
+                    svc.submit(
+                        upload.id,
+                        upload.kind,
+                        payload,
+                        upload.wait.then_some(svc.wait_timeout),
+                        who,
+                    )
+                    .await
                 }
                 (Err(e), _) => Err(e),
                 // (No identity means the intake refused already.)

@@ -1,0 +1,34 @@
+//! `/healthz` (the process answers), `/readyz` (its dependencies answer and it is not
+//! draining: what a balancer checks) and `/v1/kinds`.
+
+use crate::service::Services;
+use actix_web::{web, HttpResponse};
+use std::sync::atomic::Ordering;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/v1/kinds", web::get().to(kinds));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "alive": true }))
+}
+
+/// 200 with `PING`'s answer when every dependency answers and the node is not shutting down;
+/// 503 with the same body otherwise.
+async fn readyz(svc: web::Data<Services>) -> HttpResponse {
+    let pong = svc.health().await;
+    let draining = svc.draining.load(Ordering::Relaxed);
+    let mut body = serde_json::to_value(&pong).unwrap_or_default();
+    body["draining"] = draining.into();
+    match pong.healthy && !draining {
+        true => HttpResponse::Ok().json(body),
+        false => HttpResponse::ServiceUnavailable().json(body),
+    }
+}
+
+/// Open to anyone, as `KINDS` is to any token: what a client may submit.
+async fn kinds(svc: web::Data<Services>, _who: super::caller::Caller) -> HttpResponse {
+    HttpResponse::Ok().json(svc.kinds())
+}

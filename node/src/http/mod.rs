@@ -1,0 +1,145 @@
+//! The HTTP API (actix-web), beside the line protocol: the same services, tokens, roles,
+//! quotas and error codes, for browsers, phones and anything else that speaks HTTP.
+//!
+//! - [`tasks`]: `/v1/tasks…`; [`health`]: `/healthz`, `/readyz`, `/v1/kinds`;
+//! - [`caller`]: `Authorization: Bearer <token>`; [`error`]: error codes as statuses.
+//!
+//! Bad input never reaches a handler whole: JSON bodies are bounded (`http.max_json_bytes`),
+//! raw bodies are streamed and counted, slow headers time out, and an unknown route answers
+//! a JSON 404.
+
+pub mod caller;
+pub mod error;
+pub mod health;
+pub mod tasks;
+
+use crate::service::Services;
+use actix_web::dev::ServerHandle;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use error::ApiError;
+use protocol::ErrorCode;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Where the API listens; empty: no HTTP API.
+    pub address: String,
+    /// Threads serving HTTP (each with its own event loop).
+    pub workers: usize,
+    /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`;
+    /// `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// Largest JSON body (a raw body may be as large as `listener.max_payload_bytes`).
+    pub max_json_bytes: usize,
+    /// A client must send its request head within this many seconds, and may not pause a
+    /// body for longer.
+    pub request_timeout_secs: u64,
+    /// An idle keep-alive connection is closed after this many seconds.
+    pub keep_alive_secs: u64,
+}
+
+/// A JSON error for extractor failures, with the line protocol's codes.
+fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let e = match &err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::new(ErrorCode::PayloadTooLarge, err.to_string())
+        }
+        JsonPayloadError::ContentType => ApiError::new(
+            ErrorCode::Malformed,
+            "send JSON with Content-Type: application/json (or POST a raw body to /v1/tasks/{kind})",
+        )
+        .with_status(actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        _ => ApiError::new(
+            ErrorCode::Malformed,
+            format!(
+                "bad JSON ({err}); expected {{\"kind\":\"upper\",\"payload\":\"text\",\"wait\":true}}"
+            ),
+        ),
+    };
+    e.into()
+}
+
+fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::new(ErrorCode::Malformed, format!("bad query: {err}")).into()
+}
+
+fn path_error(err: PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::new(ErrorCode::NotFound, format!("bad path: {err}")).into()
+}
+
+async fn not_found(req: HttpRequest) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route {} {}", req.method(), req.path()),
+    )
+}
+
+impl actix_web::Responder for ApiError {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, _: &HttpRequest) -> HttpResponse {
+        actix_web::ResponseError::error_response(&self)
+    }
+}
+
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers(["authorization", "content-type", "idempotency-key"])
+        .expose_headers(["location", "retry-after"])
+        .max_age(3600);
+    for origin in origins {
+        cors = match origin.as_str() {
+            "*" => cors.allow_any_origin(),
+            origin => cors.allowed_origin(origin),
+        };
+    }
+    cors
+}
+
+/// Serve the API on `listener` (on its own worker threads) until the returned handle stops it.
+pub fn start(
+    listener: std::net::TcpListener,
+    svc: Services,
+    settings: &HttpSettings,
+    max_connections: usize,
+) -> std::io::Result<ServerHandle> {
+    let (max_json, origins) = (settings.max_json_bytes, settings.cors_origins.clone());
+    let data = web::Data::new(svc);
+    let limits = web::Data::new(settings.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(limits.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_json)
+                    .error_handler(json_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .wrap(cors(&origins))
+            .configure(tasks::routes)
+            .configure(health::routes)
+            .default_service(web::to(not_found))
+    })
+    .workers(settings.workers.max(1))
+    .max_connections(max_connections)
+    .client_request_timeout(Duration::from_secs(settings.request_timeout_secs))
+    .keep_alive(Duration::from_secs(settings.keep_alive_secs))
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    actix::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "the HTTP API stopped");
+        }
+    });
+    Ok(handle)
+}

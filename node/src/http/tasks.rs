@@ -1,0 +1,303 @@
+//! `/v1/tasks…`: submit (JSON or a raw body of any size), look up, long-poll, list, fetch a
+//! result, retry. Each handler calls the same service functions as the line protocol.
+
+use super::caller::Caller;
+use super::error::ApiError;
+use crate::service::results::ResultBody;
+use crate::service::{Answer, ServiceError, Services};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
+use futures_util::StreamExt;
+use protocol::http::{SubmitBody, TaskQuery, Wait};
+use protocol::{ErrorCode, ResultEncoding, TaskView};
+use serde::Deserialize;
+use std::time::Duration;
+use uuid::Uuid;
+
+type Svc = web::Data<Services>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/tasks")
+            .route(web::post().to(submit_json))
+            .route(web::get().to(list)),
+    )
+    // `{name}`: a task id to GET, a kind to POST a raw body to.
+    .service(
+        web::resource("/v1/tasks/{name}")
+            .route(web::get().to(get))
+            .route(web::post().to(submit_raw)),
+    )
+    .service(web::resource("/v1/tasks/{id}/result").route(web::get().to(result)))
+    .service(web::resource("/v1/tasks/{id}/retry").route(web::post().to(retry)));
+}
+
+/// A task view: 200 when final, 202 while it goes on.
+fn view_response(view: &TaskView) -> HttpResponse {
+    let status = match view.status.is_final() {
+        true => StatusCode::OK,
+        false => StatusCode::ACCEPTED,
+    };
+    HttpResponse::build(status)
+        .insert_header((header::LOCATION, format!("/v1/tasks/{}", view.id)))
+        .json(view)
+}
+
+/// A submission's answer: the task (200 final, 202 queued), or, for a wait that ran out, the
+/// task as it is now (202: it goes on).
+async fn answer(svc: &Services, res: Result<Answer, ServiceError>, who: &Caller) -> HttpResponse {
+    match res {
+        Ok(Answer::View(view)) => view_response(&view),
+        Ok(Answer::Json(json)) => HttpResponse::Ok().content_type(mime_json()).body(json),
+        Err(ServiceError::Timeout { id, .. }) => match svc.status(id, &who.0).await {
+            Ok(view) => view_response(&view),
+            Err(e) => actix_web::ResponseError::error_response(&ApiError::from(e)),
+        },
+        Err(e) => actix_web::ResponseError::error_response(&ApiError::from(e)),
+    }
+}
+
+fn mime_json() -> &'static str {
+    "application/json"
+}
+
+fn wait_of(svc: &Services, wait: Wait) -> Option<Duration> {
+    wait.seconds(svc.wait_timeout.as_secs())
+        .map(Duration::from_secs)
+}
+
+/// `POST /v1/tasks` `{"kind","payload"|"payload_base64","wait"}`.
+async fn submit_json(svc: Svc, who: Caller, body: web::Json<SubmitBody>) -> HttpResponse {
+    let body = body.into_inner();
+    let payload = match (body.payload, body.payload_base64) {
+        (Some(text), None) => text.into_bytes(),
+        (None, Some(b64)) => match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let e = ApiError::new(
+                    ErrorCode::Malformed,
+                    format!("payload_base64 is not base64: {e}"),
+                );
+                return actix_web::ResponseError::error_response(&e);
+            }
+        },
+        (None, None) => Vec::new(),
+        (Some(_), Some(_)) => {
+            let e = ApiError::new(
+                ErrorCode::Malformed,
+                "give either payload or payload_base64, not both",
+            );
+            return actix_web::ResponseError::error_response(&e);
+        }
+    };
+    let kind = body.kind.trim().to_ascii_lowercase();
+    let wait = wait_of(&svc, body.wait);
+    let res = svc.submit_bytes(kind, payload, wait, &who.0).await;
+    answer(&svc, res, &who).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitQuery {
+    #[serde(default)]
+    wait: Option<String>,
+}
+
+impl WaitQuery {
+    fn parse(&self) -> Result<Wait, ApiError> {
+        match self.wait.as_deref() {
+            None | Some("false") | Some("0") => Ok(Wait::No),
+            Some("true") => Ok(Wait::Flag(true)),
+            Some(n) => n.parse().map(Wait::Seconds).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::Malformed,
+                    format!("wait is true, false or a number of seconds, not `{n}`"),
+                )
+            }),
+        }
+    }
+}
+
+/// `POST /v1/tasks/{kind}?wait=…` with the payload as the raw body, of any size (with a
+/// length or chunked): streamed to the bucket as it arrives when large. A body that pauses
+/// for longer than `http.request_timeout_secs` is cut off (408).
+async fn submit_raw(
+    svc: Svc,
+    limits: web::Data<super::HttpSettings>,
+    who: Caller,
+    req: HttpRequest,
+    kind: web::Path<String>,
+    query: web::Query<WaitQuery>,
+    mut body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let wait = wait_of(&svc, query.parse()?);
+    let kind = kind.into_inner().to_ascii_lowercase();
+    let limit = svc.max_payload;
+    let length = match req.headers().get(header::CONTENT_LENGTH) {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| ApiError::new(ErrorCode::Malformed, "a bad Content-Length"))?,
+        ),
+        None => None,
+    };
+    let too_large = |size: u64| {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("a payload of {size} bytes is over this node's limit of {limit} bytes"),
+        )
+    };
+    if let Some(size) = length.filter(|n| *n > limit) {
+        return Err(too_large(size));
+    }
+    // Role, max_payload (when the length is known) and rate, before a byte is read.
+    svc.admit(&who.0, length.unwrap_or(0))?;
+    let id = Uuid::now_v7();
+    let mut intake = match length {
+        Some(size) => svc.intake(id, &kind, size),
+        None => svc.intake_unsized(id, &kind),
+    };
+    let mut got = 0u64;
+    let pause = Duration::from_secs(limits.request_timeout_secs);
+    loop {
+        let next = tokio::time::timeout(pause, body.next())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::IdleTimeout,
+                    format!("the body paused for over {} s", pause.as_secs()),
+                )
+            })?;
+        let Some(chunk) = next else { break };
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                ErrorCode::Malformed,
+                format!("the body could not be read: {e}"),
+            )
+        })?;
+        got += chunk.len() as u64;
+        if got > limit {
+            return Err(too_large(got));
+        }
+        if let Some(max) = who.0.limits.max_payload.filter(|max| got > *max) {
+            return Err(ServiceError::OverMaxPayload { size: got, max }.into());
+        }
+        if let Some(sending) = intake.push(chunk) {
+            sending.await;
+        }
+    }
+    let payload = intake.finish().await?;
+    Ok(answer(
+        &svc,
+        svc.submit(id, kind, payload, wait, &who.0).await,
+        &who,
+    )
+    .await)
+}
+
+fn task_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!("`{text}` is not a task id (a UUID)"),
+        )
+    })
+}
+
+/// `GET /v1/tasks/{id}?wait=SECONDS`: the task (with an inline result), after waiting up to
+/// SECONDS for it to end.
+async fn get(
+    svc: Svc,
+    who: Caller,
+    id: web::Path<String>,
+    query: web::Query<WaitQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = task_id(&id)?;
+    let wait = wait_of(&svc, query.parse()?).unwrap_or_default();
+    let view = svc.task(id, &who.0, wait).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `GET /v1/tasks?status=&kind=&limit=&cursor=`.
+async fn list(
+    svc: Svc,
+    who: Caller,
+    query: web::Query<TaskQuery>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(svc.list(query.into_inner(), &who.0).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResultQuery {
+    /// `presigned`: a redirect to the bucket's presigned URL (large results).
+    #[serde(default)]
+    redirect: Option<String>,
+}
+
+/// `GET /v1/tasks/{id}/result`: the result's bytes (inline, or streamed from the bucket).
+async fn result(
+    svc: Svc,
+    who: Caller,
+    id: web::Path<String>,
+    query: web::Query<ResultQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = task_id(&id)?;
+    let body = svc.result(id, &who.0).await?;
+    let view = match &body {
+        ResultBody::Inline(view) | ResultBody::Stream { header: view, .. } => view.clone(),
+    };
+    if let (Some(error), Some(message)) = (view.error, view.message.clone()) {
+        // It failed: there is no result, only why.
+        let line = protocol::ErrorLine::new(error, message).with_id(Some(id));
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            line,
+        });
+    }
+    match body {
+        ResultBody::Inline(view) => {
+            let bytes = view
+                .result_bytes()
+                .unwrap_or(Ok(Vec::new()))
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+            Ok(HttpResponse::Ok()
+                .content_type(content_type(&view))
+                .body(bytes))
+        }
+        ResultBody::Stream {
+            header,
+            size,
+            chunks,
+        } => {
+            if query.redirect.as_deref() == Some("presigned") {
+                if let Some(url) = header.result_url {
+                    return Ok(HttpResponse::TemporaryRedirect()
+                        .insert_header((header::LOCATION, url))
+                        .finish());
+                }
+            }
+            let stream = tokio_stream::wrappers::ReceiverStream::new(chunks);
+            Ok(HttpResponse::Ok()
+                .content_type("application/octet-stream")
+                .no_chunking(size)
+                .streaming(stream))
+        }
+    }
+}
+
+fn content_type(view: &TaskView) -> &'static str {
+    match view.result_encoding {
+        Some(ResultEncoding::Base64) => "application/octet-stream",
+        None => "text/plain; charset=utf-8",
+    }
+}
+
+/// `POST /v1/tasks/{id}/retry`.
+async fn retry(svc: Svc, who: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = task_id(&id)?;
+    let view = svc.retry(id, &who.0).await?;
+    Ok(view_response(&view))
+}

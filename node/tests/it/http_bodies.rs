@@ -1,0 +1,201 @@
+//! Raw bodies over HTTP: payloads of any size streamed to the bucket (with a length or
+//! chunked), large results streamed back, and bodies cut short leave no task behind.
+
+use futures_util::StreamExt;
+use reqwest::{header, Body, Client, StatusCode};
+use serde_json::Value;
+use sha2::Digest;
+use tasknode_testkit::TestEnv;
+
+/// `n` bytes of a repeating pattern, in 64 KiB chunks, made as they are sent.
+fn pattern(n: usize) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    let chunk: Vec<u8> = (0..65536u32).map(|i| b'a' + (i % 26) as u8).collect();
+    futures_util::stream::iter((0..n).step_by(65536).map(move |at| {
+        let len = (n - at).min(65536);
+        Ok(chunk[..len].to_vec())
+    }))
+}
+
+fn expected_sha(n: usize) -> String {
+    let chunk: Vec<u8> = (0..65536u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut h = sha2::Sha256::new();
+    for at in (0..n).step_by(65536) {
+        h.update(&chunk[..(n - at).min(65536)]);
+    }
+    hex::encode(h.finalize())
+}
+
+#[actix_rt::test]
+async fn raw_bodies_stream_both_ways() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let http = Client::new();
+    let url = |path: &str| format!("http://{}{path}", node.http);
+    let size = 12 * 1024 * 1024 + 5;
+
+    // Chunked (no length): kept until past the inline limit, then streamed to the bucket.
+    let res = http
+        .post(url("/v1/tasks/sha256?wait=true"))
+        .bearer_auth(&env.token)
+        .body(Body::wrap_stream(pattern(size)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let done: Value = res.json().await.unwrap();
+    assert_eq!(done["result"], expected_sha(size), "{done}");
+    let row = env.row(tasknode_testkit::id_of(&done)).await.unwrap();
+    assert!(row.payload_key.is_some(), "the payload went to the bucket");
+    assert_eq!(row.payload_size, size as i64);
+
+    // A small chunked body stays inline.
+    let res = http
+        .post(url("/v1/tasks/upper?wait=30"))
+        .bearer_auth(&env.token)
+        .body(Body::wrap_stream(futures_util::stream::iter([
+            Ok::<_, std::io::Error>(b"small ".to_vec()),
+            Ok(b"chunks".to_vec()),
+        ])))
+        .send()
+        .await
+        .unwrap();
+    let done: Value = res.json().await.unwrap();
+    assert_eq!(done["result"], "SMALL CHUNKS");
+
+    // With a length: a large result, kept in the bucket, streamed back whole.
+    let big = vec![b'x'; 3 * 1024 * 1024];
+    let res = http
+        .post(url("/v1/tasks/upper?wait=true"))
+        .bearer_auth(&env.token)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    let done: Value = res.json().await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let id = done["id"].as_str().unwrap();
+    let res = http
+        .get(url(&format!("/v1/tasks/{id}/result")))
+        .bearer_auth(&env.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()[header::CONTENT_LENGTH],
+        big.len().to_string().as_str()
+    );
+    let mut got = Vec::new();
+    let mut body = res.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(got.len() == big.len() && got.iter().all(|b| *b == b'X'));
+    // Or a redirect to the presigned URL.
+    let res = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(url(&format!("/v1/tasks/{id}/result?redirect=presigned")))
+        .bearer_auth(&env.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert!(res.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .contains("X-Amz-Signature"));
+}
+
+#[actix_rt::test]
+async fn a_body_cut_short_makes_no_task_and_the_node_goes_on() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    // A length is promised, a part sent, then the connection closed.
+    let mut raw = tokio::net::TcpStream::connect(node.http).await.unwrap();
+    let head = format!(
+        "POST /v1/tasks/sha256 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 10000000\r\n\r\n",
+        env.token
+    );
+    use tokio::io::AsyncWriteExt;
+    raw.write_all(head.as_bytes()).await.unwrap();
+    raw.write_all(&vec![b'z'; 2_000_000]).await.unwrap();
+    drop(raw);
+    // Chunked, cut before its last chunk.
+    let mut raw = tokio::net::TcpStream::connect(node.http).await.unwrap();
+    let head = format!(
+        "POST /v1/tasks/sha256 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        env.token
+    );
+    raw.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..40 {
+        raw.write_all(format!("{:x}\r\n", 65536).as_bytes())
+            .await
+            .unwrap();
+        raw.write_all(&vec![b'z'; 65536]).await.unwrap();
+        raw.write_all(b"\r\n").await.unwrap();
+    }
+    drop(raw);
+
+    let res = Client::new()
+        .post(format!("http://{}/v1/tasks", node.http))
+        .bearer_auth(&env.token)
+        .json(&serde_json::json!({"kind": "upper", "payload": "after", "wait": true}))
+        .send()
+        .await
+        .unwrap();
+    let done: Value = res.json().await.unwrap();
+    assert_eq!(done["result"], "AFTER");
+    let rows = env.rows().await;
+    assert_eq!(
+        rows.len(),
+        1,
+        "only the whole request made a task: {rows:?}"
+    );
+}
+
+/// Read until the server closes; what it said.
+async fn until_closed(raw: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut said = Vec::new();
+    let _ = raw.read_to_end(&mut said).await;
+    String::from_utf8_lossy(&said).into_owned()
+}
+
+#[actix_rt::test]
+async fn slow_heads_and_stalled_bodies_are_cut_off_while_others_are_served() {
+    use tokio::io::AsyncWriteExt;
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n1", |s| s.http.request_timeout_secs = 1)
+        .await;
+    let mut slow_head = tokio::net::TcpStream::connect(node.http).await.unwrap();
+    slow_head
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut stalled = tokio::net::TcpStream::connect(node.http).await.unwrap();
+    let head = format!(
+        "POST /v1/tasks/upper HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 100\r\n\r\nonly ten b",
+        env.token
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+
+    // Meanwhile others are served.
+    let res = Client::new()
+        .get(format!("http://{}/healthz", node.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let said = until_closed(&mut slow_head).await;
+    assert!(
+        said.is_empty() || said.starts_with("HTTP/1.1 408"),
+        "{said}"
+    );
+    let said = until_closed(&mut stalled).await;
+    assert!(said.contains("idle_timeout"), "{said}");
+}

@@ -1,0 +1,89 @@
+//! The HTTP API's own bodies (`/v1/…`). Answers are the line protocol's: a [`TaskView`], an
+//! [`ErrorLine`](crate::ErrorLine), a [`KindList`](crate::KindList); what only HTTP has lives
+//! here.
+
+use crate::view::{TaskStatus, TaskView};
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/tasks`: a task as JSON (`payload` text, or `payload_base64` for bytes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBody {
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_base64: Option<String>,
+    /// `false` (the default) answers at once (202); `true` waits for the result up to the
+    /// node's limit, a number waits up to that many seconds (200 with the finished task, or
+    /// 202 with the task going on).
+    #[serde(default)]
+    pub wait: Wait,
+}
+
+/// How long a submission waits for its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(untagged)]
+pub enum Wait {
+    Flag(bool),
+    Seconds(u64),
+    #[default]
+    #[serde(skip)]
+    No,
+}
+
+impl Wait {
+    /// The wait, capped at `limit` seconds; `None` for none.
+    pub fn seconds(self, limit: u64) -> Option<u64> {
+        match self {
+            Wait::No | Wait::Flag(false) | Wait::Seconds(0) => None,
+            Wait::Flag(true) => Some(limit),
+            Wait::Seconds(n) => Some(n.min(limit)),
+        }
+    }
+}
+
+/// `GET /v1/tasks`: one page of the caller's tasks, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskPage {
+    pub tasks: Vec<TaskView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/tasks`'s filters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TaskStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// At most this many (1 to [`PAGE_MAX`], default [`PAGE_DEFAULT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+pub const PAGE_DEFAULT: u32 = 50;
+pub const PAGE_MAX: u32 = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_is_a_flag_or_seconds_and_none_by_default() {
+        let body: SubmitBody = serde_json::from_str(r#"{"kind":"upper","payload":"a"}"#).unwrap();
+        assert_eq!(body.wait.seconds(300), None);
+        let body: SubmitBody = serde_json::from_str(r#"{"kind":"upper","wait":true}"#).unwrap();
+        assert_eq!(body.wait.seconds(300), Some(300));
+        let body: SubmitBody = serde_json::from_str(r#"{"kind":"upper","wait":5}"#).unwrap();
+        assert_eq!(body.wait.seconds(300), Some(5));
+        assert_eq!(Wait::Seconds(900).seconds(300), Some(300));
+        assert!(serde_json::from_str::<SubmitBody>(r#"{"kind":"upper","wait":"soon"}"#).is_err());
+        assert!(serde_json::from_str::<SubmitBody>(r#"{"kind":"upper","colour":1}"#).is_err());
+    }
+}
