@@ -379,10 +379,12 @@ impl Storage {
         }
     }
 
-    /// Stream an object's bytes; also returns its size when the store says it.
+    /// Stream an object's bytes (only `range`, first to last byte inclusive, if given); also
+    /// returns their number when the store says it.
     pub async fn get_stream(
         &self,
         key: &str,
+        range: Option<(u64, u64)>,
     ) -> Result<
         (
             Option<u64>,
@@ -393,6 +395,7 @@ impl Storage {
         let request = self.client.get_object(GetObjectRequest {
             bucket: self.bucket.clone(),
             key: key.to_string(),
+            range: range.map(|(first, last)| format!("bytes={first}-{last}")),
             ..Default::default()
         });
         let out = self.bounded("GetObject", request).await?.map_err(|e| {
@@ -421,7 +424,7 @@ impl Storage {
 
     /// A whole (small) object in memory.
     pub async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StorageError> {
-        let (_, mut stream) = self.get_stream(key).await?;
+        let (_, mut stream) = self.get_stream(key, None).await?;
         let mut out = Vec::new();
         while let Some(chunk) = stream.next().await {
             out.extend_from_slice(&chunk?);

@@ -218,7 +218,7 @@ impl Session {
         };
         let svc = self.svc.clone();
         actix::spawn(async move {
-            let close = match svc.result(id, &who).await {
+            let close = match svc.result(id, &who, None).await {
                 Ok(ResultBody::Inline(view)) => !out.send(Outbound::line(&view)).await,
                 Ok(ResultBody::Stream {
                     header,

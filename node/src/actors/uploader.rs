@@ -58,6 +58,8 @@ pub struct UploadFile {
 #[rtype(result = "Result<(Option<u64>, mpsc::Receiver<std::io::Result<Bytes>>), StorageError>")]
 pub struct OpenObject {
     pub key: String,
+    /// Only these bytes (first to last, inclusive).
+    pub range: Option<(u64, u64)>,
 }
 
 impl Handler<PutObject> for Uploader {
@@ -116,7 +118,7 @@ impl Handler<OpenObject> for Uploader {
     fn handle(&mut self, msg: OpenObject, _: &mut Context<Self>) -> Self::Result {
         let storage = self.storage.clone();
         Box::pin(async move {
-            let (size, mut stream) = storage.get_stream(&msg.key).await?;
+            let (size, mut stream) = storage.get_stream(&msg.key, msg.range).await?;
             // A few chunks of read-ahead; the reader's pace bounds memory.
             let (tx, rx) = mpsc::channel(4);
             actix::spawn(async move {

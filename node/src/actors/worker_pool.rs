@@ -197,7 +197,7 @@ impl Worker {
         match input {
             TaskInput::Inline(bytes) => Ok(Box::new(std::io::Cursor::new(bytes))),
             TaskInput::Object { key } => {
-                let opened = self.uploader.send(OpenObject { key });
+                let opened = self.uploader.send(OpenObject { key, range: None });
                 let (size, rx) = futures_executor::block_on(opened)
                     .settle()
                     .map_err(|e| RunError::retryable(e.to_string()))?;

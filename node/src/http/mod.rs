@@ -1,7 +1,7 @@
 //! The HTTP API (actix-web), beside the line protocol: the same services, tokens, roles,
 //! quotas and error codes, for browsers, phones and anything else that speaks HTTP.
 //!
-//! - [`tasks`]: `/v1/tasks…`; [`health`]: `/healthz`, `/readyz`, `/v1/kinds`;
+//! - [`tasks`]: `/v1/tasks…`; [`events`]: a task's state as Server-Sent Events; [`health`]: `/healthz`, `/readyz`, `/v1/kinds`;
 //! - [`caller`]: `Authorization: Bearer <token>`; [`error`]: error codes as statuses.
 //!
 //! Bad input never reaches a handler whole: JSON bodies are bounded (`http.max_json_bytes`),
@@ -10,6 +10,7 @@
 
 pub mod caller;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod tasks;
 
@@ -40,6 +41,8 @@ pub struct HttpSettings {
     pub request_timeout_secs: u64,
     /// An idle keep-alive connection is closed after this many seconds.
     pub keep_alive_secs: u64,
+    /// Event streams and long polls open at once; past that, 503 `busy`.
+    pub max_streams: usize,
 }
 
 /// A JSON error for extractor failures, with the line protocol's codes.
@@ -111,10 +114,14 @@ pub fn start(
     let (max_json, origins) = (settings.max_json_bytes, settings.cors_origins.clone());
     let data = web::Data::new(svc);
     let limits = web::Data::new(settings.clone());
+    let streams = web::Data::new(events::Streams(std::sync::Arc::new(
+        tokio::sync::Semaphore::new(settings.max_streams),
+    )));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(limits.clone())
+            .app_data(streams.clone())
             .app_data(
                 web::JsonConfig::default()
                     .limit(max_json)

@@ -30,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(submit_raw)),
     )
     .service(web::resource("/v1/tasks/{id}/result").route(web::get().to(result)))
+    .service(web::resource("/v1/tasks/{id}/events").route(web::get().to(super::events::events)))
     .service(web::resource("/v1/tasks/{id}/retry").route(web::post().to(retry)));
 }
 
@@ -197,7 +198,7 @@ async fn submit_raw(
     .await)
 }
 
-fn task_id(text: &str) -> Result<Uuid, ApiError> {
+pub(super) fn task_id(text: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(text).map_err(|_| {
         ApiError::new(
             ErrorCode::NotFound,
@@ -210,12 +211,17 @@ fn task_id(text: &str) -> Result<Uuid, ApiError> {
 /// SECONDS for it to end.
 async fn get(
     svc: Svc,
+    streams: web::Data<super::events::Streams>,
     who: Caller,
     id: web::Path<String>,
     query: web::Query<WaitQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&id)?;
     let wait = wait_of(&svc, query.parse()?).unwrap_or_default();
+    let _permit = match wait.is_zero() {
+        true => None,
+        false => Some(streams.take()?),
+    };
     let view = svc.task(id, &who.0, wait).await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -231,21 +237,69 @@ async fn list(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ResultQuery {
+pub(super) struct ResultQuery {
     /// `presigned`: a redirect to the bucket's presigned URL (large results).
     #[serde(default)]
     redirect: Option<String>,
 }
 
-/// `GET /v1/tasks/{id}/result`: the result's bytes (inline, or streamed from the bucket).
+/// A single byte range of a `Range` header (`bytes=a-b`, `bytes=a-`, `bytes=-n`), resolved
+/// against `size` as (first, last) inclusive; `Err` when it cannot be satisfied. Anything else
+/// (several ranges, other units) is ignored: the whole result is sent.
+fn byte_range(header: Option<&str>, size: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = header?.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = match (first.trim(), last.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (size.saturating_sub(n), size.checked_sub(1)?)
+        }
+        (a, "") => (a.parse().ok()?, size.saturating_sub(1)),
+        (a, b) => (
+            a.parse().ok()?,
+            b.parse::<u64>().ok()?.min(size.saturating_sub(1)),
+        ),
+    };
+    Some(match first <= last && last < size {
+        true => Ok((first, last)),
+        false => Err(()),
+    })
+}
+
+/// `GET /v1/tasks/{id}/result`: the result's bytes (inline, or streamed from the bucket),
+/// or one range of them (206).
 async fn result(
     svc: Svc,
     who: Caller,
+    req: HttpRequest,
     id: web::Path<String>,
     query: web::Query<ResultQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&id)?;
-    let body = svc.result(id, &who.0).await?;
+    let asked = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // A range of a result in the bucket is fetched as a range: its size comes first.
+    let mut range = None;
+    if asked.is_some() {
+        let view = svc.task(id, &who.0, Duration::ZERO).await?;
+        let size = view.result_size.unwrap_or(0);
+        match byte_range(asked.as_deref(), size) {
+            Some(Ok(r)) => range = Some((r, size)),
+            Some(Err(())) if view.error.is_none() && view.status.is_final() => {
+                return Ok(HttpResponse::RangeNotSatisfiable()
+                    .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+                    .finish())
+            }
+            _ => {}
+        }
+    }
+    let body = svc.result(id, &who.0, range.map(|(r, _)| r)).await?;
     let view = match &body {
         ResultBody::Inline(view) | ResultBody::Stream { header: view, .. } => view.clone(),
     };
@@ -257,15 +311,28 @@ async fn result(
             line,
         });
     }
+    let mut response = match range {
+        Some(((first, last), size)) => {
+            let mut r = HttpResponse::PartialContent();
+            r.insert_header((
+                header::CONTENT_RANGE,
+                format!("bytes {first}-{last}/{size}"),
+            ));
+            r
+        }
+        None => HttpResponse::Ok(),
+    };
+    response.insert_header((header::ACCEPT_RANGES, "bytes"));
     match body {
         ResultBody::Inline(view) => {
-            let bytes = view
+            let mut bytes = view
                 .result_bytes()
                 .unwrap_or(Ok(Vec::new()))
                 .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
-            Ok(HttpResponse::Ok()
-                .content_type(content_type(&view))
-                .body(bytes))
+            if let Some(((first, last), _)) = range {
+                bytes = bytes[first as usize..=last as usize].to_vec();
+            }
+            Ok(response.content_type(content_type(&view)).body(bytes))
         }
         ResultBody::Stream {
             header,
@@ -280,7 +347,7 @@ async fn result(
                 }
             }
             let stream = tokio_stream::wrappers::ReceiverStream::new(chunks);
-            Ok(HttpResponse::Ok()
+            Ok(response
                 .content_type("application/octet-stream")
                 .no_chunking(size)
                 .streaming(stream))
@@ -300,4 +367,21 @@ async fn retry(svc: Svc, who: Caller, id: web::Path<String>) -> Result<HttpRespo
     let id = task_id(&id)?;
     let view = svc.retry(id, &who.0).await?;
     Ok(view_response(&view))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+
+    #[test]
+    fn byte_ranges_resolve_against_the_size() {
+        assert_eq!(byte_range(Some("bytes=0-9"), 100), Some(Ok((0, 9))));
+        assert_eq!(byte_range(Some("bytes=90-"), 100), Some(Ok((90, 99))));
+        assert_eq!(byte_range(Some("bytes=-10"), 100), Some(Ok((90, 99))));
+        assert_eq!(byte_range(Some("bytes=50-500"), 100), Some(Ok((50, 99))));
+        assert_eq!(byte_range(Some("bytes=100-"), 100), Some(Err(())));
+        assert_eq!(byte_range(Some("bytes=0-1,5-6"), 100), None);
+        assert_eq!(byte_range(Some("lines=1-2"), 100), None);
+        assert_eq!(byte_range(None, 100), None);
+    }
 }

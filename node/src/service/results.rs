@@ -25,7 +25,14 @@ pub enum ResultBody {
 }
 
 impl Services {
-    pub async fn result(&self, id: Uuid, who: &Identity) -> Result<ResultBody, ServiceError> {
+    /// Task `id`'s result; of a result in the bucket, only the bytes in `range` (first to last,
+    /// inclusive) if given.
+    pub async fn result(
+        &self,
+        id: Uuid,
+        who: &Identity,
+        range: Option<(u64, u64)>,
+    ) -> Result<ResultBody, ServiceError> {
         let row = self.row(id, who).await?;
         if !row.status.is_final() {
             let status = row.status;
@@ -39,7 +46,10 @@ impl Services {
         let (size, chunks) = self
             .handles
             .uploader
-            .send(OpenObject { key: key.clone() })
+            .send(OpenObject {
+                key: key.clone(),
+                range,
+            })
             .await
             .settle()?;
         let size = size.ok_or_else(|| {

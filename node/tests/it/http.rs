@@ -384,3 +384,58 @@ async fn cors_preflight_answers_allowed_origins_only() {
         "{other:?}"
     );
 }
+
+#[actix_rt::test]
+async fn events_stream_a_tasks_states_until_it_is_final() {
+    use futures_util::StreamExt;
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let api = Api::of(&node, &env.token);
+    let (_, queued) = api
+        .post("/v1/tasks", json!({"kind": "sleep", "payload": "1500"}))
+        .await;
+    let id = queued["id"].as_str().unwrap();
+    let res = api
+        .req(Method::GET, &format!("/v1/tasks/{id}/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut text = String::new();
+    let mut body = res.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    // The stream ended by itself, after the final state.
+    let states: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| {
+            serde_json::from_str::<Value>(d).unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("succeeded"),
+        "{text}"
+    );
+    assert!(
+        states.contains(&"running".to_string()),
+        "saw it run: {states:?}"
+    );
+    let mut deduped = states.clone();
+    deduped.dedup();
+    assert_eq!(deduped, states, "one event per change");
+
+    // Another owner's task streams nothing: 404 as for an unknown id.
+    let bob = Api::of(
+        &node,
+        &env.token("bob", Role::Submit, Limits::default()).await,
+    );
+    let (status, _) = bob.get(&format!("/v1/tasks/{id}/events")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

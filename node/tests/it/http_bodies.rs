@@ -63,7 +63,10 @@ async fn raw_bodies_stream_both_ways() {
     assert_eq!(done["result"], "SMALL CHUNKS");
 
     // With a length: a large result, kept in the bucket, streamed back whole.
-    let big = vec![b'x'; 3 * 1024 * 1024];
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let upper = big.to_ascii_uppercase();
     let res = http
         .post(url("/v1/tasks/upper?wait=true"))
         .bearer_auth(&env.token)
@@ -91,7 +94,25 @@ async fn raw_bodies_stream_both_ways() {
     while let Some(chunk) = body.next().await {
         got.extend_from_slice(&chunk.unwrap());
     }
-    assert!(got.len() == big.len() && got.iter().all(|b| *b == b'X'));
+    assert!(got == upper, "the whole result, in order");
+    // One range of it, fetched as a range from the bucket; a range past the end is refused.
+    let range = |spec: &'static str| {
+        http.get(url(&format!("/v1/tasks/{id}/result")))
+            .bearer_auth(&env.token)
+            .header(header::RANGE, spec)
+            .send()
+    };
+    let res = range("bytes=1000-1099").await.unwrap();
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        res.headers()[header::CONTENT_RANGE],
+        format!("bytes 1000-1099/{}", big.len()).as_str()
+    );
+    assert_eq!(res.bytes().await.unwrap(), upper[1000..1100]);
+    let res = range("bytes=-7").await.unwrap();
+    assert_eq!(res.bytes().await.unwrap(), upper[upper.len() - 7..]);
+    let res = range("bytes=99999999-").await.unwrap();
+    assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     // Or a redirect to the presigned URL.
     let res = Client::builder()
         .redirect(reqwest::redirect::Policy::none())

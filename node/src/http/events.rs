@@ -1,0 +1,108 @@
+//! `GET /v1/tasks/{id}/events`: Server-Sent Events of a task's state until it is final (one
+//! `task` event per change of status or attempt, the task view as its data; a comment every
+//! 15 s keeps proxies from closing a quiet stream). At most `http.max_streams` streams and
+//! long polls are open on a node at once.
+
+use super::caller::Caller;
+use super::error::ApiError;
+use crate::auth::Identity;
+use crate::service::Services;
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use bytes::Bytes;
+use protocol::{ErrorCode, TaskStatus, TaskView};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+/// How often a streamed task's row is read.
+const EVERY: Duration = Duration::from_millis(500);
+/// A comment line after this long without an event.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Open streams and long polls on this node.
+#[derive(Clone)]
+pub struct Streams(pub Arc<Semaphore>);
+
+impl Streams {
+    pub fn take(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.0.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                ErrorCode::Busy,
+                "this node has as many streams open as it serves; try again or use another node",
+            )
+        })
+    }
+}
+
+struct Watching {
+    svc: web::Data<Services>,
+    who: Identity,
+    id: Uuid,
+    next: Option<TaskView>,
+    last: Option<(TaskStatus, Option<u32>)>,
+    quiet_since: Instant,
+    done: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+fn event(view: &TaskView) -> Bytes {
+    let json = serde_json::to_string(view).unwrap_or_default();
+    Bytes::from(format!("event: task\ndata: {json}\n\n"))
+}
+
+pub async fn events(
+    svc: web::Data<Services>,
+    streams: web::Data<Streams>,
+    who: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = super::tasks::task_id(&id)?;
+    let first = svc.task(id, &who.0, Duration::ZERO).await?;
+    let watching = Watching {
+        svc,
+        who: who.0,
+        id,
+        next: Some(first),
+        last: None,
+        quiet_since: Instant::now(),
+        done: false,
+        _permit: streams.take()?,
+    };
+    let stream = futures_util::stream::unfold(watching, |mut w| async move {
+        loop {
+            if w.done {
+                return None;
+            }
+            let view = match w.next.take() {
+                Some(view) => view,
+                None => {
+                    tokio::time::sleep(EVERY).await;
+                    match w.svc.task(w.id, &w.who, Duration::ZERO).await {
+                        Ok(view) => view,
+                        // The database is away for now (or the token was revoked: the row
+                        // is no longer ours to see): go on trying, then end.
+                        Err(_) if w.quiet_since.elapsed() < KEEP_ALIVE * 4 => continue,
+                        Err(_) => return None,
+                    }
+                }
+            };
+            let seen = (view.status, view.attempts);
+            if w.last != Some(seen) {
+                w.last = Some(seen);
+                w.quiet_since = Instant::now();
+                w.done = view.status.is_final();
+                return Some((Ok::<_, std::convert::Infallible>(event(&view)), w));
+            }
+            if w.quiet_since.elapsed() >= KEEP_ALIVE {
+                w.quiet_since = Instant::now();
+                return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), w));
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .streaming(stream))
+}
