@@ -28,7 +28,7 @@
 //! - [`actors::replies`] hands a reply to the session waiting for it; [`view`] makes the
 //!   task view a client gets from a row.
 //! - [`amqp`]: connecting (plain or TLS), topology and the lifecycle the AMQP actors share;
-//!   [`supervision`]: their restart budget.
+//!   [`supervision`]: their restart budget; [`metrics`]: what a node counts, for Prometheus.
 
 pub mod actors;
 pub mod amqp;
@@ -40,6 +40,7 @@ pub mod http;
 pub mod kinds;
 pub mod lanes;
 pub mod messages;
+pub mod metrics;
 pub mod retry;
 pub mod service;
 pub mod startup;

@@ -21,6 +21,8 @@ pub struct RestartBudget {
     window: Duration,
     restarts: Mutex<VecDeque<Instant>>,
     fatal: FatalSender,
+    /// Every restart, counted.
+    counted: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 impl RestartBudget {
@@ -31,7 +33,14 @@ impl RestartBudget {
             window,
             restarts: Mutex::new(VecDeque::new()),
             fatal,
+            counted: None,
         }
+    }
+
+    /// Count every restart in `counter`.
+    pub fn counting(mut self, counter: prometheus_client::metrics::counter::Counter) -> Self {
+        self.counted = Some(counter);
+        self
     }
 
     /// The actor this budget is for.
@@ -43,6 +52,9 @@ impl RestartBudget {
     /// before trying again, or `None` when the budget is spent (the fatal error is sent).
     pub fn restart(&self, failures: u32, why: &str) -> Option<Duration> {
         let now = Instant::now();
+        if let Some(counter) = &self.counted {
+            counter.inc();
+        }
         let mut restarts = self.restarts.lock().unwrap_or_else(|e| e.into_inner());
         while restarts
             .front()

@@ -36,6 +36,7 @@ impl SocketListener {
         max_connections: usize,
         limits: SessionLimits,
         tls: Option<ServerTls>,
+        connections: Arc<AtomicUsize>,
     ) -> Addr<Self> {
         SocketListener::create(move |ctx| {
             ctx.add_stream(TcpListenerStream::new(listener));
@@ -43,7 +44,7 @@ impl SocketListener {
                 svc,
                 max_connections,
                 limits,
-                connections: Arc::new(AtomicUsize::new(0)),
+                connections,
                 tls,
             }
         })

@@ -18,6 +18,7 @@
 //! supervisor to restart.
 
 pub mod consumer;
+pub mod depths;
 pub mod listener;
 pub mod persister;
 pub mod publisher;
@@ -49,6 +50,9 @@ pub struct Handles {
     pub reply_queue: String,
     /// Publishes of accepted tasks in flight at once (see [`relay::accept`]).
     pub publishing: std::sync::Arc<tokio::sync::Semaphore>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Asks the broker how deep each lane's queue is (for `/metrics`).
+    pub depths: Addr<depths::QueueDepths>,
 }
 
 impl Handles {

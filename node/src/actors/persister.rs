@@ -30,6 +30,8 @@ pub struct Persister {
     pool: DbPool,
     queue: Batch,
     flushing: bool,
+    /// Writes per batch, observed.
+    batch_sizes: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl Persister {
@@ -38,7 +40,14 @@ impl Persister {
             pool,
             queue: Batch::default(),
             flushing: false,
+            batch_sizes: None,
         }
+    }
+
+    /// Observe each batch's size in `sizes`.
+    pub fn observing(mut self, sizes: prometheus_client::metrics::histogram::Histogram) -> Self {
+        self.batch_sizes = Some(sizes);
+        self
     }
 
     /// Send the queued writes, unless a flush is running (its end sends what queued since).
@@ -47,6 +56,9 @@ impl Persister {
             return;
         }
         let batch = self.queue.take(MAX_BATCH);
+        if let Some(sizes) = &self.batch_sizes {
+            sizes.observe(batch.len() as f64);
+        }
         self.flushing = true;
         run_batch(self.pool.clone(), batch)
             .into_actor(self)

@@ -88,6 +88,8 @@ pub struct Publisher {
     /// is out.
     pending_replies: Vec<(String, Reply)>,
     replying: bool,
+    /// Tasks per published message, observed.
+    batch_sizes: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl Publisher {
@@ -110,7 +112,14 @@ impl Publisher {
             task_publishes: 0,
             pending_replies: Vec::new(),
             replying: false,
+            batch_sizes: None,
         }
+    }
+
+    /// Observe the tasks of each published message in `sizes`.
+    pub fn observing(mut self, sizes: prometheus_client::metrics::histogram::Histogram) -> Self {
+        self.batch_sizes = Some(sizes);
+        self
     }
 
     /// Send queued tasks, many per message (as many as their lane allows), while connected.
@@ -122,6 +131,9 @@ impl Publisher {
             let lane = self.lanes.of_kind(&self.pending_tasks[0].0.kind);
             let (queue, most) = (lane.queue.clone(), lane.per_message);
             let (tasks, waiters) = self.take_pending(&queue, most);
+            if let Some(sizes) = &self.batch_sizes {
+                sizes.observe(tasks.len() as f64);
+            }
             let body = match serde_json::to_vec(&tasks) {
                 Ok(b) => b,
                 Err(e) => {

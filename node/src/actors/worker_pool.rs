@@ -173,6 +173,8 @@ pub struct Worker {
     spill_limit: usize,
     stats: Arc<PoolStats>,
     executor: Option<Executor>,
+    /// This lane's busy workers.
+    busy: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Worker {
@@ -183,6 +185,7 @@ impl Worker {
         uploader: Addr<Uploader>,
         spill_limit: usize,
         stats: Arc<PoolStats>,
+        busy: prometheus_client::metrics::gauge::Gauge,
     ) -> Addr<Worker> {
         SyncArbiter::start(threads, move || Worker {
             kinds: kinds.clone(),
@@ -190,6 +193,7 @@ impl Worker {
             spill_limit,
             stats: stats.clone(),
             executor: None,
+            busy: busy.clone(),
         })
     }
 
@@ -339,7 +343,10 @@ impl Handler<RunTask> for Worker {
     type Result = Result<TaskOutput, RunError>;
 
     fn handle(&mut self, msg: RunTask, _: &mut SyncContext<Self>) -> Self::Result {
-        self.run(msg)
+        self.busy.inc();
+        let ran = self.run(msg);
+        self.busy.dec();
+        ran
     }
 }
 
@@ -353,11 +360,13 @@ impl Handler<RunBatch> for Worker {
     type Result = MessageResult<RunBatch>;
 
     fn handle(&mut self, msg: RunBatch, _: &mut SyncContext<Self>) -> Self::Result {
-        MessageResult(
-            msg.0
-                .into_iter()
-                .map(|(kind, input)| self.run_quick(&kind, input))
-                .collect(),
-        )
+        self.busy.inc();
+        let ran = msg
+            .0
+            .into_iter()
+            .map(|(kind, input)| self.run_quick(&kind, input))
+            .collect();
+        self.busy.dec();
+        MessageResult(ran)
     }
 }

@@ -106,6 +106,7 @@ impl Completer for DeliveryCtx {
             .settle();
         match written {
             Ok(Some(row)) => {
+                self.handles.metrics.finished(&row);
                 self.answer(task, &row);
                 Handled::Done
             }

@@ -76,7 +76,10 @@ pub(super) async fn process(ctx: &DeliveryCtx, quick: Vec<Quick<'_>>) -> Vec<Han
     let mut replies = Vec::new();
     for (i, row) in record_of.into_iter().zip(written) {
         match row {
-            Ok(Some(row)) => replies.extend(ctx.reply_for(tasks[i], &row)),
+            Ok(Some(row)) => {
+                ctx.handles.metrics.finished(&row);
+                replies.extend(ctx.reply_for(tasks[i], &row))
+            }
             Ok(None) => tracing::error!(task = %tasks[i].id, "task row vanished while running"),
             Err(e) => {
                 tracing::warn!(task = %tasks[i].id, error = %e, "cannot write task outcome; requeued");

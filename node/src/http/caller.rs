@@ -44,7 +44,13 @@ impl FromRequest for Caller {
                     "this node needs a token: send Authorization: Bearer <token>",
                 ));
             }
-            Ok(Caller(svc.authenticate(&secret).await?))
+            match svc.authenticate(&secret).await {
+                Ok(who) => Ok(Caller(who)),
+                Err(e) => {
+                    svc.handles.metrics.auth_failed("http");
+                    Err(e.into())
+                }
+            }
         })
     }
 }

@@ -2,6 +2,7 @@
 //! quotas and error codes, for browsers, phones and anything else that speaks HTTP.
 //!
 //! - [`tasks`]: `/v1/tasks…`; [`events`]: a task's state as Server-Sent Events; [`health`]: `/healthz`, `/readyz`, `/v1/kinds`;
+//! - [`metrics`]: `/metrics` for Prometheus;
 //! - [`caller`]: `Authorization: Bearer <token>`; [`error`]: error codes as statuses.
 //!
 //! Bad input never reaches a handler whole: JSON bodies are bounded (`http.max_json_bytes`),
@@ -12,6 +13,7 @@ pub mod caller;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod metrics;
 pub mod tasks;
 
 use crate::service::Services;
@@ -43,6 +45,8 @@ pub struct HttpSettings {
     pub keep_alive_secs: u64,
     /// Event streams and long polls open at once; past that, 503 `busy`.
     pub max_streams: usize,
+    /// `/metrics` without a token (else an admin token is needed).
+    pub public_metrics: bool,
 }
 
 /// A JSON error for extractor failures, with the line protocol's codes.
@@ -112,13 +116,26 @@ pub fn start(
     max_connections: usize,
 ) -> std::io::Result<ServerHandle> {
     let (max_json, origins) = (settings.max_json_bytes, settings.cors_origins.clone());
+    let open_requests = svc.handles.metrics.http_requests_open.clone();
     let data = web::Data::new(svc);
     let limits = web::Data::new(settings.clone());
     let streams = web::Data::new(events::Streams(std::sync::Arc::new(
         tokio::sync::Semaphore::new(settings.max_streams),
     )));
     let server = HttpServer::new(move || {
+        let open_requests = open_requests.clone();
         App::new()
+            .wrap_fn(move |req, srv| {
+                use actix_web::dev::Service;
+                let open = open_requests.clone();
+                open.inc();
+                let serving = srv.call(req);
+                async move {
+                    let served = serving.await;
+                    open.dec();
+                    served
+                }
+            })
             .app_data(data.clone())
             .app_data(limits.clone())
             .app_data(streams.clone())
@@ -132,6 +149,7 @@ pub fn start(
             .wrap(cors(&origins))
             .configure(tasks::routes)
             .configure(health::routes)
+            .configure(metrics::routes)
             .default_service(web::to(not_found))
     })
     .workers(settings.workers.max(1))

@@ -142,9 +142,12 @@ impl Services {
             self.access
                 .rates
                 .take(name, rate, Instant::now())
-                .map_err(|retry_after_ms| ServiceError::RateLimited {
-                    rate,
-                    retry_after_ms,
+                .map_err(|retry_after_ms| {
+                    self.handles.metrics.rate_limited.inc();
+                    ServiceError::RateLimited {
+                        rate,
+                        retry_after_ms,
+                    }
                 })?;
         }
         Ok(())

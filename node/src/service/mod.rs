@@ -222,7 +222,12 @@ impl Services {
         };
         if let Some(wait) = wait {
             let _counted = who.name.as_deref().map(|n| self.access.waiting.enter(n));
-            return self.wait_for(task, wait).await;
+            let kind = task.kind.clone();
+            let answer = self.wait_for(task, wait).await;
+            if matches!(answer, Ok(_) | Err(ServiceError::Timeout { .. })) {
+                self.handles.metrics.accepted(&kind);
+            }
+            return answer;
         }
         let parts = self.handles.relay();
         let kind = task.kind.clone();
@@ -232,6 +237,7 @@ impl Services {
             Ok(accepted) => accepted?,
             Err(e) => return Err(ServiceError::Database(DbError::Write(e.to_string()))),
         }
+        self.handles.metrics.accepted(&kind);
         Ok(Answer::View(Box::new(TaskView::new(
             id,
             kind,

@@ -10,6 +10,7 @@ mod fleet;
 mod http;
 mod http_bodies;
 mod lanes;
+mod metrics;
 mod protocol;
 mod tasks;
 mod tls;

@@ -76,6 +76,7 @@ impl Session {
             }
             Err(e) => {
                 act.who.failed += 1;
+                act.svc.handles.metrics.auth_failed("line");
                 let mut line = e.to_line();
                 let close = act.who.failed >= MAX_FAILED;
                 if close {

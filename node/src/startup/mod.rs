@@ -1,6 +1,7 @@
 //! Building a node: check every dependency, then start the actors in dependency order.
 
 use crate::actors::consumer::{StopConsuming, TaskConsumer};
+use crate::actors::depths::QueueDepths;
 use crate::actors::listener::{SocketListener, StopListening};
 use crate::actors::persister::Persister;
 use crate::actors::publisher::{IsConnected, Publisher};
@@ -15,7 +16,8 @@ use crate::auth::tokens::TokenStore;
 use crate::config::Settings;
 use crate::delivery::DeliveryCtx;
 use crate::kinds::Registry;
-use crate::lanes::{LaneError, Lanes};
+use crate::lanes::Lanes;
+use crate::metrics::Metrics;
 use crate::retry::RetryPolicy;
 use crate::service::access::Access;
 use crate::service::Services;
@@ -31,47 +33,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Why a node could not start. Each names the dependency and what to check.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("PostgreSQL at {url}: {source}")]
-    Database { url: String, source: db::DbError },
-    #[error("object store at {endpoint} (bucket `{bucket}`): {source}")]
-    Storage {
-        endpoint: String,
-        bucket: String,
-        source: crate::storage::StorageError,
-    },
-    #[error("RabbitMQ at {url}: {source}")]
-    Amqp { url: String, source: lapin::Error },
-    #[error("RabbitMQ at {url}: reply queue `{queue}` is held by another node named `{node}` ({source})")]
-    ReplyQueue {
-        url: String,
-        queue: String,
-        node: String,
-        source: lapin::Error,
-    },
-    #[error("RabbitMQ publisher did not connect within {0:?}")]
-    PublisherNotReady(Duration),
-    #[error("listener: {0}")]
-    Listener(std::io::Error),
-    #[error("configuration key `tasks.kinds.{0}`: there is no kind `{0}`")]
-    UnknownKindOverride(String),
-    #[error("cannot declare queue `{queue}` as a {queue_type:?} queue ({source}); a queue keeps the type it was made with: see the README, \"Moving to quorum queues\", or set amqp.queue_type")]
-    Queue {
-        queue: String,
-        queue_type: crate::amqp::QueueType,
-        source: lapin::Error,
-    },
-    #[error("{0}")]
-    OpenNetwork(String),
-    #[error("configuration of lanes: {0}")]
-    Lanes(#[from] LaneError),
-    #[error("TLS: {0}")]
-    Tls(#[from] crate::tls::TlsError),
-    #[error("HTTP API on {0}: {1}")]
-    Http(String, std::io::Error),
-}
+mod errors;
+use errors::{db_err, redact};
+pub use errors::{Fatal, StartupError};
 
 /// A running node. Dropping it does not stop it; stop the actix system.
 pub struct Node {
@@ -92,32 +56,6 @@ pub struct Node {
     /// A supervised actor that spent its restart budget reports here.
     fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
     grace: Duration,
-}
-
-/// The node stopped because an actor could not recover.
-#[derive(Debug, thiserror::Error)]
-#[error("node stopped: {0}")]
-pub struct Fatal(pub String);
-
-/// Hide the password in a URL for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-fn db_err(settings: &Settings) -> impl Fn(db::DbError) -> StartupError + '_ {
-    move |source| StartupError::Database {
-        url: redact(&settings.database.url),
-        source,
-    }
 }
 
 /// Apply pending migrations and create the bucket (what `tasknode --prepare` does, for deploy
@@ -203,18 +141,31 @@ impl Node {
                 source,
             })?;
 
+        let inflight = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let lane_of = lanes
+            .all()
+            .iter()
+            .flat_map(|l| l.kinds.iter().map(|k| (k.to_string(), l.name.clone())))
+            .collect();
+        let metrics = Arc::new(Metrics::new(lane_of, inflight.clone(), connections.clone()));
         let (fatal_tx, fatal) = tokio::sync::mpsc::unbounded_channel();
         let budget = |actor: &'static str| {
-            Arc::new(RestartBudget::new(
-                actor,
-                settings.supervision.max_restarts,
-                Duration::from_secs(settings.supervision.window_secs),
-                fatal_tx.clone(),
-            ))
+            Arc::new(
+                RestartBudget::new(
+                    actor,
+                    settings.supervision.max_restarts,
+                    Duration::from_secs(settings.supervision.window_secs),
+                    fatal_tx.clone(),
+                )
+                .counting(metrics.restarts_of(actor)),
+            )
         };
         // Persister and Uploader hold no connection of their own (the pool and the HTTP
         // client heal themselves), so they never stop; the connection actors are supervised.
-        let persister = Persister::new(pool.clone()).start();
+        let persister = Persister::new(pool.clone())
+            .observing(metrics.write_batch.clone())
+            .start();
         // Multipart uploads are noted while open; those a dead node left are aborted.
         let storage = storage.with_journal(db::uploads::Journal::new(pool.clone(), &node));
         let booted = chrono::Utc::now();
@@ -230,7 +181,10 @@ impl Node {
             let (broker, lanes, budget) = (broker.clone(), lanes.clone(), budget("publisher"));
             let node = node.clone();
             let wait = Duration::from_millis(settings.amqp.publish_wait_ms);
-            Supervisor::start(move |_| Publisher::new(broker, &node, lanes, wait, budget))
+            let sizes = metrics.publish_batch.clone();
+            Supervisor::start(move |_| {
+                Publisher::new(broker, &node, lanes, wait, budget).observing(sizes)
+            })
         };
         let replies = {
             let router = ReplyRouter::new(
@@ -253,7 +207,6 @@ impl Node {
         }
 
         let pool_stats = Arc::new(PoolStats::default());
-        let inflight = Arc::new(AtomicUsize::new(0));
         let policy = Arc::new(RetryPolicy::new(settings.tasks.clone()));
         let watcher = Watcher::new(persister.clone()).start();
         let handles = Handles {
@@ -267,6 +220,17 @@ impl Node {
             storage,
             reply_queue,
             publishing: Arc::new(tokio::sync::Semaphore::new(relay::MAX_PUBLISHING)),
+            metrics: metrics.clone(),
+            depths: QueueDepths::new(
+                broker.clone(),
+                &node,
+                lanes
+                    .all()
+                    .iter()
+                    .map(|l| (l.name.clone(), l.queue.clone()))
+                    .collect(),
+            )
+            .start(),
         };
         let relay = Relay::new(handles.relay()).start();
         // Each lane: its own workers and its own consumer.
@@ -278,6 +242,7 @@ impl Node {
                 uploader.clone(),
                 settings.storage.inline_limit,
                 pool_stats.clone(),
+                metrics.busy(&lane.name),
             );
             let consumer = TaskConsumer::new(
                 broker.clone(),
@@ -322,6 +287,7 @@ impl Node {
                 write_timeout: Duration::from_secs(settings.listener.write_timeout_secs),
             },
             tls.clone(),
+            connections,
         );
         if let Some(tls) = &tls {
             tls.reload_on_hangup().map_err(StartupError::Listener)?;
@@ -418,20 +384,5 @@ impl Node {
     /// Resolves when an actor spent its restart budget (for tests that run nodes in-process).
     pub async fn fatal(&mut self) -> Option<String> {
         self.fatal.recv().await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            super::redact("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(
-            super::redact("postgres://postgres@127.0.0.1/db"),
-            "postgres://postgres@127.0.0.1/db"
-        );
     }
 }

@@ -1,0 +1,90 @@
+//! Why a node could not start (each names the dependency and what to check), and why a
+//! running one stopped.
+
+use crate::config::Settings;
+use crate::db;
+use crate::lanes::LaneError;
+use std::time::Duration;
+
+/// Why a node could not start. Each names the dependency and what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("PostgreSQL at {url}: {source}")]
+    Database { url: String, source: db::DbError },
+    #[error("object store at {endpoint} (bucket `{bucket}`): {source}")]
+    Storage {
+        endpoint: String,
+        bucket: String,
+        source: crate::storage::StorageError,
+    },
+    #[error("RabbitMQ at {url}: {source}")]
+    Amqp { url: String, source: lapin::Error },
+    #[error("RabbitMQ at {url}: reply queue `{queue}` is held by another node named `{node}` ({source})")]
+    ReplyQueue {
+        url: String,
+        queue: String,
+        node: String,
+        source: lapin::Error,
+    },
+    #[error("RabbitMQ publisher did not connect within {0:?}")]
+    PublisherNotReady(Duration),
+    #[error("listener: {0}")]
+    Listener(std::io::Error),
+    #[error("configuration key `tasks.kinds.{0}`: there is no kind `{0}`")]
+    UnknownKindOverride(String),
+    #[error("cannot declare queue `{queue}` as a {queue_type:?} queue ({source}); a queue keeps the type it was made with: see the README, \"Moving to quorum queues\", or set amqp.queue_type")]
+    Queue {
+        queue: String,
+        queue_type: crate::amqp::QueueType,
+        source: lapin::Error,
+    },
+    #[error("{0}")]
+    OpenNetwork(String),
+    #[error("configuration of lanes: {0}")]
+    Lanes(#[from] LaneError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("HTTP API on {0}: {1}")]
+    Http(String, std::io::Error),
+}
+
+/// The node stopped because an actor could not recover.
+#[derive(Debug, thiserror::Error)]
+#[error("node stopped: {0}")]
+pub struct Fatal(pub String);
+
+/// Hide the password in a URL for messages.
+pub(super) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub(super) fn db_err(settings: &Settings) -> impl Fn(db::DbError) -> StartupError + '_ {
+    move |source| StartupError::Database {
+        url: redact(&settings.database.url),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            super::redact("postgres://postgres@127.0.0.1/db"),
+            "postgres://postgres@127.0.0.1/db"
+        );
+    }
+}
