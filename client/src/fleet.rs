@@ -33,6 +33,11 @@ impl Fleet {
         })
     }
 
+    /// The token requests carry, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// Connect to the first server that answers (from index `start`) and `AUTH`.
     pub async fn connect(&self, start: usize) -> Result<Client, ClientError> {
         let mut conn = Client::connect_any(&self.servers, start, &self.transport).await?;

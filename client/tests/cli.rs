@@ -216,6 +216,23 @@ async fn bench_reports_what_it_ran_and_so_does_the_broker_baseline() {
         "{r}"
     );
 
+    // Through the HTTP API.
+    let http = node.http.to_string();
+    let o = ctl(
+        &env,
+        &http,
+        &["--json", "bench", "--http", "-c", "4", "--total", "40"],
+    )
+    .await;
+    assert!(o.status.success(), "{o:?}");
+    let h: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (h["completed"].as_u64(), h["errors"].as_u64()),
+        (Some(40), Some(0)),
+        "{h}"
+    );
+    assert_eq!(h["target"], "tasknode-http");
+
     // Pipelined: 10 requests in flight on each of 3 connections (the last one carries 5);
     // every answer is matched to its request in order.
     let o = ctl(

@@ -1,7 +1,8 @@
 //! `taskctl bench`: load a fleet with tasks and measure throughput and latency; with
 //! `--broker-baseline`, measure the same request/reply pattern through RabbitMQ alone
 //! (publish confirmed and persistent to a durable queue, consume and ack, answer on a reply
-//! queue), the per-message ceiling of the broker on this machine.
+//! queue), the per-message ceiling of the broker on this machine; with `--http`, the same
+//! tasks through the HTTP API.
 //!
 //! `concurrency` requests are kept in flight, `pipeline` of them on each connection (the
 //! node answers a connection's requests in order, so a connection can carry many at once).
@@ -12,6 +13,7 @@
 //! millisecond) is not charged to the system.
 
 mod broker;
+mod http;
 mod nodes;
 
 use anyhow::{bail, Result};
@@ -49,6 +51,9 @@ pub struct BenchArgs {
     /// Measure RabbitMQ alone instead of the nodes.
     #[arg(long)]
     pub broker_baseline: bool,
+    /// Measure the HTTP API (`--server` names HTTP addresses, e.g. 127.0.0.1:8001).
+    #[arg(long, conflicts_with = "broker_baseline")]
+    pub http: bool,
     /// AMQP URL for --broker-baseline.
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     pub amqp_url: String,
@@ -195,6 +200,8 @@ pub fn run(args: &BenchArgs, fleet: &crate::fleet::Fleet, json_out: bool) -> Res
     let shared = Shared::new();
     let label = if args.broker_baseline {
         "broker"
+    } else if args.http {
+        "tasknode-http"
     } else {
         "tasknode"
     };
@@ -205,6 +212,8 @@ pub fn run(args: &BenchArgs, fleet: &crate::fleet::Fleet, json_out: bool) -> Res
     let started = Instant::now();
     let result = if args.broker_baseline {
         broker::run(args, &plan, &shared)
+    } else if args.http {
+        http::run(args, &fleet.servers, fleet.token(), &plan, &shared)
     } else {
         nodes::run(args, fleet, &plan, &shared)
     };
