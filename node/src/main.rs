@@ -30,6 +30,8 @@ enum Command {
     /// Manage access tokens (in the node's database).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print the HTTP API's OpenAPI document (what GET /openapi.json serves).
+    Openapi,
 }
 
 #[derive(clap::Subcommand)]
@@ -63,8 +65,13 @@ fn main() -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     let system = actix_rt::System::new();
     let prepare_only = cli.prepare;
-    if let Some(Command::Token(cmd)) = cli.command {
-        return system.block_on(token(&settings, cmd));
+    match cli.command {
+        Some(Command::Token(cmd)) => return system.block_on(token(&settings, cmd)),
+        Some(Command::Openapi) => {
+            println!("{}", tasknode::http::openapi::document());
+            return Ok(());
+        }
+        None => {}
     }
     let result = system.block_on(async move {
         if prepare_only {

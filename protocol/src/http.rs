@@ -6,6 +6,7 @@ use crate::view::{TaskStatus, TaskView};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/tasks`: a task as JSON (`payload` text, or `payload_base64` for bytes).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBody {
@@ -22,6 +23,7 @@ pub struct SubmitBody {
 }
 
 /// How long a submission waits for its result.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(untagged)]
 pub enum Wait {
@@ -44,6 +46,7 @@ impl Wait {
 }
 
 /// `GET /v1/tasks`: one page of the caller's tasks, newest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskPage {
     pub tasks: Vec<TaskView>,
@@ -54,6 +57,8 @@ pub struct TaskPage {
 
 /// `GET /v1/tasks`'s filters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct TaskQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Task states as stored and reported.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskStatus {
@@ -61,6 +62,7 @@ impl std::fmt::Display for TaskStatus {
 }
 
 /// How an inline result is written in `result`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResultEncoding {
@@ -69,6 +71,7 @@ pub enum ResultEncoding {
 }
 
 /// A task as a client sees it: the answer to submissions, `STATUS` and `RESULT`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskView {
     pub id: Uuid,
@@ -156,6 +159,7 @@ impl TaskView {
 }
 
 /// One entry of `DEAD`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadTask {
     pub id: Uuid,
@@ -168,12 +172,14 @@ pub struct DeadTask {
 }
 
 /// The answer to `DEAD`, newest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadList {
     pub dead: Vec<DeadTask>,
 }
 
 /// One entry of `KINDS`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KindInfo {
     pub name: String,
@@ -181,12 +187,14 @@ pub struct KindInfo {
 }
 
 /// The answer to `KINDS`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KindList {
     pub kinds: Vec<KindInfo>,
 }
 
 /// Whether a dependency answered a health check.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Check {
@@ -206,6 +214,7 @@ impl Check {
 
 /// The answer to `PING`. A load balancer's health check expects `"healthy":true`. Before
 /// `AUTH` a node says only `pong` and `healthy`; the rest is for authenticated clients.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pong {
     pub pong: bool,

@@ -52,6 +52,15 @@ fn event(view: &TaskView) -> Bytes {
     Bytes::from(format!("event: task\ndata: {json}\n\n"))
 }
 
+#[utoipa::path(get, path = "/v1/tasks/{id}/events", tag = "tasks",
+    params(("id" = String, Path, description = "The task id")),
+    responses(
+        (status = 200, description = "`task` events (the task view as data) until it is final", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No token, or a wrong or revoked one", body = protocol::ErrorLine),
+        (status = 404, description = "No such task (or not yours)", body = protocol::ErrorLine),
+        (status = 503, description = "Too many streams, or a dependency is down", body = protocol::ErrorLine),
+    ),
+    security(("bearer" = [])))]
 pub async fn events(
     svc: web::Data<Services>,
     streams: web::Data<Streams>,

@@ -15,6 +15,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics));
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses(
+        (status = 200, description = "Prometheus (OpenMetrics) text", content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "No token (unless http.public_metrics)", body = protocol::ErrorLine),
+        (status = 403, description = "Not an admin token", body = protocol::ErrorLine),
+    ),
+    security(("bearer" = [])))]
 async fn metrics(
     svc: web::Data<Services>,
     settings: web::Data<HttpSettings>,

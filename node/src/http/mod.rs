@@ -2,7 +2,7 @@
 //! quotas and error codes, for browsers, phones and anything else that speaks HTTP.
 //!
 //! - [`tasks`]: `/v1/tasks…`; [`events`]: a task's state as Server-Sent Events; [`health`]: `/healthz`, `/readyz`, `/v1/kinds`;
-//! - [`metrics`]: `/metrics` for Prometheus;
+//! - [`metrics`]: `/metrics` for Prometheus; [`openapi`]: `/openapi.json`;
 //! - [`caller`]: `Authorization: Bearer <token>`; [`error`]: error codes as statuses.
 //!
 //! Bad input never reaches a handler whole: JSON bodies are bounded (`http.max_json_bytes`),
@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod tasks;
 
 use crate::service::Services;
@@ -150,6 +151,7 @@ pub fn start(
             .configure(tasks::routes)
             .configure(health::routes)
             .configure(metrics::routes)
+            .configure(openapi::routes)
             .default_service(web::to(not_found))
     })
     .workers(settings.workers.max(1))

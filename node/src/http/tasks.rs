@@ -9,7 +9,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use futures_util::StreamExt;
-use protocol::http::{SubmitBody, TaskQuery, Wait};
+use protocol::http::{SubmitBody, TaskPage, TaskQuery, Wait};
+use protocol::ErrorLine;
 use protocol::{ErrorCode, ResultEncoding, TaskView};
 use serde::Deserialize;
 use std::time::Duration;
@@ -69,6 +70,19 @@ fn wait_of(svc: &Services, wait: Wait) -> Option<Duration> {
 }
 
 /// `POST /v1/tasks` `{"kind","payload"|"payload_base64","wait"}`.
+#[utoipa::path(post, path = "/v1/tasks", tag = "tasks", request_body = SubmitBody,
+    responses(
+        (status = 200, description = "The finished task (it was waited for)", body = TaskView),
+        (status = 202, description = "Accepted; the task goes on", body = TaskView),
+        (status = 400, description = "Bad request (`malformed`, `unknown_kind`)", body = ErrorLine),
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
+        (status = 403, description = "The token's role may not submit", body = ErrorLine),
+        (status = 413, description = "Over the JSON limit or the token's max_payload", body = ErrorLine),
+        (status = 415, description = "Not JSON", body = ErrorLine),
+        (status = 429, description = "Over the token's rate or max_inflight", body = ErrorLine),
+        (status = 503, description = "A dependency is down", body = ErrorLine),
+    ),
+    security(("bearer" = [])))]
 async fn submit_json(svc: Svc, who: Caller, body: web::Json<SubmitBody>) -> HttpResponse {
     let body = body.into_inner();
     let payload = match (body.payload, body.payload_base64) {
@@ -123,6 +137,23 @@ impl WaitQuery {
 /// `POST /v1/tasks/{kind}?wait=…` with the payload as the raw body, of any size (with a
 /// length or chunked): streamed to the bucket as it arrives when large. A body that pauses
 /// for longer than `http.request_timeout_secs` is cut off (408).
+#[utoipa::path(post, path = "/v1/tasks/{name}", tag = "tasks",
+    params(("name" = String, Path, description = "The task kind"),
+           ("wait" = Option<String>, Query, description = "true, false or seconds")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+                 description = "The payload, of any size (streamed)"),
+    responses(
+        (status = 200, description = "The finished task", body = TaskView),
+        (status = 202, description = "Accepted; the task goes on", body = TaskView),
+        (status = 400, description = "Bad request (`malformed`, `unknown_kind`)", body = ErrorLine),
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
+        (status = 403, description = "The token's role may not submit", body = ErrorLine),
+        (status = 408, description = "The body paused too long", body = ErrorLine),
+        (status = 413, description = "Over the node's or the token's payload limit", body = ErrorLine),
+        (status = 429, description = "Over the token's rate or max_inflight", body = ErrorLine),
+        (status = 503, description = "A dependency is down", body = ErrorLine),
+    ),
+    security(("bearer" = [])))]
 async fn submit_raw(
     svc: Svc,
     limits: web::Data<super::HttpSettings>,
@@ -209,6 +240,17 @@ pub(super) fn task_id(text: &str) -> Result<Uuid, ApiError> {
 
 /// `GET /v1/tasks/{id}?wait=SECONDS`: the task (with an inline result), after waiting up to
 /// SECONDS for it to end.
+#[utoipa::path(get, path = "/v1/tasks/{name}", tag = "tasks",
+    params(("name" = String, Path, description = "The task id"),
+           ("wait" = Option<String>, Query, description = "Seconds to wait for the task to be final")),
+    responses(
+        (status = 200, description = "The task", body = TaskView),
+        (status = 400, description = "Bad request (`malformed`, `unknown_kind`)", body = ErrorLine),
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
+        (status = 404, description = "No such task (or not yours)", body = ErrorLine),
+        (status = 503, description = "Too many streams, or a dependency is down", body = ErrorLine),
+    ),
+    security(("bearer" = [])))]
 async fn get(
     svc: Svc,
     streams: web::Data<super::events::Streams>,
@@ -227,6 +269,14 @@ async fn get(
 }
 
 /// `GET /v1/tasks?status=&kind=&limit=&cursor=`.
+#[utoipa::path(get, path = "/v1/tasks", tag = "tasks", params(TaskQuery),
+    responses(
+        (status = 200, description = "A page of tasks, newest first", body = TaskPage),
+        (status = 400, description = "Bad request (`malformed`, `unknown_kind`)", body = ErrorLine),
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
+        (status = 503, description = "A dependency is down", body = ErrorLine),
+    ),
+    security(("bearer" = [])))]
 async fn list(
     svc: Svc,
     who: Caller,
@@ -271,6 +321,21 @@ fn byte_range(header: Option<&str>, size: u64) -> Option<Result<(u64, u64), ()>>
 
 /// `GET /v1/tasks/{id}/result`: the result's bytes (inline, or streamed from the bucket),
 /// or one range of them (206).
+#[utoipa::path(get, path = "/v1/tasks/{id}/result", tag = "tasks",
+    params(("id" = String, Path, description = "The task id"),
+           ("redirect" = Option<String>, Query, description = "`presigned`: a redirect to the bucket")),
+    responses(
+        (status = 200, description = "The result's bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "A range of the result's bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 307, description = "To the presigned URL"),
+        (status = 400, description = "Bad request (`malformed`, `unknown_kind`)", body = ErrorLine),
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
+        (status = 404, description = "No such task (or not yours)", body = ErrorLine),
+        (status = 409, description = "Not finished, or it failed", body = ErrorLine),
+        (status = 416, description = "The range is past the end"),
+        (status = 503, description = "A dependency is down", body = ErrorLine),
+    ),
+    security(("bearer" = [])))]
 async fn result(
     svc: Svc,
     who: Caller,
@@ -363,6 +428,18 @@ fn content_type(view: &TaskView) -> &'static str {
 }
 
 /// `POST /v1/tasks/{id}/retry`.
+#[utoipa::path(post, path = "/v1/tasks/{id}/retry", tag = "tasks",
+    params(("id" = String, Path, description = "The task id")),
+    responses(
+        (status = 202, description = "Queued again", body = TaskView),
+        (status = 400, description = "Bad request (`malformed`, `unknown_kind`)", body = ErrorLine),
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
+        (status = 403, description = "The token's role may not submit", body = ErrorLine),
+        (status = 404, description = "No such task (or not yours)", body = ErrorLine),
+        (status = 409, description = "Not dead, failed or queued", body = ErrorLine),
+        (status = 503, description = "A dependency is down", body = ErrorLine),
+    ),
+    security(("bearer" = [])))]
 async fn retry(svc: Svc, who: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = task_id(&id)?;
     let view = svc.retry(id, &who.0).await?;
