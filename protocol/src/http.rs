@@ -67,6 +67,7 @@ pub struct TaskQuery {
     pub kind: Option<String>,
     /// At most this many (1 to [`PAGE_MAX`], default [`PAGE_DEFAULT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
     pub limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,

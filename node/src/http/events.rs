@@ -47,15 +47,32 @@ struct Watching {
     _permit: OwnedSemaphorePermit,
 }
 
+/// One event as a reader sees it (for the API document): `event: task`, and as its data a
+/// task view (JSON, one line).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TaskEvent {
+    /// Always `task`.
+    event: String,
+    /// The task view, JSON.
+    data: String,
+}
+
+/// One `task` event. Characters some readers split lines at (NEL, LS, PS), which JSON leaves
+/// as they are, are escaped, so the data is one line for every reader.
 fn event(view: &TaskView) -> Bytes {
-    let json = serde_json::to_string(view).unwrap_or_default();
+    let json = serde_json::to_string(view)
+        .unwrap_or_default()
+        .replace('\u{85}', "\\u0085")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029");
     Bytes::from(format!("event: task\ndata: {json}\n\n"))
 }
 
 #[utoipa::path(get, path = "/v1/tasks/{id}/events", tag = "tasks",
     params(("id" = String, Path, description = "The task id")),
     responses(
-        (status = 200, description = "`task` events (the task view as data) until it is final", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`task` events (the task view as data) until it is final", content_type = "text/event-stream", body = TaskEvent),
         (status = 401, description = "No token, or a wrong or revoked one", body = protocol::ErrorLine),
         (status = 404, description = "No such task (or not yours)", body = protocol::ErrorLine),
         (status = 503, description = "Too many streams, or a dependency is down", body = protocol::ErrorLine),
@@ -114,4 +131,21 @@ pub async fn events(
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .streaming(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_one_line_of_json_whatever_the_result() {
+        let mut view = TaskView::new(Uuid::nil(), "echo", TaskStatus::Succeeded);
+        view.set_result("a\u{2028}b\u{85}c\nd".as_bytes());
+        let text = String::from_utf8(event(&view).to_vec()).unwrap();
+        let data = text.strip_prefix("event: task\ndata: ").unwrap().trim_end();
+        assert_eq!(data.lines().count(), 1, "{data}");
+        assert!(!data.contains(['\u{2028}', '\u{85}']));
+        let back: TaskView = serde_json::from_str(data).unwrap();
+        assert_eq!(back.result.as_deref(), Some("a\u{2028}b\u{85}c\nd"));
+    }
 }

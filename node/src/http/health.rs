@@ -7,9 +7,9 @@ use protocol::{ErrorLine, KindList, Pong};
 use std::sync::atomic::Ordering;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/v1/kinds", web::get().to(kinds));
+    cfg.service(web::resource("/healthz").get(healthz))
+        .service(web::resource("/readyz").get(readyz))
+        .service(web::resource("/v1/kinds").get(kinds));
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "health",

@@ -12,7 +12,7 @@ use actix_web::{web, HttpResponse};
 use protocol::{Check, ErrorCode};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics));
+    cfg.service(web::resource("/metrics").get(metrics));
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "health",

@@ -46,7 +46,7 @@ pub fn document() -> String {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(serve));
+    cfg.service(web::resource("/openapi.json").get(serve));
 }
 
 async fn serve() -> HttpResponse {

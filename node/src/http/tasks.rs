@@ -325,8 +325,10 @@ fn byte_range(header: Option<&str>, size: u64) -> Option<Result<(u64, u64), ()>>
     params(("id" = String, Path, description = "The task id"),
            ("redirect" = Option<String>, Query, description = "`presigned`: a redirect to the bucket")),
     responses(
-        (status = 200, description = "The result's bytes", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "A range of the result's bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The result's bytes (text results as text)",
+            content((Vec<u8> = "application/octet-stream"), (String = "text/plain"))),
+        (status = 206, description = "A range of the result's bytes",
+            content((Vec<u8> = "application/octet-stream"), (String = "text/plain"))),
         (status = 307, description = "To the presigned URL"),
         (status = 400, description = "Bad request (`malformed`, `unknown_kind`)", body = ErrorLine),
         (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),

@@ -30,6 +30,9 @@ impl Services {
                 ))
             })?),
         };
+        if let Some(kind) = &query.kind {
+            self.check_kind(&kind.to_ascii_lowercase())?;
+        }
         let filter = Filter {
             owner: (!who.is_admin()).then(|| who.owner().unwrap_or_default().to_string()),
             status: query.status,
