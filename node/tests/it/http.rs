@@ -241,6 +241,16 @@ async fn refusals_have_fitting_statuses_and_the_line_protocols_codes() {
             "{body}"
         );
     }
+    // A NUL in a filter is a bad kind, not a database failure; a wrong method is 405.
+    let (status, body) = api.get("/v1/tasks?kind=%00").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unknown_kind"))
+    );
+    for path in ["/healthz", "/v1/kinds", "/v1/tasks"] {
+        let (status, _) = api.send(api.req(Method::DELETE, path)).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+    }
 
     // Roles and quotas as on the line protocol.
     let reader = env.token("reader", Role::Read, Limits::default()).await;
