@@ -232,7 +232,9 @@ impl Storage {
     where
         S: Stream<Item = std::io::Result<Bytes>> + Unpin,
     {
-        let mut buf = BytesMut::with_capacity(self.part_size.min(1 << 20));
+        // Room for a whole part and the chunk that completes it, so the buffer never grows by
+        // doubling (pages are only resident once written).
+        let mut buf = BytesMut::with_capacity(self.part_size + (1 << 20));
         let mut total = 0u64;
         let mut upload: Option<(String, Vec<CompletedPart>)> = None;
         let result: Result<(), StorageError> = async {
@@ -336,13 +338,18 @@ impl Storage {
         }
         let (upload_id, parts) = upload.as_mut().expect("set above");
         let number = parts.len() as i64 + 1;
+        let len = part.len();
         let request = self.client.upload_part(UploadPartRequest {
             bucket: self.bucket.clone(),
             key: key.to_string(),
             upload_id: upload_id.clone(),
             part_number: number,
-            content_length: Some(part.len() as i64),
-            body: Some(part.to_vec().into()),
+            content_length: Some(len as i64),
+            // Streamed as it is (no copy; sent unsigned, as streamed bodies are).
+            body: Some(rusoto_core::ByteStream::new_with_size(
+                futures_util::stream::once(async move { Ok(part) }),
+                len,
+            )),
             ..Default::default()
         });
         let out = self.bounded("UploadPart", request).await?.map_err(s3_err)?;

@@ -220,3 +220,31 @@ async fn slow_heads_and_stalled_bodies_are_cut_off_while_others_are_served() {
     let said = until_closed(&mut stalled).await;
     assert!(said.contains("idle_timeout"), "{said}");
 }
+
+/// Serial (heavy, not disturbing): a gibibyte through a node process whose memory stays small.
+#[actix_rt::test]
+#[ignore]
+async fn a_gibibyte_streams_through_a_node_that_stays_under_128_mib() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_process(
+            std::path::Path::new(env!("CARGO_BIN_EXE_tasknode")),
+            "gib",
+            &[],
+        )
+        .await;
+    let size = 1024 * 1024 * 1024;
+    println!("gibibyte: node peak RSS before {} MiB", node.peak_rss_mib());
+    let res = Client::new()
+        .post(format!("http://{}/v1/tasks/sha256?wait=true", node.http))
+        .bearer_auth(&env.token)
+        .body(Body::wrap_stream(pattern(size)))
+        .send()
+        .await
+        .unwrap();
+    let done: Value = res.json().await.unwrap();
+    assert_eq!(done["result"], expected_sha(size), "{done}");
+    let peak = node.peak_rss_mib();
+    println!("gibibyte: node peak RSS {peak} MiB");
+    assert!(peak < 128, "the node held {peak} MiB at its peak");
+}

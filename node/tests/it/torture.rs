@@ -223,16 +223,6 @@ async fn spawn(env: &TestEnv, name: &str, s3: &str) -> ChildNode {
     .await
 }
 
-/// Peak resident memory of a process, in MiB (`VmHWM`).
-fn peak_rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib / 1024)
-}
-
 #[actix_rt::test]
 #[ignore = "restarts shared services; scripts/test runs it alone"]
 async fn torture_every_task_reaches_an_end() {
@@ -290,7 +280,7 @@ async fn torture_every_task_reaches_an_end() {
         match fault {
             "kill" => {
                 let k = rng.random_range(0..nodes.len());
-                peak_rss = peak_rss.max(peak_rss_mib(nodes[k].child.id()));
+                peak_rss = peak_rss.max(nodes[k].peak_rss_mib());
                 nodes[k].signal("KILL");
                 let _ = nodes[k].wait_exit(Duration::from_secs(5)).await;
                 let name = nodes[k].name.clone();
@@ -361,7 +351,7 @@ async fn torture_every_task_reaches_an_end() {
         .count();
     let unparked = ledger.unreadable.saturating_sub(parked);
     for n in &nodes {
-        peak_rss = peak_rss.max(peak_rss_mib(n.child.id()));
+        peak_rss = peak_rss.max(n.peak_rss_mib());
     }
     took.sort();
     let p99 = took
