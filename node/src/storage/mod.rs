@@ -12,15 +12,13 @@ use rusoto_s3::util::{PreSignedRequest, PreSignedRequestOption};
 use rusoto_s3::{
     AbortMultipartUploadRequest, CompleteMultipartUploadRequest, CompletedMultipartUpload,
     CompletedPart, CreateBucketRequest, CreateMultipartUploadRequest, GetObjectRequest,
-    HeadBucketRequest, ListPartsRequest, PutObjectRequest, S3Client, UploadPartRequest, S3,
+    HeadBucketRequest, PutObjectRequest, S3Client, UploadPartRequest, S3,
 };
 use std::time::Duration;
 
 pub use crate::db::uploads::Journal;
-use chrono::{DateTime, Utc};
 
-/// A multipart upload still open after this long was left behind (by any node).
-const STALE_UPLOAD: chrono::Duration = chrono::Duration::days(1);
+mod leftovers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -114,42 +112,6 @@ impl Storage {
     pub fn with_journal(mut self, journal: Journal) -> Self {
         self.journal = Some(journal);
         self
-    }
-
-    /// Abort the multipart uploads left open: by this node before it started at `booted`
-    /// (it died with them open), or by any node a day ago or more. Answers how many.
-    pub async fn abort_stale_uploads(&self, booted: DateTime<Utc>) -> usize {
-        let Some(journal) = &self.journal else {
-            return 0;
-        };
-        let stale = match journal.stale(booted, Utc::now() - STALE_UPLOAD).await {
-            Ok(stale) => stale,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the journal of open uploads");
-                return 0;
-            }
-        };
-        for upload in &stale {
-            tracing::info!(key = %upload.key, "aborting a multipart upload left open");
-            self.abort(&upload.key, &upload.upload_id).await;
-        }
-        stale.len()
-    }
-
-    /// How many parts of multipart upload `upload_id` of `key` the store keeps (none once
-    /// it was completed or aborted).
-    pub async fn stored_parts(&self, key: &str, upload_id: &str) -> Result<usize, StorageError> {
-        let request = self.client.list_parts(ListPartsRequest {
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            upload_id: upload_id.to_string(),
-            ..Default::default()
-        });
-        match self.bounded("ListParts", request).await? {
-            Ok(out) => Ok(out.parts.map_or(0, |p| p.len())),
-            Err(e) if is_not_found(&e) || format!("{e:?}").contains("NoSuchUpload") => Ok(0),
-            Err(e) => Err(s3_err(e)),
-        }
     }
 
     /// `request`, given up on after the timeout.
