@@ -2,7 +2,7 @@
 //! `tasknode token …` on a node's machine).
 
 use clap::Subcommand;
-use protocol::{Client, ClientError, NewToken, TokenInfo};
+use protocol::{Client, ClientError, NewToken};
 
 #[derive(Subcommand, Clone)]
 pub enum TokenCmd {
@@ -61,9 +61,9 @@ pub async fn run(conn: &mut Client, cmd: TokenCmd, json: bool) -> Result<(), Cli
             if json {
                 print_json(&list);
             } else {
-                println!("NAME\tROLE\tMAX_INFLIGHT\tRATE\tMAX_PAYLOAD\tCREATED\tREVOKED");
+                println!("{}", protocol::TokenList::HEADER);
                 for t in &list.tokens {
-                    println!("{}", row(t));
+                    println!("{}", t.row());
                 }
             }
         }
@@ -80,24 +80,6 @@ pub async fn run(conn: &mut Client, cmd: TokenCmd, json: bool) -> Result<(), Cli
         }
     }
     Ok(())
-}
-
-/// One line of `token list`, as `tasknode token list` prints it.
-fn row(t: &TokenInfo) -> String {
-    fn or_dash<T: ToString>(v: Option<T>) -> String {
-        v.map_or_else(|| "-".to_string(), |v| v.to_string())
-    }
-    let time = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%S").to_string();
-    format!(
-        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-        t.name,
-        t.role,
-        or_dash(t.max_inflight),
-        or_dash(t.rate),
-        or_dash(t.max_payload),
-        time(t.created_at),
-        or_dash(t.revoked_at.map(time)),
-    )
 }
 
 fn print_json(value: &impl serde::Serialize) {

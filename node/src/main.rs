@@ -134,20 +134,9 @@ async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
             println!("{}", secret.expose());
         }
         TokenCommand::List => {
-            println!("NAME\tROLE\tMAX_INFLIGHT\tRATE\tMAX_PAYLOAD\tCREATED\tREVOKED");
-            let dash = || "-".to_string();
+            println!("{}", protocol::TokenList::HEADER);
             for t in tokens::list(&mut conn).await? {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    t.name,
-                    t.role,
-                    t.max_inflight.map_or_else(dash, |n| n.to_string()),
-                    t.rate.map_or_else(dash, |n| n.to_string()),
-                    t.max_payload.map_or_else(dash, |n| n.to_string()),
-                    t.created_at.format("%Y-%m-%d %H:%M:%S"),
-                    t.revoked_at
-                        .map_or_else(dash, |at| at.format("%Y-%m-%d %H:%M:%S").to_string()),
-                );
+                println!("{}", tasknode::service::tokens::info(t).row());
             }
         }
         TokenCommand::Revoke { name } => {

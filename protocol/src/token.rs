@@ -56,6 +56,32 @@ pub struct TokenList {
     pub tokens: Vec<TokenInfo>,
 }
 
+impl TokenList {
+    /// The header of the table `tasknode token list` and `taskctl token list` print.
+    pub const HEADER: &'static str =
+        "NAME\tROLE\tMAX_INFLIGHT\tRATE\tMAX_PAYLOAD\tCREATED\tREVOKED";
+}
+
+impl TokenInfo {
+    /// One line of that table (tab-separated; `-` for none).
+    pub fn row(&self) -> String {
+        fn or_dash<T: ToString>(v: Option<T>) -> String {
+            v.map_or_else(|| "-".to_string(), |v| v.to_string())
+        }
+        let time = |at: DateTime<Utc>| at.format("%Y-%m-%d %H:%M:%S").to_string();
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            self.name,
+            self.role,
+            or_dash(self.max_inflight),
+            or_dash(self.rate),
+            or_dash(self.max_payload),
+            time(self.created_at),
+            or_dash(self.revoked_at.map(time)),
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenRevoked {
     pub revoked: String,

@@ -8,7 +8,8 @@ use crate::db::DbError;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use protocol::{NewToken, TokenCreated, TokenInfo, TokenList, TokenRevoked};
 
-fn info(row: TokenRow) -> TokenInfo {
+/// A token row as the protocol shows it.
+pub fn info(row: TokenRow) -> TokenInfo {
     TokenInfo {
         name: row.name,
         role: row.role,
