@@ -10,6 +10,7 @@
 //! serves everyone as an admin with no name (its tasks have no owner).
 
 pub mod tokens;
+mod unknown;
 
 use serde::{Deserialize, Serialize};
 

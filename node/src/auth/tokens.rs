@@ -198,6 +198,8 @@ struct Known {
 pub struct TokenStore {
     pool: DbPool,
     known: Arc<RwLock<Known>>,
+    /// Secrets looked up in vain a moment ago.
+    unknown: Arc<std::sync::Mutex<super::unknown::Unknown>>,
 }
 
 impl TokenStore {
@@ -207,6 +209,7 @@ impl TokenStore {
         let store = TokenStore {
             pool,
             known: Arc::new(RwLock::new(Known::default())),
+            unknown: Default::default(),
         };
         if let Err(e) = store.refresh().await {
             tracing::warn!(error = %e, "cannot load the tokens yet; each AUTH asks the database");
@@ -250,8 +253,12 @@ impl TokenStore {
         if let Some(token) = self.read().by_hash.get(&hash) {
             return Ok(Some(token.clone()));
         }
-        // Not in the copy: perhaps made a moment ago. (A connection the database dropped is
-        // replaced by the pool: try again on another before giving up.)
+        // Not in the copy: perhaps made a moment ago, unless it was asked about a moment ago.
+        // (A connection the database dropped is replaced by the pool: try again on another
+        // before giving up.)
+        if self.unknown().fresh(&hash, std::time::Instant::now()) {
+            return Ok(None);
+        }
         let mut tries = 0;
         let row: Option<Row> = loop {
             tries += 1;
@@ -262,12 +269,19 @@ impl TokenStore {
             }
         };
         let token = row.and_then(Row::token);
-        if let Some(token) = &token {
-            let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
-            known.names.insert(token.name.clone());
-            known.by_hash.insert(hash, token.clone());
+        match &token {
+            Some(token) => {
+                let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
+                known.names.insert(token.name.clone());
+                known.by_hash.insert(hash, token.clone());
+            }
+            None => self.unknown().note(hash, std::time::Instant::now()),
         }
         Ok(token)
+    }
+
+    fn unknown(&self) -> std::sync::MutexGuard<'_, super::unknown::Unknown> {
+        self.unknown.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn lookup(&self, hash: &[u8]) -> Result<Option<Row>, DbError> {
