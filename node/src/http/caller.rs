@@ -36,14 +36,16 @@ impl FromRequest for Caller {
                         "use Authorization: Bearer <token>",
                     ))
                 }
-                None => Secret::new(""),
+                None if svc.access.mode == crate::auth::Mode::Open => {
+                    return Ok(Caller(Identity::open()))
+                }
+                None => {
+                    return Err(ApiError::new(
+                        ErrorCode::Unauthenticated,
+                        "this node needs a token: send Authorization: Bearer <token>",
+                    ))
+                }
             };
-            if token.is_none() && svc.access.mode == crate::auth::Mode::Token {
-                return Err(ApiError::new(
-                    ErrorCode::Unauthenticated,
-                    "this node needs a token: send Authorization: Bearer <token>",
-                ));
-            }
             match svc.authenticate(&secret).await {
                 Ok(who) => Ok(Caller(who)),
                 Err(e) => {

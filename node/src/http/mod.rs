@@ -1,7 +1,7 @@
 //! The HTTP API (actix-web), beside the line protocol: the same services, tokens, roles,
 //! quotas and error codes, for browsers, phones and anything else that speaks HTTP.
 //!
-//! - [`tasks`]: `/v1/tasks…`; [`events`]: a task's state as Server-Sent Events; [`health`]: `/healthz`, `/readyz`, `/v1/kinds`;
+//! - [`tasks`]: `/v1/tasks…`; [`results`]: a result's bytes (ranges, redirects); [`events`]: a task's state as Server-Sent Events; [`health`]: `/healthz`, `/readyz`, `/v1/kinds`;
 //! - [`metrics`]: `/metrics` for Prometheus; [`openapi`]: `/openapi.json`;
 //! - [`caller`]: `Authorization: Bearer <token>`; [`error`]: error codes as statuses.
 //!
@@ -15,6 +15,7 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod results;
 pub mod tasks;
 
 use crate::service::Services;

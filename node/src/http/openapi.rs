@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
         super::tasks::submit_raw,
         super::tasks::get,
         super::tasks::list,
-        super::tasks::result,
+        super::results::result,
         super::tasks::retry,
         super::events::events,
         super::health::kinds,

@@ -5,21 +5,21 @@
 //! - [`intake`]: where a payload goes as it arrives: kept for the message or streamed to the
 //!   bucket (the inline-or-bucket decision, made once for lines and `PUT`s alike).
 //! - [`results`]: `RESULT`: an inline result, or a bucket object to stream.
+//! - `waiting`: a waiting submission (publish with confirm, then its reply or final row).
+//! - [`access`]: who may do what (tokens, roles, limits); [`tokens`]: managing tokens.
+//! - [`listing`]: a client's tasks page by page, and one task long-polled (HTTP).
 
 pub mod access;
 pub mod intake;
 pub mod listing;
 pub mod results;
 pub mod tokens;
+mod waiting;
 
-use crate::actors::persister::{
-    Accept, CheckDatabase, GetTask, InsertTask, ListDead, ResetForRetry,
-};
-use crate::actors::publisher::{IsConnected, PublishError, PublishTask};
-use crate::actors::relay::{self, LEASE, UNSURE_WAIT};
-use crate::actors::replies::{Register, ReplyRouter, Unregister};
+use crate::actors::persister::{CheckDatabase, GetTask, ListDead, ResetForRetry};
+use crate::actors::publisher::{IsConnected, PublishError};
+use crate::actors::relay::{self, LEASE};
 use crate::actors::uploader::CheckStore;
-use crate::actors::watcher::Watch;
 use crate::actors::{Handles, Settle};
 use crate::auth::Identity;
 use crate::db::models::TaskRow;
@@ -245,69 +245,6 @@ impl Services {
         ))))
     }
 
-    async fn publish(&self, task: TaskMessage) -> Result<(), PublishError> {
-        self.handles
-            .publisher
-            .send(PublishTask { task })
-            .await
-            .settle()
-    }
-
-    /// Publish `task` and wait for its reply, or for its final row (read by the node's
-    /// [`crate::actors::watcher::Watcher`], which covers a lost reply), up to the wait timeout. A reply can come before
-    /// the broker's confirm: it carries a result already written, so it is answered at once.
-    async fn wait_for(&self, task: TaskMessage, wait: Duration) -> Result<Answer, ServiceError> {
-        let id = task.id;
-        let (mut waiting, mut rx) = Waiting::register(&self.handles.replies, id);
-        let (row_tx, mut row_rx) = tokio::sync::oneshot::channel();
-        self.handles.watcher.do_send(Watch(id, row_tx));
-        let deadline = tokio::time::sleep(wait);
-        tokio::pin!(deadline);
-        let publish = self.publish(task.clone());
-        tokio::pin!(publish);
-        let mut confirmed = false;
-        let mut reply_open = true;
-        loop {
-            tokio::select! {
-                reply = &mut rx, if reply_open => match reply {
-                    Ok(json) => {
-                        waiting.armed = false;
-                        return Ok(Answer::Json(json));
-                    }
-                    Err(_) => reply_open = false,
-                },
-                Ok(row) = &mut row_rx => return Ok(Answer::View(Box::new(self.view(&row)))),
-                published = &mut publish, if !confirmed => match published {
-                    Ok(()) => confirmed = true,
-                    Err(e) if e.is_definite() => {
-                        tracing::warn!(task = %id, error = %e, "task not accepted");
-                        return Err(ServiceError::NotAccepted(e));
-                    }
-                    // The broker may have it: the client cannot be told it will not run. The
-                    // task goes in the outbox (published again later unless it ran by then)
-                    // and the wait goes on.
-                    Err(publish) => {
-                        tracing::warn!(task = %id, error = %publish, "publish unconfirmed; the task goes to the outbox");
-                        let accept = Accept {
-                            task: task.clone(),
-                            owner: self.handles.node.clone(),
-                            due: relay::lease_end(UNSURE_WAIT),
-                        };
-                        if let Err(db) = self.handles.persister.send(accept).await.settle() {
-                            return Err(ServiceError::Unsure { id, publish, db });
-                        }
-                        confirmed = true;
-                    }
-                },
-                _ = &mut deadline, if confirmed => {
-                    // The client now hears the id: make sure the row exists to ask about.
-                    self.handles.persister.send(InsertTask { task }).await.settle()?;
-                    return Err(ServiceError::Timeout { id, secs: wait.as_secs() });
-                }
-            }
-        }
-    }
-
     pub fn view(&self, row: &TaskRow) -> TaskView {
         TaskView::from_row(row, &self.handles.storage)
     }
@@ -416,39 +353,5 @@ impl Services {
     /// `STATUS`: the task without its result body.
     pub async fn status(&self, id: Uuid, who: &Identity) -> Result<TaskView, ServiceError> {
         Ok(self.view(&self.row(id, who).await?).without_result())
-    }
-}
-
-/// A waiting submission's registration with the reply router, withdrawn when dropped
-/// (also when the client goes away and the waiting future is dropped), unless its reply
-/// came.
-struct Waiting<'a> {
-    replies: &'a Addr<ReplyRouter>,
-    id: Uuid,
-    armed: bool,
-}
-
-impl<'a> Waiting<'a> {
-    /// Register before publishing: sent with `do_send`, so the router has it before any reply.
-    fn register(
-        replies: &'a Addr<ReplyRouter>,
-        id: Uuid,
-    ) -> (Self, tokio::sync::oneshot::Receiver<Bytes>) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        replies.do_send(Register(id, tx));
-        let waiting = Waiting {
-            replies,
-            id,
-            armed: true,
-        };
-        (waiting, rx)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.replies.do_send(Unregister(self.id));
-        }
     }
 }
