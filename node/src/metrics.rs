@@ -83,7 +83,7 @@ pub struct Metrics {
     pub rate_limited: Counter,
     pub http_requests_open: Gauge,
     in_flight: Gauge,
-    line_connections: Gauge,
+    open_connections: Family<ProtocolLabel, Gauge>,
     pub dependency_up: Family<DependencyLabel, Gauge>,
     pub queue_depth: Family<LaneLabel, Gauge>,
     /// Read when scraped.
@@ -115,7 +115,7 @@ impl Metrics {
             rate_limited: Counter::default(),
             http_requests_open: Gauge::default(),
             in_flight: Gauge::default(),
-            line_connections: Gauge::default(),
+            open_connections: Family::default(),
             dependency_up: Family::default(),
             queue_depth: Family::default(),
             inflight_now: inflight,
@@ -180,9 +180,9 @@ impl Metrics {
             m.rate_limited.clone(),
         );
         r.register(
-            "open_connections_line",
-            "Open line protocol connections",
-            m.line_connections.clone(),
+            "open_connections",
+            "Open client connections by protocol (line, http)",
+            m.open_connections.clone(),
         );
         r.register(
             "http_requests_open",
@@ -264,6 +264,14 @@ impl Metrics {
             .clone()
     }
 
+    /// The gauge of open connections speaking `protocol`.
+    pub fn connections(&self, protocol: &str) -> Gauge {
+        let labels = ProtocolLabel {
+            protocol: protocol.to_string(),
+        };
+        self.open_connections.get_or_create(&labels).clone()
+    }
+
     pub fn auth_failed(&self, protocol: &str) {
         let labels = ProtocolLabel {
             protocol: protocol.to_string(),
@@ -275,7 +283,7 @@ impl Metrics {
     pub fn encode(&self) -> String {
         self.in_flight
             .set(self.inflight_now.load(Ordering::Relaxed) as i64);
-        self.line_connections
+        self.connections("line")
             .set(self.connections_now.load(Ordering::Relaxed) as i64);
         let mut text = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

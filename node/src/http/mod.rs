@@ -10,6 +10,7 @@
 //! a JSON 404.
 
 pub mod caller;
+pub mod connections;
 pub mod error;
 pub mod events;
 pub mod health;
@@ -45,6 +46,9 @@ pub struct HttpSettings {
     pub request_timeout_secs: u64,
     /// An idle keep-alive connection is closed after this many seconds.
     pub keep_alive_secs: u64,
+    /// Connections open at once; past that, a new connection is answered 503 `busy` and
+    /// closed.
+    pub max_connections: usize,
     /// Event streams and long polls open at once; past that, 503 `busy`.
     pub max_streams: usize,
     /// `/metrics` without a token (else an admin token is needed).
@@ -115,10 +119,10 @@ pub fn start(
     listener: std::net::TcpListener,
     svc: Services,
     settings: &HttpSettings,
-    max_connections: usize,
 ) -> std::io::Result<ServerHandle> {
     let (max_json, origins) = (settings.max_json_bytes, settings.cors_origins.clone());
     let open_requests = svc.handles.metrics.http_requests_open.clone();
+    let open_connections = svc.handles.metrics.connections("http");
     let data = web::Data::new(svc);
     let limits = web::Data::new(settings.clone());
     let streams = web::Data::new(events::Streams(std::sync::Arc::new(
@@ -130,12 +134,22 @@ pub fn start(
             .wrap_fn(move |req, srv| {
                 use actix_web::dev::Service;
                 let open = open_requests.clone();
-                open.inc();
-                let serving = srv.call(req);
+                let serving = match connections::refusal(&req) {
+                    None => {
+                        open.inc();
+                        Ok(srv.call(req))
+                    }
+                    Some(max) => Err((req, max)),
+                };
                 async move {
-                    let served = serving.await;
-                    open.dec();
-                    served
+                    match serving {
+                        Ok(serving) => {
+                            let served = serving.await;
+                            open.dec();
+                            served.map(|r| r.map_into_left_body())
+                        }
+                        Err((req, max)) => Ok(connections::refuse(req, max)),
+                    }
                 }
             })
             .app_data(data.clone())
@@ -156,7 +170,13 @@ pub fn start(
             .default_service(web::to(not_found))
     })
     .workers(settings.workers.max(1))
-    .max_connections(max_connections)
+    .on_connect(connections::counter(
+        open_connections,
+        settings.max_connections,
+    ))
+    // Past the bound, connections are still taken (to be told `busy`), up to a hard limit per
+    // thread; beyond that they wait in the kernel's backlog.
+    .max_connections(settings.max_connections + 256)
     .client_request_timeout(Duration::from_secs(settings.request_timeout_secs))
     .keep_alive(Duration::from_secs(settings.keep_alive_secs))
     .disable_signals()

@@ -298,13 +298,8 @@ impl Node {
                 let listener = std::net::TcpListener::bind(address)
                     .map_err(|e| StartupError::Http(address.to_string(), e))?;
                 let addr = listener.local_addr().map_err(StartupError::Listener)?;
-                let handle = crate::http::start(
-                    listener,
-                    services.clone(),
-                    &settings.http,
-                    settings.listener.max_connections,
-                )
-                .map_err(|e| StartupError::Http(address.to_string(), e))?;
+                let handle = crate::http::start(listener, services.clone(), &settings.http)
+                    .map_err(|e| StartupError::Http(address.to_string(), e))?;
                 (Some(handle), Some(addr))
             }
         };

@@ -177,50 +177,6 @@ async fn a_body_cut_short_makes_no_task_and_the_node_goes_on() {
     );
 }
 
-/// Read until the server closes; what it said.
-async fn until_closed(raw: &mut tokio::net::TcpStream) -> String {
-    use tokio::io::AsyncReadExt;
-    let mut said = Vec::new();
-    let _ = raw.read_to_end(&mut said).await;
-    String::from_utf8_lossy(&said).into_owned()
-}
-
-#[actix_rt::test]
-async fn slow_heads_and_stalled_bodies_are_cut_off_while_others_are_served() {
-    use tokio::io::AsyncWriteExt;
-    let env = TestEnv::new().await;
-    let node = env
-        .spawn_node_with("n1", |s| s.http.request_timeout_secs = 1)
-        .await;
-    let mut slow_head = tokio::net::TcpStream::connect(node.http).await.unwrap();
-    slow_head
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
-    let mut stalled = tokio::net::TcpStream::connect(node.http).await.unwrap();
-    let head = format!(
-        "POST /v1/tasks/upper HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 100\r\n\r\nonly ten b",
-        env.token
-    );
-    stalled.write_all(head.as_bytes()).await.unwrap();
-
-    // Meanwhile others are served.
-    let res = Client::new()
-        .get(format!("http://{}/healthz", node.http))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-
-    let said = until_closed(&mut slow_head).await;
-    assert!(
-        said.is_empty() || said.starts_with("HTTP/1.1 408"),
-        "{said}"
-    );
-    let said = until_closed(&mut stalled).await;
-    assert!(said.contains("idle_timeout"), "{said}");
-}
-
 /// Serial (heavy, not disturbing): a gibibyte through a node process whose memory stays small.
 #[actix_rt::test]
 #[ignore]

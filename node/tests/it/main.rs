@@ -9,6 +9,7 @@ mod faults;
 mod fleet;
 mod http;
 mod http_bodies;
+mod http_limits;
 mod lanes;
 mod metrics;
 mod protocol;

@@ -95,9 +95,13 @@ async fn counters_move_as_tasks_run() {
         );
     }
     assert_eq!(
-        value(&after, "tasknode_open_connections_line", &[]),
+        value(&after, "tasknode_open_connections", &[("protocol", "line")]),
         Some(1.0),
         "this test's connection"
+    );
+    assert!(
+        value(&after, "tasknode_open_connections", &[("protocol", "http")]) >= Some(1.0),
+        "the scrape's own connection"
     );
     assert!(value(&after, "tasknode_queue_depth", &[("lane", "slow")]).is_some());
     assert!(value(&after, "tasknode_write_batch_size_count", &[]).unwrap() >= 1.0);
