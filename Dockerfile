@@ -9,6 +9,8 @@ COPY node node
 COPY client client
 COPY testkit testkit
 COPY migrations migrations
+# The web console's files are compiled into the node binary.
+COPY console/app console/app
 COPY config config
 RUN cargo build --release --bins
 

@@ -62,6 +62,30 @@ ensure_haproxy() {
   command -v haproxy >/dev/null 2>&1 || die "could not install haproxy"
 }
 
+# Install a Debian package as root (or through sudo).
+apt_install() { # package…
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  fi
+}
+
+# What the web console's browser tests need: Debian's Chromium, and playwright-core (npm, the
+# version in console/tests/package-lock.json) to drive it. Nothing downloads a browser.
+ensure_console_tests() {
+  if ! [ -x /usr/bin/chromium ]; then
+    log "installing chromium (Debian package) for the console's browser tests"
+    apt_install chromium fonts-dejavu-core || die "could not install chromium"
+  fi
+  if ! [ -d "$REPO/console/tests/node_modules/playwright-core" ] \
+     || [ "$REPO/console/tests/package-lock.json" -nt "$REPO/console/tests/node_modules/.package-lock.json" ]; then
+    log "installing playwright-core (npm) for the console's browser tests"
+    (cd "$REPO/console/tests" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) \
+      || die "npm ci in console/tests failed"
+  fi
+}
+
 # Write the HAProxy config for N nodes (line protocol on 127.0.0.1:7001.., HTTP on
 # 127.0.0.1:8001..) to $RUN_DIR/haproxy.cfg: config/haproxy.cfg plus server lines for each
 # node past 3 at its `more nodes` marks.

@@ -29,6 +29,8 @@
 //!   task view a client gets from a row.
 //! - [`amqp`]: connecting (plain or TLS), topology and the lifecycle the AMQP actors share;
 //!   [`supervision`]: their restart budget; [`metrics`]: what a node counts, for Prometheus.
+//! - [`fleet`] and [`actors::heartbeat`]: every node's state and recent seconds, in
+//!   PostgreSQL, so that any node (and its web console) shows the whole fleet.
 
 pub mod actors;
 pub mod amqp;
@@ -36,6 +38,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod fleet;
 pub mod http;
 pub mod kinds;
 pub mod lanes;

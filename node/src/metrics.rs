@@ -85,6 +85,10 @@ pub struct Metrics {
     in_flight: Gauge,
     open_connections: Family<ProtocolLabel, Gauge>,
     pub dependency_up: Family<DependencyLabel, Gauge>,
+    /// This second's outcomes, for the fleet overview.
+    pub recent: crate::fleet::recent::Recent,
+    /// Every actor restart counter (their sum is the node's restarts).
+    restart_counters: std::sync::Mutex<HashMap<String, Counter>>,
     pub queue_depth: Family<LaneLabel, Gauge>,
     /// Read when scraped.
     inflight_now: Arc<AtomicUsize>,
@@ -117,6 +121,8 @@ impl Metrics {
             in_flight: Gauge::default(),
             open_connections: Family::default(),
             dependency_up: Family::default(),
+            recent: Default::default(),
+            restart_counters: Default::default(),
             queue_depth: Family::default(),
             inflight_now: inflight,
             connections_now: connections,
@@ -239,11 +245,14 @@ impl Metrics {
                     .observe(secs(finished - started));
             }
         }
-        if let Some(finished) = row.finished_at {
-            self.end_to_end
-                .get_or_create(&by_kind)
-                .observe(secs(finished - row.created_at));
+        let end_to_end = row
+            .finished_at
+            .map(|finished| secs(finished - row.created_at));
+        if let Some(secs) = end_to_end {
+            self.end_to_end.get_or_create(&by_kind).observe(secs);
         }
+        let failed = !matches!(row.status, protocol::TaskStatus::Succeeded);
+        self.recent.record(failed, end_to_end.map(|s| s * 1000.0));
     }
 
     /// The busy-workers gauge of `lane`.
@@ -257,11 +266,38 @@ impl Metrics {
 
     /// The restart counter of `actor`.
     pub fn restarts_of(&self, actor: &str) -> Counter {
-        self.restarts
+        let counter = self
+            .restarts
             .get_or_create(&ActorLabel {
                 actor: actor.to_string(),
             })
-            .clone()
+            .clone();
+        let mut all = self
+            .restart_counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        all.insert(actor.to_string(), counter.clone());
+        counter
+    }
+
+    /// Restarts of every supervised actor since the node started.
+    pub fn restarts_total(&self) -> u64 {
+        let all = self
+            .restart_counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        all.values().map(|c| c.get()).sum()
+    }
+
+    /// Deliveries being processed now.
+    pub fn in_flight_now(&self) -> u64 {
+        self.inflight_now.load(Ordering::Relaxed) as u64
+    }
+
+    /// Open client connections of both protocols now.
+    pub fn connections_now(&self) -> u64 {
+        self.connections_now.load(Ordering::Relaxed) as u64
+            + self.connections("http").get().max(0) as u64
     }
 
     /// The gauge of open connections speaking `protocol`.

@@ -16,6 +16,10 @@ impl FromRow for TaskView {
         let mut view = TaskView::new(row.id, row.kind.clone(), row.status);
         view.node = row.node.clone();
         view.attempts = Some(row.attempts.max(0) as u32);
+        view.payload_size = Some(row.payload_size.max(0) as u64);
+        view.created_at = Some(row.created_at);
+        view.started_at = row.started_at;
+        view.finished_at = row.finished_at;
         view.message = row.error.clone();
         view.error = match row.status {
             TaskStatus::Failed => Some(ErrorCode::TaskFailed),

@@ -10,6 +10,7 @@
 //!   ([`Request::to_line`]); the `HELP` text.
 //! - [`view`]: the answers: [`TaskView`] and [`TaskStatus`], `DEAD`, `KINDS`, `PING`, `HELP`.
 //! - [`http`]: what only the HTTP API has: the JSON submission, a page of tasks and its query.
+//! - [`fleet`]: what the fleet says of itself (`/v1/overview`, `/v1/me`).
 //! - [`token`]: the `TOKEN` requests (admins manage tokens) and their answers.
 //! - [`error`]: [`ErrorLine`] and its [`ErrorCode`]s; [`ProtocolError`] for refused lines.
 //! - `codec` (feature `codec`): the node's line codec: request lines and upload bodies in,
@@ -23,6 +24,7 @@ pub mod client;
 #[cfg(feature = "codec")]
 pub mod codec;
 pub mod error;
+pub mod fleet;
 pub mod http;
 pub mod request;
 pub mod token;

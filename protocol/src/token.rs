@@ -17,18 +17,27 @@ pub enum TokenCommand {
     Revoke(String),
 }
 
-/// What `TOKEN CREATE` makes.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// What `TOKEN CREATE` makes (and `POST /v1/tokens` takes).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewToken {
     pub name: String,
     /// `submit`, `read` or `admin`.
     pub role: String,
+    /// Most unfinished tasks at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_inflight: Option<u32>,
+    /// Submissions per second (a token bucket per node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
+    /// Largest payload in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_payload: Option<u64>,
 }
 
 /// A token as listed (never its secret).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenInfo {
     pub name: String,
@@ -45,12 +54,15 @@ pub struct TokenInfo {
 }
 
 /// `TOKEN CREATE`'s answer: the token and its secret, which no one can be shown again.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenCreated {
     pub token: TokenInfo,
     pub secret: String,
 }
 
+/// Every token, revoked ones too.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenList {
     pub tokens: Vec<TokenInfo>,
@@ -82,6 +94,8 @@ impl TokenInfo {
     }
 }
 
+/// A revoked token's name.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenRevoked {
     pub revoked: String,

@@ -103,6 +103,16 @@ pub struct TaskView {
     /// Raw bytes that follow this line (`RESULT` of a large result).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub bytes: Option<u64>,
+    /// The payload's length (its bytes: `GET /v1/tasks/{id}/payload`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub payload_size: Option<u64>,
+    /// When it was accepted, last started, and finished.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl TaskView {
@@ -122,6 +132,10 @@ impl TaskView {
             node: None,
             attempts: None,
             bytes: None,
+            payload_size: None,
+            created_at: None,
+            started_at: None,
+            finished_at: None,
         }
     }
 

@@ -72,6 +72,11 @@ impl TestNode {
         self.node.inflight.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Stop the node as on SIGTERM: it takes no more tasks and finishes what it runs.
+    pub async fn stop(self) {
+        let _ = self.node.run_until_stopped(async {}).await;
+    }
+
     /// A client authenticated with the env's admin token.
     pub async fn connect(&self) -> Client {
         connect_as(self.addr, &self.token).await

@@ -10,6 +10,7 @@
 //! | [`worker_pool::Worker`] | `SyncArbiter`, `workers.count` threads | uploader (payload streams) | a panicking handler fails only its task; a timed-out one gets its executor thread replaced |
 //! | [`relay::Relay`] | async | persister (outbox claims), publisher | a failed claim or publish is tried again on the next sweep |
 //! | [`watcher::Watcher`] | async | persister (one read a second for every task waited on) | a failed read is tried on the next tick |
+//! | [`heartbeat::Heartbeat`] | async | PostgreSQL (this node's state and seconds, each second) | a failed beat is skipped |
 //! | [`persister::Persister`] | async | PostgreSQL (bb8 pool) | the pool replaces broken connections; callers get `DbError` |
 //! | [`uploader::Uploader`] | async | S3 store | callers get `StorageError`; multipart uploads are aborted |
 //!
@@ -19,6 +20,7 @@
 
 pub mod consumer;
 pub mod depths;
+pub mod heartbeat;
 pub mod listener;
 pub mod persister;
 pub mod publisher;

@@ -18,6 +18,15 @@ pub struct Filter {
     pub kind: Option<String>,
     /// Only tasks older than this one.
     pub before: Option<Uuid>,
+    /// Only this one and newer.
+    pub from: Option<Uuid>,
+}
+
+/// The smallest UUIDv7 of the millisecond `at`: ids below it were made before `at` (ids are
+/// UUIDv7, so a time bound is an id bound, on the primary key's index).
+pub fn first_id_at(at: chrono::DateTime<chrono::Utc>) -> Uuid {
+    let ms = at.timestamp_millis().clamp(0, (1 << 48) - 1) as u128;
+    Uuid::from_u128((ms << 80) | (0x7 << 76) | (0b10 << 62))
 }
 
 /// Up to `limit` tasks matching `filter`, newest first.
@@ -39,10 +48,37 @@ pub async fn list(
     if let Some(before) = filter.before {
         query = query.filter(dsl::id.lt(before));
     }
+    if let Some(from) = filter.from {
+        query = query.filter(dsl::id.ge(from));
+    }
     query
         .order(dsl::id.desc())
         .limit(limit)
         .select(TaskRow::as_select())
         .load(conn)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_bound_falls_between_the_ids_made_before_and_after_it() {
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-27T10:00:00.500Z".parse().unwrap();
+        let ms = |t: &str| {
+            let t: chrono::DateTime<chrono::Utc> = t.parse().unwrap();
+            let ts = uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                t.timestamp() as u64,
+                t.timestamp_subsec_nanos(),
+            );
+            Uuid::new_v7(ts)
+        };
+        let bound = first_id_at(at);
+        assert_eq!(bound.get_version_num(), 7);
+        assert!(ms("2026-11-27T10:00:00.499Z") < bound);
+        assert!(ms("2026-11-27T10:00:00.500Z") >= bound);
+        assert!(ms("2026-11-27T10:00:01Z") > bound);
+    }
 }

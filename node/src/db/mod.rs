@@ -1,6 +1,7 @@
 //! PostgreSQL: the connection pool, embedded migrations and the task queries.
 
 pub mod connect;
+pub mod fleet;
 pub mod listing;
 pub mod models;
 pub mod outbox;

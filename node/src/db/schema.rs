@@ -53,3 +53,23 @@ diesel::table! {
         revoked_at -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    nodes (name) {
+        name -> Text,
+        version -> Text,
+        started_at -> Timestamptz,
+        seen_at -> Timestamptz,
+        state -> Jsonb,
+    }
+}
+
+diesel::table! {
+    node_seconds (at, node) {
+        node -> Text,
+        at -> Timestamptz,
+        finished -> Int8,
+        failed -> Int8,
+        latency -> Array<Int8>,
+    }
+}

@@ -3,6 +3,7 @@
 //!
 //! - [`tasks`]: `/v1/tasks…`; [`results`]: a result's bytes (ranges, redirects); [`events`]: a task's state as Server-Sent Events; [`health`]: `/healthz`, `/readyz`, `/v1/kinds`;
 //! - [`metrics`]: `/metrics` for Prometheus; [`openapi`]: `/openapi.json`;
+//! - [`console`]: the web console (`/console/`), its files compiled in; [`fleet`]: `/v1/overview`, `/v1/me`, `/v1/tokens`;
 //! - [`caller`]: `Authorization: Bearer <token>`; [`error`]: error codes as statuses.
 //!
 //! Bad input never reaches a handler whole: JSON bodies are bounded (`http.max_json_bytes`),
@@ -11,8 +12,10 @@
 
 pub mod caller;
 pub mod connections;
+pub mod console;
 pub mod error;
 pub mod events;
+pub mod fleet;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
@@ -101,7 +104,7 @@ impl actix_web::Responder for ApiError {
 
 fn cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
-        .allowed_methods(["GET", "POST"])
+        .allowed_methods(["GET", "POST", "DELETE"])
         .allowed_headers(["authorization", "content-type", "idempotency-key"])
         .expose_headers(["location", "retry-after"])
         .max_age(3600);
@@ -165,6 +168,8 @@ pub fn start(
             .wrap(cors(&origins))
             .configure(tasks::routes)
             .configure(health::routes)
+            .configure(fleet::routes)
+            .configure(console::routes)
             .configure(metrics::routes)
             .configure(openapi::routes)
             .default_service(web::to(not_found))

@@ -4,7 +4,7 @@
 use super::caller::Caller;
 use super::error::ApiError;
 use super::tasks::task_id;
-use crate::service::results::ResultBody;
+use crate::service::results::{PayloadBody, ResultBody};
 use crate::service::Services;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -147,6 +147,66 @@ pub(super) async fn result(
                 .streaming(stream))
         }
     }
+}
+
+/// `GET /v1/tasks/{id}/payload`: what the task was given, whatever its state (HTTP Range
+/// supported); from the bucket for a large payload.
+#[utoipa::path(get, path = "/v1/tasks/{id}/payload", tag = "tasks",
+    params(("id" = String, Path, description = "The task id"),
+           ("Range" = Option<String>, Header, description = "bytes=FIRST-LAST, FIRST- or -SUFFIX")),
+    responses(
+        (status = 200, description = "The payload's bytes", content_type = "application/octet-stream"),
+        (status = 206, description = "The bytes in the range", content_type = "application/octet-stream"),
+        (status = 400, description = "Bad request (`malformed`)", body = ErrorLine),
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
+        (status = 404, description = "No such task (or not yours)", body = ErrorLine),
+        (status = 416, description = "The range is past the end"),
+        (status = 503, description = "A dependency is down", body = ErrorLine),
+    ),
+    security(("bearer" = [])))]
+pub(super) async fn payload(
+    svc: web::Data<Services>,
+    who: Caller,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = task_id(&id)?;
+    let view = svc.task(id, &who.0, Duration::ZERO).await?;
+    let size = view.payload_size.unwrap_or(0);
+    let asked = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    let range = match byte_range(asked, size) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(())) => {
+            return Ok(HttpResponse::RangeNotSatisfiable()
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+                .finish())
+        }
+        None => None,
+    };
+    let mut response = match range {
+        Some((first, last)) => {
+            let mut r = HttpResponse::PartialContent();
+            r.insert_header((
+                header::CONTENT_RANGE,
+                format!("bytes {first}-{last}/{size}"),
+            ));
+            r
+        }
+        None => HttpResponse::Ok(),
+    };
+    response
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .content_type("application/octet-stream");
+    let length = range.map_or(size, |(first, last)| last - first + 1);
+    Ok(match svc.payload(id, &who.0, range).await? {
+        PayloadBody::Inline(bytes) => response.body(bytes),
+        PayloadBody::Stream(chunks) => response
+            .no_chunking(length)
+            .streaming(tokio_stream::wrappers::ReceiverStream::new(chunks)),
+    })
 }
 
 fn content_type(view: &TaskView) -> &'static str {

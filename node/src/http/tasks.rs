@@ -30,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(submit_raw)),
     )
     .service(web::resource("/v1/tasks/{id}/result").route(web::get().to(super::results::result)))
+    .service(web::resource("/v1/tasks/{id}/payload").route(web::get().to(super::results::payload)))
     .service(web::resource("/v1/tasks/{id}/events").route(web::get().to(super::events::events)))
     .service(web::resource("/v1/tasks/{id}/retry").route(web::post().to(retry)));
 }

@@ -6,7 +6,7 @@ use crate::actors::persister::ListTasks;
 use crate::actors::watcher::WatchNow;
 use crate::actors::Settle;
 use crate::auth::Identity;
-use crate::db::listing::Filter;
+use crate::db::listing::{first_id_at, Filter};
 use protocol::http::{TaskPage, TaskQuery, PAGE_DEFAULT, PAGE_MAX};
 use protocol::TaskView;
 use std::time::Duration;
@@ -37,7 +37,12 @@ impl Services {
             owner: (!who.is_admin()).then(|| who.owner().unwrap_or_default().to_string()),
             status: query.status,
             kind: query.kind.map(|k| k.to_ascii_lowercase()),
-            before,
+            // The older of the cursor and `until`.
+            before: match (before, query.until.map(first_id_at)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            from: query.since.map(first_id_at),
         };
         // One more than asked: whether a next page exists.
         let mut rows = self

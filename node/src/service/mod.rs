@@ -10,6 +10,7 @@
 //! - [`listing`]: a client's tasks page by page, and one task long-polled (HTTP).
 
 pub mod access;
+pub mod fleet;
 pub mod intake;
 pub mod listing;
 pub mod results;
@@ -154,6 +155,8 @@ pub struct Services {
     pub max_payload: u64,
     /// Set once the node is shutting down (readiness checks fail from then on).
     pub draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The fleet's views ([`fleet`]).
+    pub fleet: fleet::Fleet,
 }
 
 impl Services {

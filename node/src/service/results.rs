@@ -63,3 +63,41 @@ impl Services {
         })
     }
 }
+
+/// A payload's bytes (or the part asked for).
+pub enum PayloadBody {
+    Inline(Vec<u8>),
+    /// Exactly the bytes asked for, from the bucket.
+    Stream(mpsc::Receiver<std::io::Result<Bytes>>),
+}
+
+impl Services {
+    /// Task `id`'s payload (only the bytes in `range`, first to last inclusive, if given),
+    /// whatever its state: inline from its row, or streamed from the bucket.
+    pub async fn payload(
+        &self,
+        id: Uuid,
+        who: &Identity,
+        range: Option<(u64, u64)>,
+    ) -> Result<PayloadBody, ServiceError> {
+        let row = self.row(id, who).await?;
+        if let Some(key) = row.payload_key {
+            let (_, chunks) = self
+                .handles
+                .uploader
+                .send(OpenObject { key, range })
+                .await
+                .settle()?;
+            return Ok(PayloadBody::Stream(chunks));
+        }
+        let mut bytes = row.payload.unwrap_or_default();
+        if let Some((first, last)) = range {
+            let last = (last as usize).min(bytes.len().saturating_sub(1));
+            bytes = bytes
+                .get(first as usize..=last)
+                .unwrap_or_default()
+                .to_vec();
+        }
+        Ok(PayloadBody::Inline(bytes))
+    }
+}

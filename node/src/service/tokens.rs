@@ -86,6 +86,11 @@ impl Services {
         who: &Identity,
     ) -> Result<TokenRevoked, ServiceError> {
         may_manage(who)?;
+        if who.name.as_deref() == Some(name.as_str()) {
+            return Err(ServiceError::Forbidden(format!(
+                "`{name}` is the token making this request; revoke it with another admin token"
+            )));
+        }
         if !self.access.tokens.revoke(&name).await? {
             return Err(ServiceError::NoSuchToken(name));
         }

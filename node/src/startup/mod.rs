@@ -2,6 +2,7 @@
 
 use crate::actors::consumer::{StopConsuming, TaskConsumer};
 use crate::actors::depths::QueueDepths;
+use crate::actors::heartbeat::Heartbeat;
 use crate::actors::listener::{SocketListener, StopListening};
 use crate::actors::persister::Persister;
 use crate::actors::publisher::{IsConnected, Publisher};
@@ -14,12 +15,14 @@ use crate::actors::worker_pool::{PoolStats, Worker};
 use crate::actors::Handles;
 use crate::auth::tokens::TokenStore;
 use crate::config::Settings;
+use crate::db::fleet::FleetTables;
 use crate::delivery::DeliveryCtx;
 use crate::kinds::Registry;
 use crate::lanes::Lanes;
 use crate::metrics::Metrics;
 use crate::retry::RetryPolicy;
 use crate::service::access::Access;
+use crate::service::fleet::Fleet;
 use crate::service::Services;
 use crate::storage::Storage;
 use crate::supervision::RestartBudget;
@@ -53,6 +56,7 @@ pub struct Node {
     consumers: Vec<Addr<TaskConsumer>>,
     /// Publishes what is left in the outbox (kept here so it lives as long as the node).
     _relay: Addr<Relay>,
+    _heartbeat: Addr<Heartbeat>,
     /// A supervised actor that spent its restart budget reports here.
     fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
     grace: Duration,
@@ -275,7 +279,16 @@ impl Node {
             wait_timeout: Duration::from_secs(settings.listener.wait_timeout_secs),
             max_payload: settings.listener.max_payload_bytes,
             draining: Default::default(),
+            fleet: Fleet::new(
+                FleetTables::new(pool.clone()),
+                lanes
+                    .all()
+                    .iter()
+                    .map(|l| (l.name.clone(), l.workers as u32))
+                    .collect(),
+            ),
         };
+        let heartbeat = Heartbeat::new(services.clone()).start();
         let listener = SocketListener::start(
             listener,
             services.clone(),
@@ -314,6 +327,7 @@ impl Node {
             listener,
             consumers,
             _relay: relay,
+            _heartbeat: heartbeat,
             fatal,
             grace: Duration::from_secs(settings.supervision.shutdown_grace_secs),
         })

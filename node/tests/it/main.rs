@@ -4,6 +4,7 @@
 mod accepting;
 mod access;
 mod chaos;
+mod console;
 mod ends;
 mod faults;
 mod fleet;

@@ -1,0 +1,66 @@
+// One task: its state, timings, error, payload and result (previews and downloads), live
+// until it is final (its events stream).
+
+import { get, follow, head, blob } from "./api.js";
+import { h, fill, problem, badge, time, between, bytes, preview, save } from "./ui.js";
+
+const PREVIEW = 4096;
+
+export async function render(main, [id]) {
+  const view = h("div");
+  fill(main, h("h1", {}, "Task ", h("span", { class: "mono" }, id)), view);
+  const stop = new AbortController();
+  let task;
+  try {
+    task = await get(`/v1/tasks/${encodeURIComponent(id)}`);
+  } catch (err) {
+    fill(view, problem(err));
+    return;
+  }
+  await show(view, task);
+  if (!final(task)) {
+    follow(id, (t) => show(view, t), stop.signal).catch((err) => {
+      if (err.name !== "AbortError") view.append(problem(err));
+    });
+  }
+  return () => stop.abort();
+}
+
+function final(t) {
+  return ["succeeded", "failed", "dead"].includes(t.status);
+}
+
+async function show(view, t) {
+  const rows = [
+    ["Kind", t.kind],
+    ["Status", badge(t.status)],
+    ["Attempts", t.attempts ?? "–"],
+    ["Node", t.node ?? "–"],
+    ["Accepted", time(t.created_at)],
+    ["Started", time(t.started_at)],
+    ["Finished", time(t.finished_at)],
+    ["Waited", between(t.created_at, t.started_at)],
+    ["Ran", between(t.started_at, t.finished_at)],
+    ["Payload", bytes(t.payload_size)],
+    ["Result", t.result_size !== undefined ? bytes(t.result_size) : "–"],
+  ];
+  const parts = [
+    h("dl", { class: "card facts", "data-status": t.status }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", { "data-field": k.toLowerCase() }, v)])),
+  ];
+  if (t.message) parts.push(h("section", { class: "card" }, h("h2", {}, t.status === "queued" ? "Last run failed" : "Error"), h("pre", { class: "preview error" }, `${t.error ?? ""} ${t.message}`)));
+  parts.push(await bytesCard(t, "payload", "Payload", t.payload_size));
+  if (t.status === "succeeded") parts.push(await bytesCard(t, "result", "Result", t.result_size));
+  fill(view, parts);
+}
+
+async function bytesCard(t, what, title, size) {
+  const card = h("section", { class: "card", "data-bytes": what }, h("h2", {}, title));
+  try {
+    const { bytes: data, size: total } = await head(t.id, what, PREVIEW);
+    card.append(preview(data, total ?? size ?? data.length));
+    card.append(h("button", { class: "quiet", async onclick() { save(await blob(t.id, what), `${t.id}.${what}`); } }, `Download ${title.toLowerCase()}`));
+  } catch (err) {
+    card.append(problem(err));
+  }
+  return card;
+}

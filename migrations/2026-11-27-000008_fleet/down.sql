@@ -1,0 +1,2 @@
+DROP TABLE node_seconds;
+DROP TABLE nodes;

@@ -1,0 +1,113 @@
+//! The fleet as one node sees it: its own state (what the heartbeat writes), everyone's
+//! (`GET /v1/overview`, for admins), and who a token is (`GET /v1/me`).
+
+use super::{ServiceError, Services};
+use crate::actors::depths::GetDepths;
+use crate::auth::Identity;
+use crate::db::fleet::FleetTables;
+use chrono::{DateTime, Utc};
+use protocol::fleet::{LaneLoad, Me, NodeState, Overview, QueueDepth};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// An overview is read from the database at most this often per node, however many
+/// consoles ask.
+const FRESH: Duration = Duration::from_millis(900);
+
+/// What a node keeps for the fleet's views. Cheap to clone.
+#[derive(Clone)]
+pub struct Fleet {
+    pub tables: FleetTables,
+    pub started_at: DateTime<Utc>,
+    /// Each lane's name and its worker threads on this node.
+    pub lanes: Vec<(String, u32)>,
+    last: Arc<Mutex<Option<(Instant, Overview)>>>,
+}
+
+impl Fleet {
+    pub fn new(tables: FleetTables, lanes: Vec<(String, u32)>) -> Fleet {
+        Fleet {
+            tables,
+            started_at: Utc::now(),
+            lanes,
+            last: Default::default(),
+        }
+    }
+}
+
+impl Services {
+    /// This node now, as the heartbeat writes it.
+    pub async fn node_state(&self) -> NodeState {
+        let pong = self.health().await;
+        let up = |c: &Option<protocol::Check>| matches!(c, Some(protocol::Check::Ok));
+        let metrics = &self.handles.metrics;
+        NodeState {
+            name: self.node().to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: self.fleet.started_at,
+            seen_at: Utc::now(),
+            up: true,
+            broker: up(&pong.amqp),
+            database: up(&pong.postgres),
+            store: up(&pong.s3),
+            draining: self.draining.load(std::sync::atomic::Ordering::Relaxed),
+            in_flight: metrics.in_flight_now(),
+            restarts: metrics.restarts_total(),
+            connections: metrics.connections_now(),
+            lanes: self
+                .fleet
+                .lanes
+                .iter()
+                .map(|(lane, workers)| LaneLoad {
+                    lane: lane.clone(),
+                    workers: *workers,
+                    busy: metrics.busy(lane).get().max(0) as u32,
+                })
+                .collect(),
+        }
+    }
+
+    /// Every node, the last minutes and the queues (admins only: it is the whole fleet's).
+    pub async fn overview(&self, who: &Identity) -> Result<Overview, ServiceError> {
+        if !who.is_admin() {
+            return Err(ServiceError::Forbidden(format!(
+                "a {} token may not see the fleet's overview; an admin token may",
+                who.role.as_str()
+            )));
+        }
+        if let Some((at, overview)) = &*self.fleet.last.lock().unwrap_or_else(|e| e.into_inner()) {
+            if at.elapsed() < FRESH {
+                return Ok(overview.clone());
+            }
+        }
+        let now = Utc::now();
+        let (read, depths) = tokio::join!(
+            self.fleet.tables.read(now),
+            self.handles.depths.send(GetDepths)
+        );
+        let (nodes, seconds) = read?;
+        let overview = Overview {
+            at: now,
+            node: self.node().to_string(),
+            nodes,
+            seconds,
+            queues: depths
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(lane, ready)| QueueDepth { lane, ready })
+                .collect(),
+        };
+        *self.fleet.last.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), overview.clone()));
+        Ok(overview)
+    }
+
+    /// Who `who` is, for a client deciding what to show.
+    pub fn me(&self, who: &Identity) -> Me {
+        Me {
+            name: who.name.clone(),
+            role: who.role.as_str().to_string(),
+            node: self.node().to_string(),
+        }
+    }
+}
