@@ -1,54 +1,11 @@
 //! The HTTP API end to end with a real HTTP client (reqwest) against in-process nodes: the
 //! same tasks, tokens, isolation and error codes as the line protocol.
 
+use crate::api::Api;
 use reqwest::{header, Client, Method, StatusCode};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use tasknode::auth::{tokens::Limits, Role};
-use tasknode_testkit::{TestEnv, TestNode};
-
-/// An HTTP client for one node, with a token.
-struct Api {
-    base: String,
-    token: String,
-    http: Client,
-}
-
-impl Api {
-    fn new(addr: SocketAddr, token: &str) -> Api {
-        Api {
-            base: format!("http://{addr}"),
-            token: token.to_string(),
-            http: Client::new(),
-        }
-    }
-
-    fn of(node: &TestNode, token: &str) -> Api {
-        Api::new(node.http, token)
-    }
-
-    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-    }
-
-    async fn send(&self, rb: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let res = rb.send().await.expect("HTTP request");
-        let status = res.status();
-        let text = res.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "text": text }));
-        (status, body)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send(self.req(Method::GET, path)).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(self.req(Method::POST, path).json(&body)).await
-    }
-}
+use tasknode_testkit::TestEnv;
 
 #[actix_rt::test]
 async fn submit_wait_long_poll_list_and_retry() {

@@ -3,6 +3,7 @@
 
 mod accepting;
 mod access;
+mod api;
 mod chaos;
 mod console;
 mod ends;
@@ -10,6 +11,7 @@ mod faults;
 mod fleet;
 mod http;
 mod http_bodies;
+mod http_fleet;
 mod http_limits;
 mod lanes;
 mod metrics;
