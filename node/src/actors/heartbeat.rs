@@ -1,7 +1,8 @@
 //! Heartbeat: every second a node writes its state (dependencies, load, lanes) and the
 //! tasks it finished since the last beat to PostgreSQL ([`crate::db::fleet`]), so that any
-//! node can show the whole fleet. Once a minute it prunes its old seconds. A beat that fails
-//! (the database is down) is skipped and its tally is lost: these are views, not records.
+//! node can show the whole fleet. Once a minute it prunes old seconds and forgotten nodes.
+//! A beat that fails (the database is down) is skipped and its tally is lost: these are
+//! views, not records.
 
 use crate::service::Services;
 use actix::prelude::*;
@@ -44,7 +45,7 @@ impl Heartbeat {
                 tracing::debug!(error = %e, "heartbeat not written");
             }
             if prune {
-                if let Err(e) = tables.prune(&state.name).await {
+                if let Err(e) = tables.prune().await {
                     tracing::debug!(error = %e, "old seconds not pruned");
                 }
             }

@@ -61,17 +61,15 @@ impl FleetTables {
         Ok(())
     }
 
-    /// Forget this node's seconds past [`KEEP_SECONDS`] and nodes unseen for [`FORGET_NODE`].
-    pub async fn prune(&self, node: &str) -> Result<(), DbError> {
+    /// Forget seconds past [`KEEP_SECONDS`] (every node's: one that died leaves its own) and
+    /// nodes unseen for [`FORGET_NODE`]. Any node may do it; the rows go by the primary key's
+    /// index (it starts with the time).
+    pub async fn prune(&self) -> Result<(), DbError> {
         let mut conn = self.pool.get().await?;
         let now = Utc::now();
-        diesel::delete(
-            node_seconds::table
-                .filter(node_seconds::node.eq(node))
-                .filter(node_seconds::at.lt(now - KEEP_SECONDS)),
-        )
-        .execute(&mut conn)
-        .await?;
+        diesel::delete(node_seconds::table.filter(node_seconds::at.lt(now - KEEP_SECONDS)))
+            .execute(&mut conn)
+            .await?;
         diesel::delete(nodes::table.filter(nodes::seen_at.lt(now - FORGET_NODE)))
             .execute(&mut conn)
             .await?;

@@ -13,7 +13,7 @@ pub mod recent;
 pub const SILENT: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 /// The seconds an overview shows.
 pub const WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
-/// A node keeps its seconds this long (then prunes them).
+/// Seconds are kept this long (then any node prunes them).
 pub const KEEP_SECONDS: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 /// A node not seen this long is forgotten.
 pub const FORGET_NODE: chrono::TimeDelta = chrono::TimeDelta::hours(1);

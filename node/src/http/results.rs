@@ -105,18 +105,7 @@ pub(super) async fn result(
             line,
         });
     }
-    let mut response = match range {
-        Some(((first, last), size)) => {
-            let mut r = HttpResponse::PartialContent();
-            r.insert_header((
-                header::CONTENT_RANGE,
-                format!("bytes {first}-{last}/{size}"),
-            ));
-            r
-        }
-        None => HttpResponse::Ok(),
-    };
-    response.insert_header((header::ACCEPT_RANGES, "bytes"));
+    let mut response = ranged(range.map(|(r, _)| r), range.map_or(0, |(_, size)| size));
     match body {
         ResultBody::Inline(view) => {
             let mut bytes = view
@@ -186,6 +175,19 @@ pub(super) async fn payload(
         }
         None => None,
     };
+    let mut response = ranged(range, size);
+    response.content_type("application/octet-stream");
+    let length = range.map_or(size, |(first, last)| last - first + 1);
+    Ok(match svc.payload(id, &who.0, range).await? {
+        PayloadBody::Inline(bytes) => response.body(bytes),
+        PayloadBody::Stream(chunks) => response
+            .no_chunking(length)
+            .streaming(tokio_stream::wrappers::ReceiverStream::new(chunks)),
+    })
+}
+
+/// 206 with `Content-Range` for a range of `size` bytes, else 200; ranges accepted either way.
+fn ranged(range: Option<(u64, u64)>, size: u64) -> actix_web::HttpResponseBuilder {
     let mut response = match range {
         Some((first, last)) => {
             let mut r = HttpResponse::PartialContent();
@@ -197,16 +199,8 @@ pub(super) async fn payload(
         }
         None => HttpResponse::Ok(),
     };
+    response.insert_header((header::ACCEPT_RANGES, "bytes"));
     response
-        .insert_header((header::ACCEPT_RANGES, "bytes"))
-        .content_type("application/octet-stream");
-    let length = range.map_or(size, |(first, last)| last - first + 1);
-    Ok(match svc.payload(id, &who.0, range).await? {
-        PayloadBody::Inline(bytes) => response.body(bytes),
-        PayloadBody::Stream(chunks) => response
-            .no_chunking(length)
-            .streaming(tokio_stream::wrappers::ReceiverStream::new(chunks)),
-    })
 }
 
 fn content_type(view: &TaskView) -> &'static str {
