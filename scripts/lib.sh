@@ -50,18 +50,6 @@ ensure_rabbitmq() {
   rabbitmqctl await_startup >/dev/null 2>&1 || true
 }
 
-# HAProxy (Debian package) for the load balancer in front of the nodes.
-ensure_haproxy() {
-  command -v haproxy >/dev/null 2>&1 && return 0
-  log "installing haproxy (Debian package)"
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
-  else
-    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
-  fi
-  command -v haproxy >/dev/null 2>&1 || die "could not install haproxy"
-}
-
 # Install a Debian package as root (or through sudo).
 apt_install() { # package…
   if [ "$(id -u)" = 0 ]; then
@@ -69,6 +57,14 @@ apt_install() { # package…
   else
     sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
   fi
+}
+
+# HAProxy (Debian package) for the load balancer in front of the nodes.
+ensure_haproxy() {
+  command -v haproxy >/dev/null 2>&1 && return 0
+  log "installing haproxy (Debian package)"
+  apt_install haproxy
+  command -v haproxy >/dev/null 2>&1 || die "could not install haproxy"
 }
 
 # What the web console's browser tests need: Debian's Chromium, and playwright-core (npm, the

@@ -29,19 +29,12 @@ impl FleetTables {
         diesel::insert_into(nodes::table)
             .values((
                 nodes::name.eq(&state.name),
-                nodes::version.eq(&state.version),
-                nodes::started_at.eq(state.started_at),
                 nodes::seen_at.eq(state.seen_at),
                 nodes::state.eq(&json),
             ))
             .on_conflict(nodes::name)
             .do_update()
-            .set((
-                nodes::version.eq(&state.version),
-                nodes::started_at.eq(state.started_at),
-                nodes::seen_at.eq(state.seen_at),
-                nodes::state.eq(&json),
-            ))
+            .set((nodes::seen_at.eq(state.seen_at), nodes::state.eq(&json)))
             .execute(&mut conn)
             .await?;
         if tally.finished > 0 {

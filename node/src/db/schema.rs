@@ -57,8 +57,6 @@ diesel::table! {
 diesel::table! {
     nodes (name) {
         name -> Text,
-        version -> Text,
-        started_at -> Timestamptz,
         seen_at -> Timestamptz,
         state -> Jsonb,
     }

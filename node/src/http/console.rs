@@ -93,33 +93,44 @@ async fn to_console() -> HttpResponse {
         .finish()
 }
 
-fn etag() -> String {
-    format!("\"{}\"", *TAG)
-}
-
-fn unchanged(req: &HttpRequest) -> bool {
-    req.headers()
+/// `body` (of type `mime`) with its ETag and `cache`, or 304 when the client has it.
+fn serve(req: &HttpRequest, body: &'static [u8], mime: &str, cache: &str) -> HttpResponse {
+    let etag = format!("\"{}\"", *TAG);
+    let unchanged = req
+        .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag()))
-}
-
-async fn page(req: HttpRequest) -> HttpResponse {
-    let mut res = match unchanged(&req) {
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut res = match unchanged {
         true => HttpResponse::NotModified(),
         false => HttpResponse::Ok(),
     };
-    res.insert_header((header::ETAG, etag()))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, POLICY))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"));
-    match unchanged(&req) {
+    res.insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, cache))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    match unchanged {
         true => res.finish(),
-        false => res
-            .content_type("text/html; charset=utf-8")
-            .body(PAGE.as_str()),
+        false => res.content_type(mime).body(body),
     }
+}
+
+async fn page(req: HttpRequest) -> HttpResponse {
+    let mut res = serve(
+        &req,
+        PAGE.as_bytes(),
+        "text/html; charset=utf-8",
+        "no-cache",
+    );
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(POLICY),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    res
 }
 
 async fn file(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
@@ -130,22 +141,11 @@ async fn file(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
         ));
     };
     // Named by the tag: the same name always has the same bytes.
-    let tagged = req.query_string() == format!("v={}", *TAG);
-    let cache = match tagged {
+    let cache = match req.query_string() == format!("v={}", *TAG) {
         true => "public, max-age=31536000, immutable",
         false => "no-cache",
     };
-    let mut res = match unchanged(&req) {
-        true => HttpResponse::NotModified(),
-        false => HttpResponse::Ok(),
-    };
-    res.insert_header((header::ETAG, etag()))
-        .insert_header((header::CACHE_CONTROL, cache))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-    match unchanged(&req) {
-        true => res.finish(),
-        false => res.content_type(ASSETS[at].mime).body(BODIES[at].clone()),
-    }
+    serve(&req, &BODIES[at], ASSETS[at].mime, cache)
 }
 
 #[cfg(test)]

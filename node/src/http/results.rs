@@ -160,8 +160,8 @@ pub(super) async fn payload(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&id)?;
-    let view = svc.task(id, &who.0, Duration::ZERO).await?;
-    let size = view.payload_size.unwrap_or(0);
+    let row = svc.row(id, &who.0).await?;
+    let size = row.payload_size.max(0) as u64;
     let asked = req
         .headers()
         .get(header::RANGE)
@@ -178,7 +178,7 @@ pub(super) async fn payload(
     let mut response = ranged(range, size);
     response.content_type("application/octet-stream");
     let length = range.map_or(size, |(first, last)| last - first + 1);
-    Ok(match svc.payload(id, &who.0, range).await? {
+    Ok(match svc.payload(row, range).await? {
         PayloadBody::Inline(bytes) => response.body(bytes),
         PayloadBody::Stream(chunks) => response
             .no_chunking(length)

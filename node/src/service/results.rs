@@ -6,6 +6,7 @@ use super::{ServiceError, Services};
 use crate::actors::uploader::OpenObject;
 use crate::actors::Settle;
 use crate::auth::Identity;
+use crate::db::models::TaskRow;
 use crate::storage::StorageError;
 use bytes::Bytes;
 use protocol::{TaskStatus, TaskView};
@@ -72,15 +73,14 @@ pub enum PayloadBody {
 }
 
 impl Services {
-    /// Task `id`'s payload (only the bytes in `range`, first to last inclusive, if given),
-    /// whatever its state: inline from its row, or streamed from the bucket.
+    /// The payload of `row` (a row `who` may see: [`Services::row`]), only the bytes in
+    /// `range` (first to last inclusive, within its size) if given: inline from the row, or
+    /// streamed from the bucket.
     pub async fn payload(
         &self,
-        id: Uuid,
-        who: &Identity,
+        row: TaskRow,
         range: Option<(u64, u64)>,
     ) -> Result<PayloadBody, ServiceError> {
-        let row = self.row(id, who).await?;
         if let Some(key) = row.payload_key {
             let (_, chunks) = self
                 .handles
@@ -90,14 +90,13 @@ impl Services {
                 .settle()?;
             return Ok(PayloadBody::Stream(chunks));
         }
-        let mut bytes = row.payload.unwrap_or_default();
-        if let Some((first, last)) = range {
-            let last = (last as usize).min(bytes.len().saturating_sub(1));
-            bytes = bytes
-                .get(first as usize..=last)
+        let bytes = row.payload.unwrap_or_default();
+        Ok(PayloadBody::Inline(match range {
+            Some((first, last)) => bytes
+                .get(first as usize..=last as usize)
                 .unwrap_or_default()
-                .to_vec();
-        }
-        Ok(PayloadBody::Inline(bytes))
+                .to_vec(),
+            None => bytes,
+        }))
     }
 }
