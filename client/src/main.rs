@@ -7,6 +7,7 @@
 
 mod admin;
 mod bench;
+mod control;
 mod fleet;
 mod progress;
 mod token;
@@ -70,6 +71,8 @@ enum Command {
         /// Write the result to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        flags: control::SubmitFlags,
     },
     /// Show a task's state.
     Status { id: String },
@@ -88,6 +91,22 @@ enum Command {
     },
     /// Run a dead or failed task again, with a fresh attempt budget.
     Retry { id: String },
+    /// Cancel a task that has not ended (a running one is stopped).
+    Cancel { id: String },
+    /// Hold a lane's or a kind's tasks (still accepted; they wait), or list what is held
+    /// (an admin token).
+    Pause {
+        #[command(flatten)]
+        target: Option<control::Target>,
+    },
+    /// Let a paused lane's or kind's tasks run again (an admin token).
+    Resume {
+        #[command(flatten)]
+        target: control::Target,
+    },
+    /// Periodic tasks.
+    #[command(subcommand)]
+    Schedule(control::ScheduleCmd),
     /// List the task kinds.
     Kinds,
     /// Check that a node answers (and whether its dependencies do).
@@ -111,6 +130,17 @@ enum Failure {
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Failure::Other(e)
+    }
+}
+
+impl Failure {
+    /// An error of the control commands: a node's refusal or an unreachable node keeps its
+    /// exit code.
+    fn of(e: anyhow::Error) -> Self {
+        match e.downcast::<ClientError>() {
+            Ok(e) => e.into(),
+            Err(e) => Failure::Other(e),
+        }
     }
 }
 
@@ -186,8 +216,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             file,
             no_wait,
             output,
+            flags,
         } => {
+            let options = flags.options()?;
             let view = match file {
+                Some(_) if !options.is_plain() => {
+                    return Err(Failure::Task(
+                        "--key, --in, --at and --priority go with a payload on the command line or standard input, not --file".into(),
+                    ))
+                }
                 Some(path) => put_file(&mut conn, &kind, &path, !no_wait).await?,
                 None => {
                     let bytes = if payload.len() == 1 && payload[0] == "-" {
@@ -198,7 +235,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     } else {
                         payload.join(" ").into_bytes()
                     };
-                    conn.submit(&kind, &bytes, !no_wait).await?
+                    conn.submit_with(&kind, &bytes, !no_wait, options).await?
                 }
             };
             if no_wait && json {
@@ -302,6 +339,23 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Token(cmd) => Ok(admin::run(&mut conn, cmd, json).await?),
+        Command::Cancel { id } => {
+            let v = conn.cancel(task_id(&id)?).await?;
+            if json {
+                return print_json(&v);
+            }
+            println!("{} cancelled", v.id);
+            Ok(())
+        }
+        Command::Pause { target } => control::pause(&mut conn, target, json)
+            .await
+            .map_err(Failure::of),
+        Command::Resume { target } => control::resume(&mut conn, target, json)
+            .await
+            .map_err(Failure::of),
+        Command::Schedule(cmd) => control::schedule(&mut conn, cmd, json)
+            .await
+            .map_err(Failure::of),
         Command::Bench(_) => unreachable!("handled above"),
     }
 }

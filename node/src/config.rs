@@ -29,6 +29,7 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub tasks: TaskSettings,
     pub supervision: SupervisionSettings,
+    pub keys: KeySettings,
     pub workers: WorkerSettings,
     pub auth: crate::auth::AuthSettings,
     pub http: crate::http::HttpSettings,
@@ -163,6 +164,13 @@ impl TaskSettings {
             .max()
             .unwrap_or(1)
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// How long an idempotency key names its first task.
+    pub retention_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

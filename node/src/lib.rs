@@ -29,6 +29,8 @@
 //!   task view a client gets from a row.
 //! - [`amqp`]: connecting (plain or TLS), topology and the lifecycle the AMQP actors share;
 //!   [`supervision`]: their restart budget; [`metrics`]: what a node counts, for Prometheus.
+//! - [`control`] and [`actors::controller`]: paused lanes and kinds, cancelled runs, keys;
+//!   [`actors::scheduler`]: periodic tasks.
 //! - [`fleet`] and [`actors::heartbeat`]: every node's state and recent seconds, in
 //!   PostgreSQL, so that any node (and its web console) shows the whole fleet.
 
@@ -36,6 +38,7 @@ pub mod actors;
 pub mod amqp;
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod db;
 pub mod delivery;
 pub mod fleet;
@@ -44,6 +47,7 @@ pub mod kinds;
 pub mod lanes;
 pub mod messages;
 pub mod metrics;
+pub mod periodic;
 pub mod retry;
 pub mod service;
 pub mod startup;

@@ -62,6 +62,13 @@ pub struct TaskMessage {
     /// The token (by name) that submitted the task; none from an open node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// 0 (the default) to 9; higher runs first (see [`crate::lanes`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: u8,
+}
+
+fn is_zero(p: &u8) -> bool {
+    *p == 0
 }
 
 fn check_version(kind: Option<&str>, want: &str) -> Result<(), MessageError> {
@@ -177,6 +184,7 @@ mod tests {
             reply_to: Some("q".into()),
             accepted_at: Some(chrono::Utc::now()),
             owner: Some("alice".into()),
+            priority: 7,
         }
     }
 

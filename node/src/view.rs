@@ -24,8 +24,17 @@ impl FromRow for TaskView {
         view.error = match row.status {
             TaskStatus::Failed => Some(ErrorCode::TaskFailed),
             TaskStatus::Dead => Some(ErrorCode::TaskDead),
-            TaskStatus::Queued | TaskStatus::Running | TaskStatus::Succeeded => None,
+            TaskStatus::Scheduled
+            | TaskStatus::Queued
+            | TaskStatus::Running
+            | TaskStatus::Succeeded
+            | TaskStatus::Cancelled => None,
         };
+        if row.status == TaskStatus::Scheduled {
+            view.run_at = row.run_at;
+        }
+        view.priority = (row.priority > 0).then_some(row.priority.clamp(0, 9) as u8);
+        view.key = row.key.clone();
         if let Some(data) = &row.result {
             view.set_result(data);
         }

@@ -6,6 +6,7 @@
 //! it is a [`TaskView`] whose status says so. [`Client::into_split`] gives the two halves for
 //! pipelining (many requests out, answers back in order).
 
+use crate::control::SubmitOptions;
 use crate::error::{ErrorCode, ErrorLine};
 use crate::request::Request;
 use crate::token::{NewToken, TokenCommand, TokenCreated, TokenList, TokenRevoked};
@@ -158,12 +159,30 @@ impl Client {
         payload: &[u8],
         wait: bool,
     ) -> Result<TaskView, ClientError> {
+        self.submit_with(kind, payload, wait, SubmitOptions::default())
+            .await
+    }
+
+    /// Submit a task with a key, a delay or a priority.
+    pub async fn submit_with(
+        &mut self,
+        kind: &str,
+        payload: &[u8],
+        wait: bool,
+        options: SubmitOptions,
+    ) -> Result<TaskView, ClientError> {
         let req = Request::Submit {
             kind: kind.to_string(),
             payload: payload.to_vec(),
             wait,
+            options,
         };
         self.call(&req).await
+    }
+
+    /// `CANCEL <id>`.
+    pub async fn cancel(&mut self, id: Uuid) -> Result<TaskView, ClientError> {
+        self.call(&Request::Cancel(id)).await
     }
 
     /// Submit exactly `size` bytes read from `body` with `PUT` (binary-safe, any size).

@@ -345,7 +345,7 @@ mod fuzz {
             }
             prop_assert_eq!(items.len(), 2);
             match &items[0] {
-                Inbound::Request(Ok(Request::Submit { kind, payload, wait: true })) => {
+                Inbound::Request(Ok(Request::Submit { kind, payload, wait: true, .. })) => {
                     prop_assert_eq!(kind, "upper");
                     prop_assert_eq!(payload, &words.join(" ").into_bytes());
                 }

@@ -24,6 +24,10 @@ pub enum ErrorCode {
     AlreadyExists,
     NotFinished,
     NotRetryable,
+    /// `CANCEL` of a task that has ended.
+    NotCancellable,
+    /// An idempotency key used before with another kind or payload.
+    KeyConflict,
     Timeout,
     // The node or a dependency.
     NotAccepted,
@@ -65,6 +69,8 @@ impl ErrorCode {
             AlreadyExists => "already_exists",
             NotFinished => "not_finished",
             NotRetryable => "not_retryable",
+            NotCancellable => "not_cancellable",
+            KeyConflict => "key_conflict",
             Timeout => "timeout",
             NotAccepted => "not_accepted",
             DatabaseUnavailable => "database_unavailable",

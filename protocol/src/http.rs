@@ -2,6 +2,7 @@
 //! [`ErrorLine`](crate::ErrorLine), a [`KindList`](crate::KindList); what only HTTP has lives
 //! here.
 
+use crate::control::SubmitOptions;
 use crate::view::{TaskStatus, TaskView};
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,32 @@ pub struct SubmitBody {
     /// 202 with the task going on).
     #[serde(default)]
     pub wait: Wait,
+    /// An idempotency key (also the `Idempotency-Key` header): the same token submitting it
+    /// again gets the first task back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Run no sooner than this many milliseconds from now (the task is `scheduled` till then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Run no sooner than this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// 0 (the default) to 9; higher runs first within its lane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 9))]
+    pub priority: Option<u8>,
+}
+
+impl SubmitBody {
+    /// The submission's options, unchecked.
+    pub fn options(&self) -> SubmitOptions {
+        SubmitOptions {
+            key: self.key.clone(),
+            delay_ms: self.delay_ms,
+            run_at: self.run_at,
+            priority: self.priority,
+        }
+    }
 }
 
 /// How long a submission waits for its result.

@@ -11,6 +11,8 @@
 //! - [`view`]: the answers: [`TaskView`] and [`TaskStatus`], `DEAD`, `KINDS`, `PING`, `HELP`.
 //! - [`http`]: what only the HTTP API has: the JSON submission, a page of tasks and its query.
 //! - [`fleet`]: what the fleet says of itself (`/v1/overview`, `/v1/me`).
+//! - [`control`]: a submission's key, delay and priority; `CANCEL`, `PAUSE`/`RESUME` and
+//!   `SCHEDULE` (periodic tasks).
 //! - [`token`]: the `TOKEN` requests (admins manage tokens) and their answers.
 //! - [`error`]: [`ErrorLine`] and its [`ErrorCode`]s; [`ProtocolError`] for refused lines.
 //! - `codec` (feature `codec`): the node's line codec: request lines and upload bodies in,
@@ -23,6 +25,7 @@
 pub mod client;
 #[cfg(feature = "codec")]
 pub mod codec;
+pub mod control;
 pub mod error;
 pub mod fleet;
 pub mod http;
@@ -34,6 +37,10 @@ pub mod view;
 
 #[cfg(feature = "client")]
 pub use client::{Client, ClientError};
+pub use control::{
+    Missed, NewSchedule, PauseTarget, Paused, ScheduleCommand, ScheduleInfo, ScheduleList,
+    ScheduleRemoved, SubmitOptions,
+};
 pub use error::{ErrorCode, ErrorLine, ProtocolError};
 pub use request::{Request, HELP};
 pub use token::{NewToken, TokenCommand, TokenCreated, TokenInfo, TokenList, TokenRevoked};

@@ -10,30 +10,38 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskStatus {
+    /// Accepted to run later (a delay, a time, or its kind or lane paused).
+    Scheduled,
     Queued,
     Running,
     Succeeded,
     Failed,
     /// Failed on every allowed attempt; its message is in the dead-letter queue.
     Dead,
+    /// Cancelled before it could finish (`CANCEL`).
+    Cancelled,
 }
 
 impl TaskStatus {
-    pub const ALL: [TaskStatus; 5] = [
+    pub const ALL: [TaskStatus; 7] = [
+        TaskStatus::Scheduled,
         TaskStatus::Queued,
         TaskStatus::Running,
         TaskStatus::Succeeded,
         TaskStatus::Failed,
         TaskStatus::Dead,
+        TaskStatus::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            TaskStatus::Scheduled => "scheduled",
             TaskStatus::Queued => "queued",
             TaskStatus::Running => "running",
             TaskStatus::Succeeded => "succeeded",
             TaskStatus::Failed => "failed",
             TaskStatus::Dead => "dead",
+            TaskStatus::Cancelled => "cancelled",
         }
     }
 
@@ -44,14 +52,22 @@ impl TaskStatus {
 
     /// Whether the task has ended (it will not run again unless retried by hand).
     /// The states a task never leaves.
-    pub const FINAL: [TaskStatus; 3] =
-        [TaskStatus::Succeeded, TaskStatus::Failed, TaskStatus::Dead];
+    pub const FINAL: [TaskStatus; 4] = [
+        TaskStatus::Succeeded,
+        TaskStatus::Failed,
+        TaskStatus::Dead,
+        TaskStatus::Cancelled,
+    ];
+
+    /// The states of a task that has not ended.
+    pub const UNFINISHED: [TaskStatus; 3] = [
+        TaskStatus::Scheduled,
+        TaskStatus::Queued,
+        TaskStatus::Running,
+    ];
 
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Dead
-        )
+        Self::FINAL.contains(&self)
     }
 }
 
@@ -113,6 +129,18 @@ pub struct TaskView {
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When a `scheduled` task is due.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub run_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Its priority, when above 0 (higher runs first).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub priority: Option<u8>,
+    /// The idempotency key it was submitted with.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub key: Option<String>,
+    /// `true` while its kind or lane is paused (it waits, accepted).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub paused: Option<bool>,
 }
 
 impl TaskView {
@@ -136,6 +164,10 @@ impl TaskView {
             created_at: None,
             started_at: None,
             finished_at: None,
+            run_at: None,
+            priority: None,
+            key: None,
+            paused: None,
         }
     }
 
@@ -241,6 +273,9 @@ pub struct Pong {
     pub postgres: Option<Check>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<Check>,
+    /// Lanes and kinds paused now (`lane:<name>`, `kind:<name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paused: Vec<String>,
 }
 
 impl Pong {
@@ -253,6 +288,7 @@ impl Pong {
             amqp: None,
             postgres: None,
             s3: None,
+            paused: Vec::new(),
         }
     }
 }

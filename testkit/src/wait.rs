@@ -43,8 +43,7 @@ pub async fn wait_status(c: &mut Client, id: Uuid, want: &[TaskStatus], secs: u6
 
 /// `STATUS` of task `id` until it has ended (within 30 s).
 pub async fn wait_final(c: &mut Client, id: Uuid) -> TaskView {
-    let ended = [TaskStatus::Succeeded, TaskStatus::Failed, TaskStatus::Dead];
-    wait_status(c, id, &ended, 30).await
+    wait_status(c, id, &TaskStatus::FINAL, 30).await
 }
 
 impl TestEnv {

@@ -27,6 +27,7 @@ pub fn run(
             kind: args.kind.clone(),
             payload: super::payload(args.payload_bytes).into_bytes(),
             wait: true,
+            options: Default::default(),
         };
         let line: Arc<[u8]> = request.to_line().into_bytes().into();
         let depth = args.pipeline.min(args.concurrency);

@@ -19,6 +19,7 @@
 //! supervisor to restart.
 
 pub mod consumer;
+pub mod controller;
 pub mod depths;
 pub mod heartbeat;
 pub mod listener;
@@ -26,6 +27,7 @@ pub mod persister;
 pub mod publisher;
 pub mod relay;
 pub mod replies;
+pub mod scheduler;
 pub mod session;
 pub mod uploader;
 pub mod watcher;
@@ -53,6 +55,8 @@ pub struct Handles {
     /// Publishes of accepted tasks in flight at once (see [`relay::accept`]).
     pub publishing: std::sync::Arc<tokio::sync::Semaphore>,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Paused lanes and kinds; runs in progress here.
+    pub control: crate::control::Control,
     /// Asks the broker how deep each lane's queue is (for `/metrics`).
     pub depths: Addr<depths::QueueDepths>,
 }

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 mod batch;
+pub mod control;
 
 pub use batch::MAX_BATCH;
 use batch::{Batch, Single, Tx};

@@ -139,6 +139,7 @@ pub fn message_of(row: TaskRow, node: &str) -> TaskMessage {
         reply_to: None,
         accepted_at: Some(row.created_at),
         owner: row.owner,
+        priority: row.priority.clamp(0, 9) as u8,
     }
 }
 

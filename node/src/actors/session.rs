@@ -22,7 +22,7 @@ use crate::service::results::ResultBody;
 use crate::service::{Answer, ServiceError, Services};
 use actix::prelude::*;
 use protocol::codec::{Inbound, LineCodec, Outbound};
-use protocol::{Bye, ErrorCode, ErrorLine, HelpText, Request, TokenCommand, HELP};
+use protocol::{Bye, ErrorCode, ErrorLine, HelpText, Request, ScheduleCommand, TokenCommand, HELP};
 use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
@@ -264,9 +264,28 @@ impl Session {
                 kind,
                 payload,
                 wait,
+                options,
             } => self.as_who(ctx, permit, |who| async move {
                 let wait = wait.then_some(svc.wait_timeout);
-                answer_line(svc.submit_bytes(kind, payload, wait, &who).await)
+                answer_line(svc.submit_bytes(kind, payload, wait, &options, &who).await)
+            }),
+            Request::Cancel(id) => self.as_who(ctx, permit, |who| async move {
+                line_or_error(svc.cancel(id, &who).await)
+            }),
+            Request::Pause(target) => self.as_who(ctx, permit, |who| async move {
+                line_or_error(svc.pause(target, &who).await)
+            }),
+            Request::Resume(target) => self.as_who(ctx, permit, |who| async move {
+                line_or_error(svc.resume(target, &who).await)
+            }),
+            Request::Schedule(cmd) => self.as_who(ctx, permit, |who| async move {
+                match cmd {
+                    ScheduleCommand::Add(new) => line_or_error(svc.add_schedule(new, &who).await),
+                    ScheduleCommand::List => line_or_error(svc.list_schedules(&who).await),
+                    ScheduleCommand::Remove(name) => {
+                        line_or_error(svc.remove_schedule(name, &who).await)
+                    }
+                }
             }),
             Request::Status(id) => self.as_who(ctx, permit, |who| async move {
                 line_or_error(svc.status(id, &who).await)
@@ -415,6 +434,7 @@ mod tests {
             kind: "echo".into(),
             payload: vec![b'x'; bytes],
             wait: true,
+            options: Default::default(),
         }
     }
 

@@ -6,11 +6,13 @@
 //! most the task's timeout. A handler that panics is caught there and fails only its task. A
 //! handler that overruns its timeout is abandoned (told to stop at its next read or write,
 //! its result discarded) and the worker gets a fresh executor thread, so the pool is back at
-//! full size at once. Inputs stream from the object store through the [`Uploader`]; outputs spill to a
+//! full size at once. A run cancelled (`CANCEL`, see [`Running`]) is abandoned the same way.
+//! Inputs stream from the object store through the [`Uploader`]; outputs spill to a
 //! temporary file past the inline limit, so neither needs to fit in memory.
 
 use super::uploader::{ChannelReader, OpenObject, Uploader};
 use super::Settle;
+use crate::control::Running;
 use crate::kinds::{Kind, Registry};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -57,6 +59,9 @@ pub enum RunError {
     /// Anything that may pass: a timeout, I/O, the object store, the worker pool.
     #[error("{0}")]
     Transient(String),
+    /// Told to stop: the task was cancelled.
+    #[error("cancelled while running")]
+    Cancelled,
 }
 
 impl RunError {
@@ -142,7 +147,7 @@ impl<T> Cancellable<T> {
         if self.cancel.load(Ordering::Relaxed) {
             Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                "task cancelled after its timeout",
+                "task stopped (its timeout passed, or it was cancelled)",
             ))
         } else {
             Ok(())
@@ -173,6 +178,8 @@ pub struct Worker {
     spill_limit: usize,
     stats: Arc<PoolStats>,
     executor: Option<Executor>,
+    /// Runs in progress on this node (a cancelled one is told to stop).
+    running: Arc<Running>,
     /// This lane's busy workers.
     busy: prometheus_client::metrics::gauge::Gauge,
 }
@@ -185,6 +192,7 @@ impl Worker {
         uploader: Addr<Uploader>,
         spill_limit: usize,
         stats: Arc<PoolStats>,
+        running: Arc<Running>,
         busy: prometheus_client::metrics::gauge::Gauge,
     ) -> Addr<Worker> {
         SyncArbiter::start(threads, move || Worker {
@@ -193,6 +201,7 @@ impl Worker {
             spill_limit,
             stats: stats.clone(),
             executor: None,
+            running: running.clone(),
             busy: busy.clone(),
         })
     }
@@ -223,6 +232,8 @@ impl Worker {
             Some(e) => e,
             None => Executor::spawn(&self.stats),
         };
+        let running = self.running.clone();
+        let slot = running.enter(msg.id);
         let cancel = Arc::new(AtomicBool::new(false));
         let job = Job {
             kind,
@@ -233,12 +244,17 @@ impl Worker {
         if executor.jobs.send(job).is_err() {
             return Err(RunError::retryable("task executor thread died"));
         }
-        let (result, mut output) = match executor.outcomes.recv_timeout(msg.timeout) {
+        let (result, mut output) = match wait_for(&executor, msg.timeout, &slot.cancel) {
             Ok(outcome) => {
                 self.executor = Some(executor);
                 outcome
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
+            Err(Waited::Cancelled) => {
+                cancel.store(true, Ordering::Relaxed);
+                tracing::info!(task = %msg.id, kind = %msg.kind, "task cancelled while running; worker thread replaced");
+                return Err(RunError::Cancelled);
+            }
+            Err(Waited::Timeout) => {
                 // Abandon this executor (it exits once the handler returns) and replace it.
                 cancel.store(true, Ordering::Relaxed);
                 self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -248,7 +264,7 @@ impl Worker {
                     msg.timeout.as_secs()
                 )));
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(Waited::Disconnected) => {
                 return Err(RunError::retryable("task executor thread died"));
             }
         };
@@ -303,6 +319,35 @@ impl Worker {
     }
 }
 
+/// How often a waiting worker looks whether its run was cancelled.
+const CANCEL_CHECK: Duration = Duration::from_millis(50);
+
+/// Why a run's outcome did not come.
+enum Waited {
+    Timeout,
+    Cancelled,
+    Disconnected,
+}
+
+/// The outcome of the run on `executor`, within `timeout`, unless `cancel` is set first.
+fn wait_for(executor: &Executor, timeout: Duration, cancel: &AtomicBool) -> Result<Ran, Waited> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(Waited::Timeout);
+        }
+        match executor.outcomes.recv_timeout(left.min(CANCEL_CHECK)) {
+            Ok(ran) => return Ok(ran),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Waited::Disconnected),
+            Err(mpsc::RecvTimeoutError::Timeout) if cancel.load(Ordering::Relaxed) => {
+                return Err(Waited::Cancelled)
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+    }
+}
+
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
@@ -334,6 +379,7 @@ pub enum TaskOutput {
 #[derive(Message)]
 #[rtype(result = "Result<TaskOutput, RunError>")]
 pub struct RunTask {
+    pub id: uuid::Uuid,
     pub kind: String,
     pub input: TaskInput,
     pub timeout: Duration,

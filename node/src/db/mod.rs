@@ -1,10 +1,12 @@
 //! PostgreSQL: the connection pool, embedded migrations and the task queries.
 
 pub mod connect;
+pub mod control;
 pub mod fleet;
 pub mod listing;
 pub mod models;
 pub mod outbox;
+pub mod schedules;
 pub mod schema;
 pub mod sql;
 pub mod tasks;

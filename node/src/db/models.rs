@@ -54,6 +54,12 @@ pub struct TaskRow {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The token (by name) that submitted the task.
     pub owner: Option<String>,
+    /// 0 to 9, higher first.
+    pub priority: i16,
+    /// When a `scheduled` task is due.
+    pub run_at: Option<DateTime<Utc>>,
+    /// The idempotency key it was submitted with.
+    pub key: Option<String>,
 }
 
 /// A task as accepted: what its row holds before it runs.
@@ -67,6 +73,7 @@ pub struct NewTask<'a> {
     pub submitted_by: &'a str,
     pub created_at: DateTime<Utc>,
     pub owner: Option<&'a str>,
+    pub priority: i16,
 }
 
 impl<'a> NewTask<'a> {
@@ -85,6 +92,7 @@ impl<'a> NewTask<'a> {
             submitted_by: &task.submitted_by,
             created_at: task.accepted_at.unwrap_or_else(Utc::now),
             owner: task.owner.as_deref(),
+            priority: task.priority.into(),
         }
     }
 }

@@ -44,9 +44,16 @@ pub async fn lease(
         .await
 }
 
-/// The broker confirmed these tasks' messages: out of the outbox.
+/// Whether an entry is parked: its task's lane or kind is paused ([`super::control::park`]).
+fn parked() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql("outbox.due = 'infinity'")
+}
+
+/// The broker confirmed these tasks' messages: out of the outbox (unless a consumer has
+/// parked one meanwhile: its confirm may come after its delivery).
 pub async fn settle(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<usize> {
     diesel::delete(outbox::table.filter(outbox::id.eq_any(ids)))
+        .filter(diesel::dsl::not(parked()))
         .execute(conn)
         .await
 }
@@ -58,6 +65,7 @@ pub async fn release(
     due: DateTime<Utc>,
 ) -> QueryResult<usize> {
     diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+        .filter(diesel::dsl::not(parked()))
         .set(outbox::due.eq(due))
         .execute(conn)
         .await
@@ -66,7 +74,7 @@ pub async fn release(
 const CLAIM: &str = "\
 UPDATE outbox o SET owner = $?, due = $? \
 FROM (SELECT id FROM outbox \
-      WHERE due <= $? OR (owner = $? AND due < $?) \
+      WHERE due <= $? AND (due <= $? OR owner = $?) \
       ORDER BY due LIMIT $? FOR UPDATE SKIP LOCKED) c \
 WHERE o.id = c.id \
 RETURNING o.id";
@@ -89,12 +97,15 @@ pub async fn claim_due(
         #[diesel(sql_type = diesel::sql_types::Uuid)]
         id: Uuid,
     }
+    // One range of the `due` index: entries due now, and (for a node just started) its own
+    // entries up to the end of the leases it took before.
+    let now = Utc::now();
     let claimed: Vec<Id> = Fixed::new(CLAIM)
         .bind::<Text, _>(lease.owner)
         .bind::<Timestamptz, _>(lease.due)
-        .bind::<Timestamptz, _>(Utc::now())
+        .bind::<Timestamptz, _>(now.max(booted + lease_for))
+        .bind::<Timestamptz, _>(now)
         .bind::<Text, _>(lease.owner)
-        .bind::<Timestamptz, _>(booted + lease_for)
         .bind::<Int8, _>(limit)
         .load(conn)
         .await?;
@@ -102,6 +113,15 @@ pub async fn claim_due(
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = claimed.into_iter().map(|c| c.id).collect();
+    // A scheduled task claimed is due: it is queued from now on.
+    diesel::update(tasks::table.filter(tasks::id.eq_any(&ids)))
+        .filter(tasks::status.eq(TaskStatus::Scheduled.as_str()))
+        .set((
+            tasks::status.eq(TaskStatus::Queued.as_str()),
+            tasks::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
     let queued: Vec<TaskRow> = tasks::table
         .filter(tasks::id.eq_any(&ids))
         .filter(tasks::status.eq(TaskStatus::Queued.as_str()))

@@ -21,6 +21,9 @@ diesel::table! {
         updated_at -> Timestamptz,
         next_attempt_at -> Nullable<Timestamptz>,
         owner -> Nullable<Text>,
+        priority -> Int2,
+        run_at -> Nullable<Timestamptz>,
+        key -> Nullable<Text>,
     }
 }
 
@@ -29,6 +32,40 @@ diesel::table! {
         id -> Uuid,
         owner -> Text,
         due -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    task_keys (owner, key) {
+        owner -> Text,
+        key -> Text,
+        task_id -> Uuid,
+        fingerprint -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    paused (target) {
+        target -> Text,
+        at -> Timestamptz,
+        by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    schedules (name) {
+        name -> Text,
+        cron -> Text,
+        tz -> Text,
+        kind -> Text,
+        payload -> Bytea,
+        missed -> Text,
+        owner -> Nullable<Text>,
+        next_at -> Timestamptz,
+        last_at -> Nullable<Timestamptz>,
+        last_task -> Nullable<Uuid>,
+        created_at -> Timestamptz,
     }
 }
 

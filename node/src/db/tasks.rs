@@ -59,7 +59,7 @@ pub async fn retry_later(
 pub async fn count_unfinished(conn: &mut AsyncPgConnection, owner: &str) -> QueryResult<i64> {
     dsl::tasks
         .filter(dsl::owner.eq(owner))
-        .filter(dsl::status.eq_any([TaskStatus::Queued.as_str(), TaskStatus::Running.as_str()]))
+        .filter(dsl::status.eq_any(TaskStatus::UNFINISHED.map(|s| s.as_str())))
         .count()
         .get_result(conn)
         .await
@@ -142,10 +142,10 @@ async fn reset(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Tas
 /// The insert of new `queued` rows (a macro so [`ACCEPT`] can wrap it).
 macro_rules! insert_new {
     () => {
-        "INSERT INTO tasks (id, kind, status, payload, payload_key, payload_size, submitted_by, created_at, owner, updated_at) \
-SELECT v.id, v.kind, 'queued', v.payload, v.payload_key, v.payload_size, v.submitted_by, v.created_at, v.owner, $? \
-FROM UNNEST($?::uuid[], $?::text[], $?::bytea[], $?::text[], $?::int8[], $?::text[], $?::timestamptz[], $?::text[]) \
-  AS v(id, kind, payload, payload_key, payload_size, submitted_by, created_at, owner) \
+        "INSERT INTO tasks (id, kind, status, payload, payload_key, payload_size, submitted_by, created_at, owner, priority, updated_at) \
+SELECT v.id, v.kind, 'queued', v.payload, v.payload_key, v.payload_size, v.submitted_by, v.created_at, v.owner, v.priority, $? \
+FROM UNNEST($?::uuid[], $?::text[], $?::bytea[], $?::text[], $?::int8[], $?::text[], $?::timestamptz[], $?::text[], $?::int2[]) \
+  AS v(id, kind, payload, payload_key, payload_size, submitted_by, created_at, owner, priority) \
 ON CONFLICT (id) DO NOTHING \
 RETURNING id"
     };
@@ -174,7 +174,7 @@ pub async fn insert_many(
     rows: &[NewTask<'_>],
     lease: Option<Lease<'_>>,
 ) -> QueryResult<Vec<Uuid>> {
-    use diesel::sql_types::{Array, Bytea, Int8, Nullable, Text, Timestamptz};
+    use diesel::sql_types::{Array, Bytea, Int2, Int8, Nullable, Text, Timestamptz};
     #[derive(QueryableByName)]
     struct Id {
         #[diesel(sql_type = diesel::sql_types::Uuid)]
@@ -188,6 +188,7 @@ pub async fn insert_many(
     let by: Vec<&str> = rows.iter().map(|r| r.submitted_by).collect();
     let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
     let owners: Vec<Option<&str>> = rows.iter().map(|r| r.owner).collect();
+    let priorities: Vec<i16> = rows.iter().map(|r| r.priority).collect();
     let sql = if lease.is_some() { ACCEPT } else { INSERT_NEW };
     let mut query = Fixed::new(sql)
         .bind::<Timestamptz, _>(Utc::now())
@@ -198,7 +199,8 @@ pub async fn insert_many(
         .bind::<Array<Int8>, _>(&sizes)
         .bind::<Array<Text>, _>(&by)
         .bind::<Array<Timestamptz>, _>(&created)
-        .bind::<Array<Nullable<Text>>, _>(&owners);
+        .bind::<Array<Nullable<Text>>, _>(&owners)
+        .bind::<Array<Int2>, _>(&priorities);
     if let Some(lease) = lease {
         query = query
             .bind::<Text, _>(lease.owner)
@@ -276,13 +278,13 @@ pub struct Outcome<'a> {
 
 const RECORD: &str = "\
 INSERT INTO tasks AS t (id, kind, status, payload, payload_key, payload_size, submitted_by, \
-  result, result_key, result_size, error, attempts, node, created_at, started_at, finished_at, updated_at, owner) \
+  result, result_key, result_size, error, attempts, node, created_at, started_at, finished_at, updated_at, owner, priority) \
 SELECT v.id, v.kind, v.status, v.payload, v.payload_key, v.payload_size, v.submitted_by, \
-  v.result, v.result_key, v.result_size, v.error, 1, $?, v.created_at, v.started_at, $?, $?, v.owner \
+  v.result, v.result_key, v.result_size, v.error, 1, $?, v.created_at, v.started_at, $?, $?, v.owner, v.priority \
 FROM UNNEST($?::uuid[], $?::text[], $?::text[], $?::bytea[], $?::text[], $?::int8[], $?::text[], \
-  $?::bytea[], $?::text[], $?::int8[], $?::text[], $?::timestamptz[], $?::timestamptz[], $?::text[]) \
+  $?::bytea[], $?::text[], $?::int8[], $?::text[], $?::timestamptz[], $?::timestamptz[], $?::text[], $?::int2[]) \
   AS v(id, kind, status, payload, payload_key, payload_size, submitted_by, \
-       result, result_key, result_size, error, created_at, started_at, owner) \
+       result, result_key, result_size, error, created_at, started_at, owner, priority) \
 ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, result = EXCLUDED.result, \
   result_key = EXCLUDED.result_key, result_size = EXCLUDED.result_size, error = EXCLUDED.error, \
   node = EXCLUDED.node, \
@@ -290,7 +292,7 @@ ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, result = EXCLUDED.resul
   started_at = COALESCE(EXCLUDED.started_at, t.started_at), \
   finished_at = EXCLUDED.finished_at, updated_at = EXCLUDED.updated_at, next_attempt_at = NULL \
 WHERE t.status IN ('queued', 'running') \
-RETURNING t.id, t.attempts, t.created_at, t.started_at";
+RETURNING t.id, t.attempts, t.created_at, t.started_at, t.key";
 
 /// Write the outcomes of runs on `node` in one statement: a task without a row gets its
 /// whole row, final at once; a `queued` or `running` row gets the outcome. Answers each row
@@ -301,7 +303,7 @@ pub async fn record_many(
     node: &str,
     items: &[Outcome<'_>],
 ) -> QueryResult<Vec<Option<TaskRow>>> {
-    use diesel::sql_types::{Array, Bytea, Int4, Int8, Nullable, Text, Timestamptz};
+    use diesel::sql_types::{Array, Bytea, Int2, Int4, Int8, Nullable, Text, Timestamptz};
     #[derive(QueryableByName)]
     struct Written {
         #[diesel(sql_type = diesel::sql_types::Uuid)]
@@ -312,6 +314,8 @@ pub async fn record_many(
         created_at: DateTime<Utc>,
         #[diesel(sql_type = Nullable<Timestamptz>)]
         started_at: Option<DateTime<Utc>>,
+        #[diesel(sql_type = Nullable<Text>)]
+        key: Option<String>,
     }
     // One statement may not update a row twice: a task that is in the batch twice (two
     // deliveries of one message) is written once, and its other copies see that row.
@@ -335,6 +339,7 @@ pub async fn record_many(
     let created: Vec<DateTime<Utc>> = unique.iter().map(|o| o.task.created_at).collect();
     let started: Vec<Option<DateTime<Utc>>> = unique.iter().map(|o| o.started_at).collect();
     let owners: Vec<Option<&str>> = unique.iter().map(|o| o.task.owner).collect();
+    let priorities: Vec<i16> = unique.iter().map(|o| o.task.priority).collect();
     let written: Vec<Written> = Fixed::new(RECORD)
         .bind::<Text, _>(node)
         .bind::<Timestamptz, _>(now)
@@ -353,6 +358,7 @@ pub async fn record_many(
         .bind::<Array<Timestamptz>, _>(&created)
         .bind::<Array<Nullable<Timestamptz>>, _>(&started)
         .bind::<Array<Nullable<Text>>, _>(&owners)
+        .bind::<Array<Int2>, _>(&priorities)
         .load(conn)
         .await?;
     let mut rows: HashMap<Uuid, TaskRow> = HashMap::with_capacity(items.len());
@@ -362,7 +368,7 @@ pub async fn record_many(
         };
         rows.insert(
             w.id,
-            o.row_as_written(node, now, w.attempts, w.created_at, w.started_at),
+            o.row_as_written(node, now, w.attempts, w.created_at, w.started_at, w.key),
         );
     }
     // Finished by another delivery first (or a second copy in this batch): that row stands.
@@ -387,6 +393,7 @@ impl Outcome<'_> {
         attempts: i32,
         created_at: DateTime<Utc>,
         started_at: Option<DateTime<Utc>>,
+        key: Option<String>,
     ) -> TaskRow {
         TaskRow {
             id: self.task.id,
@@ -408,6 +415,9 @@ impl Outcome<'_> {
             updated_at: now,
             next_attempt_at: None,
             owner: self.task.owner.map(str::to_string),
+            priority: self.task.priority,
+            run_at: None,
+            key,
         }
     }
 }

@@ -55,6 +55,8 @@ pub(crate) async fn complete<C: Completer>(
             }
         },
         Err(e) if e.is_retryable() => return fail_retryably(c, task, attempt, e.to_string()).await,
+        // Cancelled: its row says so already (this write leaves it as it is).
+        Err(RunError::Cancelled) => Finish::failed(TaskStatus::Cancelled, "cancelled".into()),
         // Bad input and panics would fail again: the task fails now.
         Err(e) => Finish::failed(TaskStatus::Failed, e.to_string()),
     };

@@ -57,6 +57,7 @@ pub fn task() -> TaskMessage {
         reply_to: None,
         accepted_at: None,
         owner: None,
+        priority: 0,
     }
 }
 
@@ -83,6 +84,9 @@ pub fn row(status: TaskStatus, attempts: i32) -> TaskRow {
         updated_at: now,
         next_attempt_at: None,
         owner: None,
+        priority: 0,
+        run_at: None,
+        key: None,
     }
 }
 

@@ -16,6 +16,7 @@ mod fake;
 mod quick;
 pub mod start;
 
+use crate::actors::persister::control::ParkTasks;
 use crate::actors::publisher::{Park, PublishReplies};
 use crate::actors::replies::LocalReplies;
 use crate::actors::worker_pool::Worker;
@@ -83,6 +84,19 @@ pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
     // A task twice in one message (a publisher that sent it again) runs once.
     let mut seen = HashSet::with_capacity(tasks.len());
     tasks.retain(|t| seen.insert(t.id));
+    // Tasks of a paused lane or kind wait in the outbox until resumed.
+    let paused = &ctx.handles.control.paused;
+    let (held, tasks): (Vec<_>, Vec<_>) = tasks.into_iter().partition(|t| paused.holds(&t.kind));
+    if !held.is_empty() {
+        let n = held.len();
+        match ctx.handles.persister.send(ParkTasks(held)).await.settle() {
+            Ok(_) => tracing::info!(tasks = n, "tasks of a paused lane or kind parked"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot park the tasks of a paused lane or kind; requeued");
+                return requeue(&delivery).await;
+            }
+        }
+    }
     // A redelivered message's node may have died running it: every task in it is started
     // (counted) before it runs.
     let mut quick = Vec::new();

@@ -102,6 +102,7 @@ impl Starter for DeliveryCtx {
             ));
         }
         let run = RunTask {
+            id: task.id,
             kind: task.kind.clone(),
             input,
             timeout,

@@ -38,7 +38,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         Unauthenticated => StatusCode::UNAUTHORIZED,
         Forbidden => StatusCode::FORBIDDEN,
         NotFound => StatusCode::NOT_FOUND,
-        NotFinished | NotRetryable | AlreadyExists | TaskFailed | TaskDead => StatusCode::CONFLICT,
+        NotFinished | NotRetryable | NotCancellable | KeyConflict | AlreadyExists | TaskFailed
+        | TaskDead => StatusCode::CONFLICT,
         RateLimited | QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
         IdleTimeout => StatusCode::REQUEST_TIMEOUT,
         Timeout => StatusCode::GATEWAY_TIMEOUT,

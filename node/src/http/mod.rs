@@ -13,6 +13,7 @@
 pub mod caller;
 pub mod connections;
 pub mod console;
+pub mod control;
 pub mod error;
 pub mod events;
 pub mod fleet;
@@ -167,6 +168,7 @@ pub fn start(
             .app_data(web::PathConfig::default().error_handler(path_error))
             .wrap(cors(&origins))
             .configure(tasks::routes)
+            .configure(control::routes)
             .configure(health::routes)
             .configure(fleet::routes)
             .configure(console::routes)

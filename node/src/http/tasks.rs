@@ -10,7 +10,7 @@ use base64::Engine;
 use futures_util::StreamExt;
 use protocol::http::{SubmitBody, TaskPage, TaskQuery, Wait};
 use protocol::ErrorLine;
-use protocol::{ErrorCode, TaskView};
+use protocol::{ErrorCode, SubmitOptions, TaskView};
 use serde::Deserialize;
 use std::time::Duration;
 use uuid::Uuid;
@@ -67,7 +67,8 @@ fn wait_of(svc: &Services, wait: Wait) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// `POST /v1/tasks` `{"kind","payload"|"payload_base64","wait"}`.
+/// `POST /v1/tasks` `{"kind","payload"|"payload_base64","wait","key","delay_ms"|"run_at","priority"}`
+/// (the key also as the `Idempotency-Key` header).
 #[utoipa::path(post, path = "/v1/tasks", tag = "tasks", request_body = SubmitBody,
     responses(
         (status = 200, description = "The finished task (it was waited for)", body = TaskView),
@@ -75,14 +76,24 @@ fn wait_of(svc: &Services, wait: Wait) -> Option<Duration> {
         (status = 400, description = "Bad request (`malformed`, `unknown_kind`)", body = ErrorLine),
         (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
         (status = 403, description = "The token's role may not submit", body = ErrorLine),
+        (status = 409, description = "The key names a task with another kind or payload (`key_conflict`)", body = ErrorLine),
         (status = 413, description = "Over the JSON limit or the token's max_payload", body = ErrorLine),
         (status = 415, description = "Not JSON", body = ErrorLine),
         (status = 429, description = "Over the token's rate or max_inflight", body = ErrorLine),
         (status = 503, description = "A dependency is down", body = ErrorLine),
     ),
     security(("bearer" = [])))]
-async fn submit_json(svc: Svc, who: Caller, body: web::Json<SubmitBody>) -> HttpResponse {
+async fn submit_json(
+    svc: Svc,
+    who: Caller,
+    req: HttpRequest,
+    body: web::Json<SubmitBody>,
+) -> HttpResponse {
     let body = body.into_inner();
+    let options = match super::control::options_of(&req, body.options()) {
+        Ok(options) => options,
+        Err(e) => return actix_web::ResponseError::error_response(&e),
+    };
     let payload = match (body.payload, body.payload_base64) {
         (Some(text), None) => text.into_bytes(),
         (None, Some(b64)) => match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
@@ -106,7 +117,9 @@ async fn submit_json(svc: Svc, who: Caller, body: web::Json<SubmitBody>) -> Http
     };
     let kind = body.kind.trim().to_ascii_lowercase();
     let wait = wait_of(&svc, body.wait);
-    let res = svc.submit_bytes(kind, payload, wait, &who.0).await;
+    let res = svc
+        .submit_bytes(kind, payload, wait, &options, &who.0)
+        .await;
     answer(&svc, res, &who).await
 }
 
@@ -115,6 +128,22 @@ async fn submit_json(svc: Svc, who: Caller, body: web::Json<SubmitBody>) -> Http
 struct WaitQuery {
     #[serde(default)]
     wait: Option<String>,
+}
+
+/// A raw submission's query: its wait and options (as the JSON body's fields).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitQuery {
+    #[serde(default)]
+    wait: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    delay_ms: Option<u64>,
+    #[serde(default)]
+    run_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    priority: Option<u8>,
 }
 
 impl WaitQuery {
@@ -132,12 +161,16 @@ impl WaitQuery {
     }
 }
 
-/// `POST /v1/tasks/{kind}?wait=…` with the payload as the raw body, of any size (with a
+/// `POST /v1/tasks/{kind}?wait=…&key=…&delay_ms=…&run_at=…&priority=…` with the payload as the raw body, of any size (with a
 /// length or chunked): streamed to the bucket as it arrives when large. A body that pauses
 /// for longer than `http.request_timeout_secs` is cut off (408).
 #[utoipa::path(post, path = "/v1/tasks/{name}", tag = "tasks",
     params(("name" = String, Path, description = "The task kind"),
-           ("wait" = Option<String>, Query, description = "true, false or seconds")),
+           ("wait" = Option<String>, Query, description = "true, false or seconds"),
+           ("key" = Option<String>, Query, description = "Idempotency key (or the Idempotency-Key header)"),
+           ("delay_ms" = Option<u64>, Query, description = "Run no sooner than this many ms from now"),
+           ("run_at" = Option<String>, Query, description = "Run no sooner than this time (RFC 3339)"),
+           ("priority" = Option<u8>, Query, description = "0 to 9, higher first")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
                  description = "The payload, of any size (streamed)"),
     responses(
@@ -158,10 +191,22 @@ async fn submit_raw(
     who: Caller,
     req: HttpRequest,
     kind: web::Path<String>,
-    query: web::Query<WaitQuery>,
+    query: web::Query<SubmitQuery>,
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let wait = wait_of(&svc, query.parse()?);
+    let wait = WaitQuery {
+        wait: query.wait.clone(),
+    };
+    let wait = wait_of(&svc, wait.parse()?);
+    let options = super::control::options_of(
+        &req,
+        SubmitOptions {
+            key: query.key.clone(),
+            delay_ms: query.delay_ms,
+            run_at: query.run_at,
+            priority: query.priority,
+        },
+    )?;
     let kind = kind.into_inner().to_ascii_lowercase();
     let limit = svc.max_payload;
     let length = match req.headers().get(header::CONTENT_LENGTH) {
@@ -221,7 +266,7 @@ async fn submit_raw(
     let payload = intake.finish().await?;
     Ok(answer(
         &svc,
-        svc.submit(id, kind, payload, wait, &who.0).await,
+        svc.submit(id, kind, payload, wait, &options, &who.0).await,
         &who,
     )
     .await)

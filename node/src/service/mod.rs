@@ -10,10 +10,12 @@
 //! - [`listing`]: a client's tasks page by page, and one task long-polled (HTTP).
 
 pub mod access;
+mod control;
 pub mod fleet;
 pub mod intake;
 pub mod listing;
 pub mod results;
+mod schedules;
 pub mod tokens;
 mod waiting;
 
@@ -31,7 +33,7 @@ use crate::view::FromRow;
 use actix::prelude::*;
 use bytes::Bytes;
 use protocol::{Check, DeadList, DeadTask, ErrorCode, ErrorLine, KindInfo, KindList, Pong};
-use protocol::{TaskStatus, TaskView};
+use protocol::{SubmitOptions, TaskStatus, TaskView};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -57,6 +59,10 @@ pub enum ServiceError {
     NotFinished { id: Uuid, status: TaskStatus },
     #[error("task {id} is {status}; only dead, failed or queued tasks can be retried")]
     NotRetryable { id: Uuid, status: TaskStatus },
+    #[error("task {id} is {status} already; only a task that has not ended can be cancelled")]
+    NotCancellable { id: Uuid, status: TaskStatus },
+    #[error("key `{key}` names task {id}, submitted with another kind or payload; use a new key")]
+    KeyConflict { key: String, id: Uuid },
     #[error("no result within {secs}s; task {id} goes on, ask `RESULT {id}` later")]
     Timeout { id: Uuid, secs: u64 },
     #[error("{0}")]
@@ -96,6 +102,8 @@ impl ServiceError {
             ServiceError::NotFound(_) => ErrorCode::NotFound,
             ServiceError::NotFinished { .. } => ErrorCode::NotFinished,
             ServiceError::NotRetryable { .. } => ErrorCode::NotRetryable,
+            ServiceError::NotCancellable { .. } => ErrorCode::NotCancellable,
+            ServiceError::KeyConflict { .. } => ErrorCode::KeyConflict,
             ServiceError::Timeout { .. } => ErrorCode::Timeout,
             ServiceError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             ServiceError::Forbidden(_) => ErrorCode::Forbidden,
@@ -114,6 +122,8 @@ impl ServiceError {
             ServiceError::NotFound(id)
             | ServiceError::NotFinished { id, .. }
             | ServiceError::NotRetryable { id, .. }
+            | ServiceError::NotCancellable { id, .. }
+            | ServiceError::KeyConflict { id, .. }
             | ServiceError::Timeout { id, .. }
             | ServiceError::Unsure { id, .. } => Some(*id),
             _ => None,
@@ -124,7 +134,8 @@ impl ServiceError {
     pub fn to_line(&self) -> ErrorLine {
         let mut line = ErrorLine::new(self.code(), self).with_id(self.task_id());
         match self {
-            ServiceError::NotFinished { status, .. } => line.status = Some(*status),
+            ServiceError::NotFinished { status, .. }
+            | ServiceError::NotCancellable { status, .. } => line.status = Some(*status),
             ServiceError::RateLimited { retry_after_ms, .. } => {
                 line.retry_after_ms = Some(*retry_after_ms)
             }
@@ -157,6 +168,8 @@ pub struct Services {
     pub draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The fleet's views ([`fleet`]).
     pub fleet: fleet::Fleet,
+    /// How long an idempotency key names its first task (`keys.retention_secs`).
+    pub keys_retention: Duration,
 }
 
 impl Services {
@@ -181,6 +194,7 @@ impl Services {
         kind: String,
         payload: Vec<u8>,
         wait: Option<Duration>,
+        options: &SubmitOptions,
         who: &Identity,
     ) -> Result<Answer, ServiceError> {
         self.admit(who, payload.len() as u64)?;
@@ -189,7 +203,7 @@ impl Services {
             .intake(id, &kind, payload.len() as u64)
             .whole(payload)
             .await?;
-        self.submit(id, kind, payload, wait, who).await
+        self.submit(id, kind, payload, wait, options, who).await
     }
 
     /// Accept a task whose payload is where `payload` says:
@@ -203,12 +217,15 @@ impl Services {
     /// Either way the client hears of the task only once it is safe: a queued task's row
     /// exists and will be published; a result was written before it was sent; `not_accepted`
     /// is said only of a task whose message surely reached no queue.
+    ///
+    /// A task with an idempotency key or for later takes [`Services::accept_with`] instead.
     pub async fn submit(
         &self,
         id: Uuid,
         kind: String,
         payload: PayloadRef,
         wait: Option<Duration>,
+        options: &SubmitOptions,
         who: &Identity,
     ) -> Result<Answer, ServiceError> {
         Services::may_submit(who)?;
@@ -222,7 +239,11 @@ impl Services {
             reply_to: wait.map(|_| self.handles.reply_queue.clone()),
             accepted_at: Some(chrono::Utc::now()),
             owner: who.owner().map(str::to_string),
+            priority: options.priority(),
         };
+        if control::needs_control(options) {
+            return self.accept_with(task, options, wait, who).await;
+        }
         if let Some(wait) = wait {
             let _counted = who.name.as_deref().map(|n| self.access.waiting.enter(n));
             let kind = task.kind.clone();
@@ -241,15 +262,22 @@ impl Services {
             Err(e) => return Err(ServiceError::Database(DbError::Write(e.to_string()))),
         }
         self.handles.metrics.accepted(&kind);
-        Ok(Answer::View(Box::new(TaskView::new(
-            id,
-            kind,
-            TaskStatus::Queued,
-        ))))
+        let mut view = TaskView::new(id, kind, TaskStatus::Queued);
+        view.priority = Some(options.priority()).filter(|p| *p > 0);
+        Ok(Answer::View(Box::new(self.flag_paused(view))))
     }
 
     pub fn view(&self, row: &TaskRow) -> TaskView {
-        TaskView::from_row(row, &self.handles.storage)
+        self.flag_paused(TaskView::from_row(row, &self.handles.storage))
+    }
+
+    /// A task that waits because its lane or kind is paused says so.
+    fn flag_paused(&self, mut view: TaskView) -> TaskView {
+        let waits = matches!(view.status, TaskStatus::Queued | TaskStatus::Scheduled);
+        if waits && self.handles.control.paused.holds(&view.kind) {
+            view.paused = Some(true);
+        }
+        view
     }
 
     /// Task `id`'s row, if `who` may see it: another owner's task is answered exactly as an
@@ -285,6 +313,7 @@ impl Services {
             amqp: Some(Check::of(amqp)),
             postgres: Some(Check::of(pg)),
             s3: Some(Check::of(s3)),
+            paused: h.control.paused.targets(),
         }
     }
 

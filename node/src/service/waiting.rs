@@ -84,18 +84,58 @@ impl Services {
     }
 }
 
+impl Services {
+    /// Wait up to `wait` for task `id` (accepted already) to end: its reply, if this wait was
+    /// registered for it, or its final row (the watcher). `timeout` if it goes on.
+    pub(super) async fn wait_final(
+        &self,
+        id: Uuid,
+        wait: Duration,
+        registered: Option<(Waiting<'_>, tokio::sync::oneshot::Receiver<Bytes>)>,
+    ) -> Result<Answer, ServiceError> {
+        let (row_tx, row_rx) = tokio::sync::oneshot::channel();
+        self.handles.watcher.do_send(Watch(id, row_tx));
+        let (mut waiting, reply) = match registered {
+            Some((waiting, rx)) => (Some(waiting), Some(rx)),
+            None => (None, None),
+        };
+        let reply = async {
+            match reply {
+                Some(rx) => rx.await.ok(),
+                None => None,
+            }
+        };
+        let reply = async {
+            match reply.await {
+                Some(json) => json,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            json = reply => {
+                if let Some(w) = waiting.as_mut() {
+                    w.armed = false;
+                }
+                Ok(Answer::Json(json))
+            }
+            Ok(row) = row_rx => Ok(Answer::View(Box::new(self.view(&row)))),
+            _ = tokio::time::sleep(wait) => Err(ServiceError::Timeout { id, secs: wait.as_secs() }),
+        }
+    }
+}
+
 /// A waiting submission's registration with the reply router, withdrawn when dropped
 /// (also when the client goes away and the waiting future is dropped), unless its reply
 /// came.
-struct Waiting<'a> {
+pub(super) struct Waiting<'a> {
     replies: &'a Addr<ReplyRouter>,
-    id: Uuid,
+    pub(super) id: Uuid,
     armed: bool,
 }
 
 impl<'a> Waiting<'a> {
     /// Register before publishing: sent with `do_send`, so the router has it before any reply.
-    fn register(
+    pub(super) fn register(
         replies: &'a Addr<ReplyRouter>,
         id: Uuid,
     ) -> (Self, tokio::sync::oneshot::Receiver<Bytes>) {

@@ -1,6 +1,7 @@
 //! Building a node: check every dependency, then start the actors in dependency order.
 
 use crate::actors::consumer::{StopConsuming, TaskConsumer};
+use crate::actors::controller::Controller;
 use crate::actors::depths::QueueDepths;
 use crate::actors::heartbeat::Heartbeat;
 use crate::actors::listener::{SocketListener, StopListening};
@@ -8,6 +9,7 @@ use crate::actors::persister::Persister;
 use crate::actors::publisher::{IsConnected, Publisher};
 use crate::actors::relay::{self, Relay};
 use crate::actors::replies::ReplyRouter;
+use crate::actors::scheduler::Scheduler;
 use crate::actors::session::SessionLimits;
 use crate::actors::uploader::Uploader;
 use crate::actors::watcher::Watcher;
@@ -15,6 +17,7 @@ use crate::actors::worker_pool::{PoolStats, Worker};
 use crate::actors::Handles;
 use crate::auth::tokens::TokenStore;
 use crate::config::Settings;
+use crate::control::Control;
 use crate::db::fleet::FleetTables;
 use crate::delivery::DeliveryCtx;
 use crate::kinds::Registry;
@@ -56,6 +59,8 @@ pub struct Node {
     consumers: Vec<Addr<TaskConsumer>>,
     /// Publishes what is left in the outbox (kept here so it lives as long as the node).
     _relay: Addr<Relay>,
+    _controller: Addr<Controller>,
+    _scheduler: Addr<Scheduler>,
     _heartbeat: Addr<Heartbeat>,
     /// A supervised actor that spent its restart budget reports here.
     fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
@@ -213,7 +218,16 @@ impl Node {
         let pool_stats = Arc::new(PoolStats::default());
         let policy = Arc::new(RetryPolicy::new(settings.tasks.clone()));
         let watcher = Watcher::new(persister.clone()).start();
+        let control = Control::new(lanes.clone());
+        let controller = Controller::new(
+            persister.clone(),
+            control.clone(),
+            Duration::from_secs(settings.keys.retention_secs),
+        )
+        .start();
+        let scheduler = Scheduler::new(node.clone(), persister.clone()).start();
         let handles = Handles {
+            control,
             node: node.clone(),
             kinds: kinds.clone(),
             watcher,
@@ -246,6 +260,7 @@ impl Node {
                 uploader.clone(),
                 settings.storage.inline_limit,
                 pool_stats.clone(),
+                handles.control.running.clone(),
                 metrics.busy(&lane.name),
             );
             let consumer = TaskConsumer::new(
@@ -279,6 +294,7 @@ impl Node {
             wait_timeout: Duration::from_secs(settings.listener.wait_timeout_secs),
             max_payload: settings.listener.max_payload_bytes,
             draining: Default::default(),
+            keys_retention: Duration::from_secs(settings.keys.retention_secs),
             fleet: Fleet::new(
                 FleetTables::new(pool.clone()),
                 lanes
@@ -327,6 +343,8 @@ impl Node {
             listener,
             consumers,
             _relay: relay,
+            _controller: controller,
+            _scheduler: scheduler,
             _heartbeat: heartbeat,
             fatal,
             grace: Duration::from_secs(settings.supervision.shutdown_grace_secs),

@@ -19,6 +19,7 @@ use std::time::Duration;
 pub use crate::db::uploads::Journal;
 
 mod leftovers;
+mod removal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

@@ -6,6 +6,7 @@ mod access;
 mod api;
 mod chaos;
 mod console;
+mod control;
 mod ends;
 mod faults;
 mod fleet;

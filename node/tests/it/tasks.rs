@@ -159,6 +159,7 @@ fn message(id: Uuid, kind: &str, payload: &[u8]) -> TaskMessage {
         reply_to: None,
         accepted_at: None,
         owner: None,
+        priority: 0,
     }
 }
 

@@ -185,6 +185,7 @@ async fn client(
                         reply_to: None,
                         accepted_at: None,
                         owner: None,
+                        priority: 0,
                     };
                     let body = serde_json::to_vec(&[&task, &task]).unwrap();
                     env.publish_raw(&body, Some(TASKS_V1)).await;

@@ -3,6 +3,7 @@
 
 mod submit;
 
+use crate::control::{PauseTarget, ScheduleCommand, SubmitOptions};
 use crate::error::ProtocolError;
 use crate::token::TokenCommand;
 use submit::{parse_json, parse_put, submit_line};
@@ -17,6 +18,9 @@ pub const HELP: &[&str] = &[
     "RESULT <id>               result of a finished task; a large result answers a header line with \"bytes\":N, then N raw bytes",
     "DEAD [limit]              tasks that failed every attempt (newest first, default 50)",
     "RETRY <id>                run a dead or failed task again, with a fresh attempt budget",
+    "CANCEL <id>               a queued or scheduled task never runs; a running one is stopped",
+    "PAUSE [lane|kind <name>] | RESUME lane|kind <name>   hold a lane's or a kind's tasks (accepted, not run) and let them go (admin)",
+    "SCHEDULE ADD <name> [missed=once|skip] \"[TZ=<zone> ]<cron>\" <kind> [payload] | SCHEDULE LIST | SCHEDULE REMOVE <name>   periodic tasks",
     "KINDS                     the task kinds this node knows",
     "AUTH <token>              who you are; needed before anything but PING, HELP and QUIT",
     "TOKEN CREATE <name> <role> [max_inflight=N] [rate=N] [max_payload=N] | TOKEN LIST | TOKEN REVOKE <name>   manage tokens (admin)",
@@ -24,6 +28,7 @@ pub const HELP: &[&str] = &[
     "HELP                      this text",
     "QUIT                      close the connection",
     "{\"kind\":..,\"payload\":..,\"wait\":true}  the same as a JSON object (payload_base64 for binary)",
+    "  with \"key\":\"order-17\" (idempotency), \"delay_ms\":N or \"run_at\":\"<RFC 3339>\", \"priority\":0..9",
 ];
 
 /// `DEAD` without a limit lists this many.
@@ -39,6 +44,8 @@ pub enum Request {
         kind: String,
         payload: Vec<u8>,
         wait: bool,
+        /// Key, delay and priority (JSON submissions only).
+        options: SubmitOptions,
     },
     /// `PUT <kind> <nbytes> [ASYNC]`: exactly `size` raw bytes follow the line.
     Put {
@@ -51,6 +58,11 @@ pub enum Request {
     /// List up to this many dead tasks.
     Dead(u32),
     Retry(Uuid),
+    Cancel(Uuid),
+    /// `PAUSE <target>`, or `PAUSE` alone: what is paused.
+    Pause(Option<PauseTarget>),
+    Resume(PauseTarget),
+    Schedule(ScheduleCommand),
     Kinds,
     /// `AUTH <token>`.
     Auth(String),
@@ -63,8 +75,8 @@ pub enum Request {
 
 /// Words that start a command line; a kind with one of these names travels as JSON.
 const COMMANDS: &[&str] = &[
-    "SUBMIT", "PUT", "STATUS", "RESULT", "RETRY", "DEAD", "KINDS", "AUTH", "TOKEN", "PING", "HELP",
-    "QUIT",
+    "SUBMIT", "PUT", "STATUS", "RESULT", "RETRY", "CANCEL", "PAUSE", "RESUME", "SCHEDULE", "DEAD",
+    "KINDS", "AUTH", "TOKEN", "PING", "HELP", "QUIT",
 ];
 
 fn malformed(msg: impl Into<String>) -> ProtocolError {
@@ -114,12 +126,18 @@ impl Request {
                     kind: kind.to_ascii_lowercase(),
                     payload: payload.as_bytes().to_vec(),
                     wait: false,
+                    options: SubmitOptions::default(),
                 })
             }
             "PUT" => parse_put(rest),
             "STATUS" => Ok(Request::Status(parse_id(rest, "STATUS")?)),
             "RESULT" => Ok(Request::Result(parse_id(rest, "RESULT")?)),
             "RETRY" => Ok(Request::Retry(parse_id(rest, "RETRY")?)),
+            "CANCEL" => Ok(Request::Cancel(parse_id(rest, "CANCEL")?)),
+            "PAUSE" if rest.trim().is_empty() => Ok(Request::Pause(None)),
+            "PAUSE" => Ok(Request::Pause(Some(PauseTarget::parse(rest)?))),
+            "RESUME" => Ok(Request::Resume(PauseTarget::parse(rest)?)),
+            "SCHEDULE" => Ok(Request::Schedule(ScheduleCommand::parse(rest)?)),
             "AUTH" => match rest.trim() {
                 "" => Err(malformed("AUTH needs a token: AUTH <token>")),
                 token => Ok(Request::Auth(token.to_string())),
@@ -149,6 +167,7 @@ impl Request {
                 kind: word.to_ascii_lowercase(),
                 payload: rest.as_bytes().to_vec(),
                 wait: true,
+                options: SubmitOptions::default(),
             }),
         }
     }
@@ -162,7 +181,8 @@ impl Request {
                 kind,
                 payload,
                 wait,
-            } => submit_line(kind, payload, *wait),
+                options,
+            } => submit_line(kind, payload, *wait, options),
             Request::Put { kind, size, wait } => {
                 format!("PUT {kind} {size}{}", if *wait { "" } else { " ASYNC" })
             }
@@ -170,6 +190,11 @@ impl Request {
             Request::Result(id) => format!("RESULT {id}"),
             Request::Dead(limit) => format!("DEAD {limit}"),
             Request::Retry(id) => format!("RETRY {id}"),
+            Request::Cancel(id) => format!("CANCEL {id}"),
+            Request::Pause(None) => "PAUSE".into(),
+            Request::Pause(Some(target)) => format!("PAUSE {}", target.to_words()),
+            Request::Resume(target) => format!("RESUME {}", target.to_words()),
+            Request::Schedule(cmd) => format!("SCHEDULE {}", cmd.to_words()),
             Request::Kinds => "KINDS".into(),
             Request::Ping => "PING".into(),
             Request::Auth(token) => format!("AUTH {token}"),

@@ -1,8 +1,10 @@
 //! The submission forms: `PUT`'s header, the JSON object, and which form a client writes.
 
 use super::{malformed, Request, COMMANDS};
+use crate::control::SubmitOptions;
 use crate::error::ProtocolError;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The JSON-object form of a submission.
@@ -16,6 +18,14 @@ struct JsonSubmit {
     payload_base64: Option<String>,
     #[serde(default = "yes")]
     wait: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delay_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    priority: Option<u8>,
 }
 
 fn yes() -> bool {
@@ -65,10 +75,18 @@ pub(super) fn parse_json(text: &str) -> Result<Request, ProtocolError> {
     if req.kind.trim().is_empty() {
         return Err(malformed("kind must not be empty"));
     }
+    let options = SubmitOptions {
+        key: req.key,
+        delay_ms: req.delay_ms,
+        run_at: req.run_at,
+        priority: req.priority,
+    }
+    .checked()?;
     Ok(Request::Submit {
         kind: req.kind.trim().to_ascii_lowercase(),
         payload,
         wait: req.wait,
+        options,
     })
 }
 
@@ -85,8 +103,13 @@ pub(super) fn plain_form_fits(kind: &str, payload: &[u8]) -> bool {
     kind_ok && payload_ok
 }
 
-pub(super) fn submit_line(kind: &str, payload: &[u8], wait: bool) -> String {
-    if plain_form_fits(kind, payload) {
+pub(super) fn submit_line(
+    kind: &str,
+    payload: &[u8],
+    wait: bool,
+    options: &SubmitOptions,
+) -> String {
+    if options.is_plain() && plain_form_fits(kind, payload) {
         let text = std::str::from_utf8(payload).unwrap_or_default();
         let sep = if text.is_empty() { "" } else { " " };
         return match wait {
@@ -106,6 +129,10 @@ pub(super) fn submit_line(kind: &str, payload: &[u8], wait: bool) -> String {
         payload,
         payload_base64,
         wait,
+        key: options.key.clone(),
+        delay_ms: options.delay_ms,
+        run_at: options.run_at,
+        priority: options.priority,
     };
     serde_json::to_string(&json).expect("a submission serializes")
 }

@@ -6,6 +6,7 @@ fn submit(kind: &str, payload: &str, wait: bool) -> Request {
         kind: kind.into(),
         payload: payload.as_bytes().to_vec(),
         wait,
+        options: SubmitOptions::default(),
     }
 }
 
@@ -89,10 +90,55 @@ fn json_requests() {
         Request::Submit {
             kind: "echo".into(),
             payload: vec![0, 1, 2],
-            wait: false
+            wait: false,
+            options: SubmitOptions::default(),
         }
     );
     assert!(parse(br#"{"kind":"echo","extra":1}"#).is_err());
+}
+
+#[test]
+fn json_submissions_carry_options() {
+    let at = (chrono::Utc::now() + chrono::Duration::days(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let line = format!(
+        r#"{{"kind":"upper","payload":"a","wait":false,"key":"order-17","run_at":"{at}","priority":7}}"#
+    );
+    let req = parse(line.as_bytes()).unwrap();
+    let Request::Submit { options, .. } = &req else {
+        panic!("a submission")
+    };
+    assert_eq!(options.key.as_deref(), Some("order-17"));
+    assert_eq!(options.priority, Some(7));
+    assert_eq!(
+        options
+            .run_at
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        at
+    );
+    assert_eq!(parse(req.to_line().trim_end().as_bytes()).unwrap(), req);
+    assert!(parse(br#"{"kind":"upper","priority":12}"#).is_err());
+    assert!(parse(br#"{"kind":"upper","delay_ms":5,"run_at":"2030-01-02T03:04:05Z"}"#).is_err());
+}
+
+#[test]
+fn control_requests() {
+    let id = Uuid::new_v4();
+    assert_eq!(
+        parse(format!("cancel {id}").as_bytes()).unwrap(),
+        Request::Cancel(id)
+    );
+    assert_eq!(parse(b"PAUSE").unwrap(), Request::Pause(None));
+    assert_eq!(
+        parse(b"resume kind sleep").unwrap(),
+        Request::Resume(PauseTarget::Kind("sleep".into()))
+    );
+    assert!(parse(b"RESUME").is_err());
+    assert_eq!(
+        parse(b"SCHEDULE LIST").unwrap(),
+        Request::Schedule(ScheduleCommand::List)
+    );
 }
 
 #[test]
@@ -117,13 +163,33 @@ fn request() -> impl Strategy<Value = Request> {
             .prop_map(|(kind, payload, wait)| Request::Submit {
                 kind,
                 payload,
-                wait
+                wait,
+                options: SubmitOptions::default(),
             }),
         (kind, ".{0,40}", any::<bool>()).prop_map(|(kind, text, wait)| Request::Submit {
             kind,
             payload: text.into_bytes(),
-            wait
+            wait,
+            options: SubmitOptions::default(),
         }),
+        (
+            kind,
+            ".{0,20}",
+            proptest::option::of("[a-z0-9-]{1,30}"),
+            proptest::option::of(0..=crate::control::MAX_DELAY_MS),
+            proptest::option::of(0..=crate::control::PRIORITY_MAX)
+        )
+            .prop_map(|(kind, text, key, delay_ms, priority)| Request::Submit {
+                kind,
+                payload: text.into_bytes(),
+                wait: false,
+                options: SubmitOptions {
+                    key,
+                    delay_ms,
+                    run_at: None,
+                    priority
+                },
+            }),
         (kind, any::<u64>(), any::<bool>()).prop_map(|(kind, size, wait)| Request::Put {
             kind,
             size,
@@ -131,7 +197,11 @@ fn request() -> impl Strategy<Value = Request> {
         }),
         id.clone().prop_map(Request::Status),
         id.clone().prop_map(Request::Result),
-        id.prop_map(Request::Retry),
+        id.clone().prop_map(Request::Retry),
+        id.prop_map(Request::Cancel),
+        "[a-z][a-z0-9_]{0,11}".prop_map(|n| Request::Pause(Some(PauseTarget::Lane(n)))),
+        "[a-z][a-z0-9_]{0,11}".prop_map(|n| Request::Resume(PauseTarget::Kind(n))),
+        Just(Request::Pause(None)),
         (1..=DEAD_MAX).prop_map(Request::Dead),
         Just(Request::Kinds),
         "tn_[A-Za-z0-9_-]{1,43}".prop_map(Request::Auth),

@@ -68,6 +68,7 @@ impl Session {
                         upload.kind,
                         payload,
                         upload.wait.then_some(svc.wait_timeout),
+                        &Default::default(),
                         who,
                     )
                     .await

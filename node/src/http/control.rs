@@ -1,0 +1,111 @@
+//! Control over work over HTTP: a submission's options (body fields, the `Idempotency-Key`
+//! header, query parameters of a raw body), `POST /v1/tasks/{id}/cancel`, and (admins)
+//! `GET /v1/paused`, `PUT|DELETE /v1/paused/{lane|kind}/{name}`.
+
+use super::caller::Caller;
+use super::error::ApiError;
+use crate::service::Services;
+use actix_web::{web, HttpRequest, HttpResponse};
+use protocol::{ErrorCode, ErrorLine, PauseTarget, Paused, SubmitOptions, TaskView};
+
+type Svc = web::Data<Services>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/tasks/{id}/cancel").route(web::post().to(cancel)))
+        .service(web::resource("/v1/paused").route(web::get().to(paused)))
+        .service(
+            web::resource("/v1/paused/{what}/{name}")
+                .route(web::put().to(pause))
+                .route(web::delete().to(resume)),
+        );
+}
+
+/// A submission's options: `body` (checked), with the `Idempotency-Key` header as its key
+/// (a body key that differs from the header is refused).
+pub fn options_of(req: &HttpRequest, body: SubmitOptions) -> Result<SubmitOptions, ApiError> {
+    let mut options = body;
+    if let Some(header) = req.headers().get("idempotency-key") {
+        let header = header.to_str().map_err(|_| {
+            ApiError::new(
+                ErrorCode::Malformed,
+                "Idempotency-Key must be visible ASCII",
+            )
+        })?;
+        match &options.key {
+            Some(key) if key != header => {
+                return Err(ApiError::new(
+                    ErrorCode::Malformed,
+                    "the Idempotency-Key header and the body's key differ",
+                ))
+            }
+            _ => options.key = Some(header.to_string()),
+        }
+    }
+    options
+        .checked()
+        .map_err(|e| ApiError::new(e.code(), e.to_string()))
+}
+
+/// `POST /v1/tasks/{id}/cancel`: a task not yet ended is cancelled (a running one is told to
+/// stop); 409 `not_cancellable` for one that has ended.
+#[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks",
+    params(("id" = uuid::Uuid, Path, description = "The task's id")),
+    responses(
+        (status = 200, description = "Cancelled", body = TaskView),
+        (status = 404, description = "No such task (or another token's)", body = ErrorLine),
+        (status = 409, description = "It has ended (`not_cancellable`)", body = ErrorLine),
+    ),
+    security(("bearer" = [])))]
+async fn cancel(svc: Svc, who: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = super::tasks::task_id(&id)?;
+    Ok(HttpResponse::Ok().json(svc.cancel(id, &who.0).await?))
+}
+
+/// `GET /v1/paused`: the lanes and kinds paused now (admin).
+#[utoipa::path(get, path = "/v1/paused", tag = "control",
+    responses((status = 200, description = "Paused lanes and kinds", body = Paused),
+              (status = 403, description = "Not an admin token", body = ErrorLine)),
+    security(("bearer" = [])))]
+async fn paused(svc: Svc, who: Caller) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(svc.pause(None, &who.0).await?))
+}
+
+fn target(path: &(String, String)) -> Result<PauseTarget, ApiError> {
+    PauseTarget::parse(&format!("{} {}", path.0, path.1))
+        .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))
+}
+
+/// `PUT /v1/paused/{lane|kind}/{name}`: pause a lane or a kind (admin). Its tasks are still
+/// accepted; they wait until resumed.
+#[utoipa::path(put, path = "/v1/paused/{what}/{name}", tag = "control",
+    params(("what" = String, Path, description = "`lane` or `kind`"),
+           ("name" = String, Path, description = "The lane's or kind's name")),
+    responses((status = 200, description = "Paused now", body = Paused),
+              (status = 400, description = "No such lane or kind", body = ErrorLine),
+              (status = 403, description = "Not an admin token", body = ErrorLine)),
+    security(("bearer" = [])))]
+async fn pause(
+    svc: Svc,
+    who: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let target = target(&path)?;
+    Ok(HttpResponse::Ok().json(svc.pause(Some(target), &who.0).await?))
+}
+
+/// `DELETE /v1/paused/{lane|kind}/{name}`: resume (admin).
+#[utoipa::path(delete, path = "/v1/paused/{what}/{name}", tag = "control",
+    params(("what" = String, Path, description = "`lane` or `kind`"),
+           ("name" = String, Path, description = "The lane's or kind's name")),
+    responses((status = 200, description = "Paused now", body = Paused),
+              (status = 400, description = "No such lane or kind", body = ErrorLine),
+              (status = 403, description = "Not an admin token", body = ErrorLine)),
+    security(("bearer" = [])))]
+async fn resume(
+    svc: Svc,
+    who: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let target = target(&path)?;
+    Ok(HttpResponse::Ok().json(svc.resume(target, &who.0).await?))
+}
