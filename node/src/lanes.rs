@@ -8,6 +8,12 @@
 //! one task per message, so a delivery is never held by a task waiting behind another. A task
 //! arriving on another lane's queue (a message from before a lane change) is still run.
 //!
+//! Priorities 0–9 (higher first) travel in bands, a queue each, because RabbitMQ's quorum
+//! queues have no message priorities: 0–3 in the lane's queue, 4–6 in `<queue>.prio4`, 7–9 in
+//! `<queue>.prio7`. A node consumes every band of a lane, each with the lane's prefetch, so a
+//! high band is never behind a backlog of a lower one in the broker; on the node it waits
+//! behind at most what is prefetched. Within a band, tasks keep their order.
+//!
 //! RabbitMQ closes a channel whose delivery stays unacked past its `consumer_timeout`. A task's
 //! timeout counts from when its node took the delivery (time waiting for a worker included),
 //! so no delivery outlives its lane's longest timeout plus the time to write the outcome:
@@ -30,6 +36,17 @@ pub const SLOW: &str = "slow";
 /// writing outcomes and acking.
 pub const ACK_MARGIN: Duration = Duration::from_secs(60);
 
+/// The lowest priority of each band above the first (see the module's text).
+pub const BANDS: [u8; 2] = [4, 7];
+
+/// The queue of priority `priority` in the lane whose queue is `queue`.
+pub fn band_queue(queue: &str, priority: u8) -> String {
+    match BANDS.iter().rev().find(|low| priority >= **low) {
+        Some(low) => format!("{queue}.prio{low}"),
+        None => queue.to_string(),
+    }
+}
+
 /// One `[lanes.<name>]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,12 +68,21 @@ pub fn lane_queue(task_queue: &str, name: &str) -> String {
     }
 }
 
-/// Every lane queue a node with `settings` uses (before the kinds are known).
+/// Every lane queue a node with `settings` uses (before the kinds are known), every band.
 pub fn queues(settings: &Settings) -> Vec<String> {
     settings
         .lanes
         .keys()
         .map(|name| lane_queue(&settings.amqp.task_queue, name))
+        .flat_map(|queue| band_queues(&queue))
+        .collect()
+}
+
+/// The queues of a lane's bands, lowest first.
+pub fn band_queues(queue: &str) -> Vec<String> {
+    std::iter::once(0)
+        .chain(BANDS)
+        .map(|low| band_queue(queue, low))
         .collect()
 }
 
@@ -195,6 +221,11 @@ impl Lanes {
     pub fn of_kind(&self, kind: &str) -> &Lane {
         &self.lanes[self.by_kind.get(kind).copied().unwrap_or(self.quick)]
     }
+
+    /// The queue a task of `kind` at `priority` is published to.
+    pub fn queue_for(&self, kind: &str, priority: u8) -> String {
+        band_queue(&self.of_kind(kind).queue, priority)
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +246,19 @@ mod tests {
         assert_eq!(l.of_kind("sleep").queue, "tasknode.tasks.slow");
         assert_eq!(l.of_kind("sleep").per_message, 1);
         assert!(l.of_kind("upper").per_message > 1);
+    }
+
+    #[test]
+    fn priorities_travel_in_three_bands() {
+        let l = lanes("").unwrap();
+        assert_eq!(l.queue_for("upper", 0), "tasknode.tasks");
+        assert_eq!(l.queue_for("upper", 3), "tasknode.tasks");
+        assert_eq!(l.queue_for("upper", 4), "tasknode.tasks.prio4");
+        assert_eq!(l.queue_for("sleep", 9), "tasknode.tasks.slow.prio7");
+        assert_eq!(
+            band_queues("q"),
+            ["q", "q.prio4", "q.prio7"].map(String::from)
+        );
     }
 
     #[test]

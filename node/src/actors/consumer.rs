@@ -1,7 +1,8 @@
-//! TaskConsumer: consumes one lane's queue (manual ack, the lane's `prefetch` deliveries at a
-//! time; a node runs one per lane) and hands each delivery to [`crate::delivery::process`], which runs it and acks it. This
-//! actor is the AMQP side only: connecting, consuming, reconnecting, and stopping on
-//! shutdown.
+//! TaskConsumer: consumes one lane's queues, one per priority band ([`crate::lanes`]), on one
+//! channel (manual ack, the lane's `prefetch` deliveries at a time from each band; a node runs
+//! one per lane) and hands each delivery to [`crate::delivery::process`], which runs it and
+//! acks it. This actor is the AMQP side only: connecting, consuming, reconnecting, and
+//! stopping on shutdown.
 
 use crate::amqp;
 use crate::amqp::link::{self, Connected, Link, Opening};
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 pub struct TaskConsumer {
     broker: amqp::Broker,
+    /// The lane's queue (its lowest band).
     queue: String,
     topology: amqp::Topology,
     prefetch: u16,
@@ -47,9 +49,21 @@ impl TaskConsumer {
     fn tag(&self) -> String {
         format!("{}-consumer-{}", self.ctx.handles.node, self.queue)
     }
+
+    /// The consumer tag of band queue `queue`.
+    fn tag_of(node_tag: &str, queue: &str) -> String {
+        format!("{node_tag}-{queue}")
+    }
 }
 
-type Opened = (lapin::Connection, lapin::Channel, lapin::Consumer);
+/// A delivery and the band queue it came from.
+type Tagged = (String, Result<Delivery, lapin::Error>);
+
+type Opened = (
+    lapin::Connection,
+    lapin::Channel,
+    Vec<(String, lapin::Consumer)>,
+);
 
 impl Connected for TaskConsumer {
     type Opened = Opened;
@@ -72,23 +86,31 @@ impl Connected for TaskConsumer {
             channel
                 .basic_qos(prefetch, BasicQosOptions::default())
                 .await?;
-            topology.declare_lane(&channel, &queue).await?;
-            let consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    name.as_str().into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            Ok((conn, channel, consumer))
+            let mut consumers = Vec::new();
+            for band in crate::lanes::band_queues(&queue) {
+                topology.declare_lane(&channel, &band).await?;
+                let tag = TaskConsumer::tag_of(&name, &band);
+                let consumer = channel
+                    .basic_consume(
+                        band.as_str().into(),
+                        tag.as_str().into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+                consumers.push((band, consumer));
+            }
+            Ok((conn, channel, consumers))
         };
         ("cannot consume tasks", Box::pin(opening))
     }
 
-    fn up(&mut self, (conn, channel, consumer): Opened, ctx: &mut Context<Self>) {
+    fn up(&mut self, (conn, channel, consumers): Opened, ctx: &mut Context<Self>) {
+        use futures_util::StreamExt;
         self.link.up(conn, channel);
-        ctx.add_stream(consumer);
+        for (band, consumer) in consumers {
+            ctx.add_stream(consumer.map(move |d| (band.clone(), d)));
+        }
     }
 
     fn watching(&self) -> bool {
@@ -112,12 +134,13 @@ impl actix::Supervised for TaskConsumer {
     }
 }
 
-impl StreamHandler<Result<Delivery, lapin::Error>> for TaskConsumer {
-    fn handle(&mut self, item: Result<Delivery, lapin::Error>, ctx: &mut Context<Self>) {
+impl StreamHandler<Tagged> for TaskConsumer {
+    fn handle(&mut self, (band, item): Tagged, ctx: &mut Context<Self>) {
         match item {
             Ok(d) => {
                 let ctx = DeliveryCtx {
                     received: std::time::Instant::now(),
+                    queue: band,
                     ..self.ctx.clone()
                 };
                 actix::spawn(delivery::process(d, ctx));
@@ -153,14 +176,19 @@ impl Handler<StopConsuming> for TaskConsumer {
     fn handle(&mut self, _: StopConsuming, _: &mut Context<Self>) -> Self::Result {
         self.stopping = true;
         let channel = self.link.channel.clone();
-        let tag = self.tag();
+        let tags: Vec<String> = crate::lanes::band_queues(&self.queue)
+            .iter()
+            .map(|band| TaskConsumer::tag_of(&self.tag(), band))
+            .collect();
         Box::pin(
             async move {
                 let Some(channel) = channel else { return };
-                let cancel =
-                    channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
-                if let Err(e) = cancel.await {
-                    tracing::warn!(error = %e, "could not cancel the task consumer");
+                for tag in tags {
+                    let cancel =
+                        channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+                    if let Err(e) = cancel.await {
+                        tracing::warn!(error = %e, "could not cancel the task consumer");
+                    }
                 }
             }
             .into_actor(self),

@@ -32,8 +32,11 @@ use std::time::{Duration, Instant};
 
 /// Most tasks in one message.
 pub const MAX_TASKS_PER_MESSAGE: usize = 256;
-/// Task messages awaiting their confirm at once.
+/// Task messages awaiting their confirm at once: one, so that tasks accepted meanwhile share
+/// the next message.
 const MAX_TASK_PUBLISHES: usize = 1;
+/// Messages of one task each (lanes that may run long) awaiting their confirm at once.
+const MAX_SINGLE_PUBLISHES: usize = 64;
 
 type Waiter = tokio::sync::oneshot::Sender<Result<(), PublishError>>;
 
@@ -124,12 +127,25 @@ impl Publisher {
 
     /// Send queued tasks, many per message (as many as their lane allows), while connected.
     fn flush_tasks(&mut self, ctx: &mut Context<Self>) {
-        while self.task_publishes < MAX_TASK_PUBLISHES
-            && !self.pending_tasks.is_empty()
-            && self.link.healthy()
-        {
-            let lane = self.lanes.of_kind(&self.pending_tasks[0].0.kind);
-            let (queue, most) = (lane.queue.clone(), lane.per_message);
+        while !self.pending_tasks.is_empty() && self.link.healthy() {
+            // The most urgent waiting task goes first (the first of its priority).
+            let first = self
+                .pending_tasks
+                .iter()
+                .map(|(task, ..)| task)
+                .rev()
+                .max_by_key(|task| task.priority)
+                .expect("tasks are pending");
+            let most = self.lanes.of_kind(&first.kind).per_message;
+            // A lane of one task per message gains nothing from waiting to batch.
+            let limit = match most {
+                1 => MAX_SINGLE_PUBLISHES,
+                _ => MAX_TASK_PUBLISHES,
+            };
+            if self.task_publishes >= limit {
+                break;
+            }
+            let queue = self.lanes.queue_for(&first.kind, first.priority);
             let (tasks, waiters) = self.take_pending(&queue, most);
             if let Some(sizes) = &self.batch_sizes {
                 sizes.observe(tasks.len() as f64);
@@ -162,7 +178,7 @@ impl Publisher {
         let mut taken = (Vec::new(), Vec::new());
         let mut rest = Vec::with_capacity(self.pending_tasks.len());
         for (task, waiter, until) in self.pending_tasks.drain(..) {
-            if taken.0.len() < most && self.lanes.of_kind(&task.kind).queue == queue {
+            if taken.0.len() < most && self.lanes.queue_for(&task.kind, task.priority) == queue {
                 taken.0.push(task);
                 taken.1.push(waiter);
             } else {
@@ -244,7 +260,12 @@ impl Connected for Publisher {
 
     fn connect(&mut self) -> (&'static str, Opening<Opened>) {
         let (broker, name) = (self.broker.clone(), self.name.clone());
-        let queues: Vec<String> = self.lanes.all().iter().map(|l| l.queue.clone()).collect();
+        let queues: Vec<String> = self
+            .lanes
+            .all()
+            .iter()
+            .flat_map(|l| crate::lanes::band_queues(&l.queue))
+            .collect();
         let topology = self.lanes.topology();
         let opening = async move {
             let conn = broker.connect(&name).await?;
@@ -392,7 +413,7 @@ impl Handler<Republish> for Publisher {
             Ok(body) => body,
             Err(e) => return Box::pin(fut::ready(Err(PublishError::Amqp(e.to_string())))),
         };
-        let task_queue = self.lanes.of_kind(&msg.task.kind).queue.clone();
+        let task_queue = self.lanes.queue_for(&msg.task.kind, msg.task.priority);
         let channel = self.link.channel.clone();
         let topology = self.lanes.topology();
         let (queue, declare) = match msg.target {

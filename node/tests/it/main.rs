@@ -16,6 +16,7 @@ mod http_fleet;
 mod http_limits;
 mod lanes;
 mod metrics;
+mod priorities;
 mod protocol;
 mod tasks;
 mod tls;
