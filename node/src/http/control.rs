@@ -1,12 +1,16 @@
 //! Control over work over HTTP: a submission's options (body fields, the `Idempotency-Key`
 //! header, query parameters of a raw body), `POST /v1/tasks/{id}/cancel`, and (admins)
-//! `GET /v1/paused`, `PUT|DELETE /v1/paused/{lane|kind}/{name}`.
+//! `GET /v1/paused`, `PUT|DELETE /v1/paused/{lane|kind}/{name}`; periodic tasks:
+//! `GET|POST /v1/schedules`, `DELETE /v1/schedules/{name}`.
 
 use super::caller::Caller;
 use super::error::ApiError;
 use crate::service::Services;
 use actix_web::{web, HttpRequest, HttpResponse};
-use protocol::{ErrorCode, ErrorLine, PauseTarget, Paused, SubmitOptions, TaskView};
+use protocol::{
+    ErrorCode, ErrorLine, NewSchedule, PauseTarget, Paused, ScheduleInfo, ScheduleList,
+    ScheduleRemoved, SubmitOptions, TaskView,
+};
 
 type Svc = web::Data<Services>;
 
@@ -17,7 +21,51 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/v1/paused/{what}/{name}")
                 .route(web::put().to(pause))
                 .route(web::delete().to(resume)),
-        );
+        )
+        .service(
+            web::resource("/v1/schedules")
+                .route(web::get().to(list_schedules))
+                .route(web::post().to(add_schedule)),
+        )
+        .service(web::resource("/v1/schedules/{name}").route(web::delete().to(remove_schedule)));
+}
+
+/// `GET /v1/schedules`: the caller's periodic tasks (every one for an admin).
+#[utoipa::path(get, path = "/v1/schedules", tag = "schedules",
+    responses((status = 200, description = "Schedules", body = ScheduleList)),
+    security(("bearer" = [])))]
+async fn list_schedules(svc: Svc, who: Caller) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(svc.list_schedules(&who.0).await?))
+}
+
+/// `POST /v1/schedules`: add a periodic task (or replace the caller's schedule of that name).
+#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", request_body = NewSchedule,
+    responses(
+        (status = 200, description = "Added; `next_at` is its first tick", body = ScheduleInfo),
+        (status = 400, description = "A bad name, cron expression, time zone or kind", body = ErrorLine),
+        (status = 403, description = "The name is another token's, or the role may not submit", body = ErrorLine),
+    ),
+    security(("bearer" = [])))]
+async fn add_schedule(
+    svc: Svc,
+    who: Caller,
+    body: web::Json<NewSchedule>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(svc.add_schedule(body.into_inner(), &who.0).await?))
+}
+
+/// `DELETE /v1/schedules/{name}`: no more ticks.
+#[utoipa::path(delete, path = "/v1/schedules/{name}", tag = "schedules",
+    params(("name" = String, Path, description = "The schedule's name")),
+    responses((status = 200, description = "Removed", body = ScheduleRemoved),
+              (status = 400, description = "No such schedule (of the caller's)", body = ErrorLine)),
+    security(("bearer" = [])))]
+async fn remove_schedule(
+    svc: Svc,
+    who: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(svc.remove_schedule(name.into_inner(), &who.0).await?))
 }
 
 /// A submission's options: `body` (checked), with the `Idempotency-Key` header as its key

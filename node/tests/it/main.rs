@@ -12,6 +12,7 @@ mod faults;
 mod fleet;
 mod http;
 mod http_bodies;
+mod http_control;
 mod http_fleet;
 mod http_limits;
 mod lanes;
