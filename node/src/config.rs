@@ -30,6 +30,7 @@ pub struct Settings {
     pub tasks: TaskSettings,
     pub supervision: SupervisionSettings,
     pub keys: KeySettings,
+    pub retention: RetentionSettings,
     pub workers: WorkerSettings,
     pub auth: crate::auth::AuthSettings,
     pub http: crate::http::HttpSettings,
@@ -164,6 +165,13 @@ impl TaskSettings {
             .max()
             .unwrap_or(1)
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Days of finished tasks kept (0: all).
+    pub days: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

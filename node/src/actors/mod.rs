@@ -27,6 +27,7 @@ pub mod persister;
 pub mod publisher;
 pub mod relay;
 pub mod replies;
+pub mod retention;
 pub mod scheduler;
 pub mod session;
 pub mod uploader;

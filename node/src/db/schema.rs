@@ -70,6 +70,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    task_partitions (name) {
+        name -> Text,
+        lo_day -> Nullable<Date>,
+        hi_day -> Date,
+        detached -> Bool,
+    }
+}
+
+diesel::table! {
     uploads (upload_id) {
         upload_id -> Text,
         key -> Text,

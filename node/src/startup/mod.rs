@@ -9,6 +9,7 @@ use crate::actors::persister::Persister;
 use crate::actors::publisher::{IsConnected, Publisher};
 use crate::actors::relay::{self, Relay};
 use crate::actors::replies::ReplyRouter;
+use crate::actors::retention::Retention;
 use crate::actors::scheduler::Scheduler;
 use crate::actors::session::SessionLimits;
 use crate::actors::uploader::Uploader;
@@ -61,6 +62,7 @@ pub struct Node {
     _relay: Addr<Relay>,
     _controller: Addr<Controller>,
     _scheduler: Addr<Scheduler>,
+    _retention: Addr<Retention>,
     _heartbeat: Addr<Heartbeat>,
     /// A supervised actor that spent its restart budget reports here.
     fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
@@ -226,6 +228,8 @@ impl Node {
         )
         .start();
         let scheduler = Scheduler::new(node.clone(), persister.clone()).start();
+        let retention =
+            Retention::new(pool.clone(), storage.clone(), settings.retention.days).start();
         let handles = Handles {
             control,
             node: node.clone(),
@@ -345,6 +349,7 @@ impl Node {
             _relay: relay,
             _controller: controller,
             _scheduler: scheduler,
+            _retention: retention,
             _heartbeat: heartbeat,
             fatal,
             grace: Duration::from_secs(settings.supervision.shutdown_grace_secs),

@@ -19,6 +19,7 @@ mod lanes;
 mod metrics;
 mod priorities;
 mod protocol;
+mod retention;
 mod tasks;
 mod tls;
 mod torture;

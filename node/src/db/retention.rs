@@ -1,0 +1,226 @@
+//! The day partitions of `tasks` (see the `day_partitions` migration): made ahead, and
+//! dropped whole once older than `retention.days` — never a `DELETE` of a day's rows.
+//!
+//! Dropping a day: detach its partition (its range then belongs to `tasks_default`), copy its
+//! unfinished rows back into `tasks` (they land in `tasks_default`; a task scheduled far ahead
+//! is not lost), note it `detached`, delete the bucket objects of its finished rows, drop it.
+//! A node that dies half-way leaves it `detached`; the next round finishes the job.
+
+use super::schema::task_partitions;
+use super::sql::Fixed;
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use protocol::TaskStatus;
+
+/// Days made ahead of today.
+pub const AHEAD: u64 = 2;
+/// The advisory lock one node holds while it maintains the partitions.
+const LOCK: i64 = 0x7461_736b_6e6f_6465; // "tasknode"
+
+/// A partition's table name.
+pub fn partition_name(day: NaiveDate) -> String {
+    format!("tasks_p{}", day.format("%Y%m%d"))
+}
+
+/// The lowest UUIDv7 of `day` (UTC) as text: its first 48 bits are the day's first millisecond.
+pub fn day_floor(day: NaiveDate) -> String {
+    let ms = day
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp_millis();
+    let hex = format!("{ms:012x}");
+    format!("{}-{}-0000-0000-000000000000", &hex[..8], &hex[8..])
+}
+
+#[derive(Debug, QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+}
+
+/// Take the maintenance lock for this connection's session; `false` if another node has it.
+pub async fn try_lock(conn: &mut AsyncPgConnection) -> QueryResult<bool> {
+    let got: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+        .bind::<diesel::sql_types::BigInt, _>(LOCK)
+        .get_result(conn)
+        .await?;
+    Ok(got.locked)
+}
+
+pub async fn unlock(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(LOCK)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Make the partitions of the days from the last one made (or `today`) through `through`;
+/// answers their names. Rows of such a day already in `tasks_default` move into it.
+pub async fn make_days(
+    conn: &mut AsyncPgConnection,
+    today: NaiveDate,
+    through: NaiveDate,
+) -> QueryResult<Vec<String>> {
+    let last: Option<NaiveDate> = task_partitions::table
+        .select(diesel::dsl::max(task_partitions::hi_day))
+        .first(conn)
+        .await?;
+    let mut day = last.unwrap_or(today);
+    let mut made = Vec::new();
+    while day <= through {
+        let name = partition_name(day);
+        let (lo, hi) = (
+            day_floor(day),
+            day_floor(day.succ_opt().expect("a next day")),
+        );
+        conn.transaction(async |c| {
+            let sql = [
+                format!("CREATE TABLE {name} (LIKE tasks INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
+                format!(
+                    "WITH moved AS (DELETE FROM tasks_default WHERE id >= '{lo}' AND id < '{hi}' RETURNING *) \
+                     INSERT INTO {name} SELECT * FROM moved"
+                ),
+                format!("ALTER TABLE tasks ATTACH PARTITION {name} FOR VALUES FROM ('{lo}') TO ('{hi}')"),
+            ];
+            for statement in sql {
+                diesel::sql_query(statement).execute(c).await?;
+            }
+            diesel::insert_into(task_partitions::table)
+                .values((
+                    task_partitions::name.eq(&name),
+                    task_partitions::lo_day.eq(Some(day)),
+                    task_partitions::hi_day.eq(day.succ_opt().expect("a next day")),
+                ))
+                .execute(c)
+                .await
+        })
+        .await?;
+        made.push(name);
+        day = day.succ_opt().expect("a next day");
+    }
+    Ok(made)
+}
+
+/// Partitions wholly before `before` (and any left detached by an earlier round).
+pub async fn expired(conn: &mut AsyncPgConnection, before: NaiveDate) -> QueryResult<Vec<String>> {
+    task_partitions::table
+        .filter(
+            task_partitions::hi_day
+                .le(before)
+                .or(task_partitions::detached.eq(true)),
+        )
+        .order(task_partitions::hi_day)
+        .select(task_partitions::name)
+        .load(conn)
+        .await
+}
+
+/// Detach partition `name` (unless it is already) and copy its unfinished rows back into
+/// `tasks`, in one transaction.
+pub async fn detach(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<()> {
+    conn.transaction(async |c| {
+        let detached: bool = task_partitions::table
+            .find(name)
+            .select(task_partitions::detached)
+            .for_update()
+            .first(c)
+            .await?;
+        if detached {
+            return Ok(());
+        }
+        let unfinished = TaskStatus::UNFINISHED
+            .map(|s| format!("'{}'", s.as_str()))
+            .join(", ");
+        for statement in [
+            format!("ALTER TABLE tasks DETACH PARTITION {name}"),
+            format!("INSERT INTO tasks SELECT * FROM {name} WHERE status IN ({unfinished})"),
+        ] {
+            diesel::sql_query(statement).execute(c).await?;
+        }
+        diesel::update(task_partitions::table.find(name))
+            .set(task_partitions::detached.eq(true))
+            .execute(c)
+            .await
+            .map(drop)
+    })
+    .await
+}
+
+#[derive(Debug, QueryableByName)]
+struct Keys {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    payload_key: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    result_key: Option<String>,
+}
+
+/// The bucket objects of the finished rows of detached partition `name`.
+pub async fn object_keys(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<Vec<String>> {
+    let finished = TaskStatus::FINAL
+        .map(|s| format!("'{}'", s.as_str()))
+        .join(", ");
+    let rows: Vec<Keys> = diesel::sql_query(format!(
+        "SELECT payload_key, result_key FROM {name} WHERE status IN ({finished}) \
+         AND (payload_key IS NOT NULL OR result_key IS NOT NULL)"
+    ))
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .flat_map(|k| [k.payload_key, k.result_key])
+        .flatten()
+        .collect())
+}
+
+/// Drop detached partition `name` and forget it.
+pub async fn drop_partition(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<()> {
+    conn.transaction(async |c| {
+        diesel::sql_query(format!("DROP TABLE IF EXISTS {name}"))
+            .execute(c)
+            .await?;
+        diesel::delete(task_partitions::table.find(name))
+            .execute(c)
+            .await
+            .map(drop)
+    })
+    .await
+}
+
+const EXPIRED_DEFAULT: &str = "\
+DELETE FROM tasks_default WHERE status IN ('succeeded', 'failed', 'dead', 'cancelled') \
+AND finished_at < $? RETURNING payload_key, result_key";
+
+/// Delete the finished rows of `tasks_default` (kept rows of dropped days, few) that ended
+/// before `before`; answers their objects.
+pub async fn expire_default(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+) -> QueryResult<Vec<String>> {
+    let rows: Vec<Keys> = Fixed::new(EXPIRED_DEFAULT)
+        .bind::<diesel::sql_types::Timestamptz, _>(before)
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .flat_map(|k| [k.payload_key, k.result_key])
+        .flatten()
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_begins_at_its_first_millisecond() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        assert_eq!(day_floor(day), "01a21a4d-4000-0000-0000-000000000000");
+        assert_eq!(partition_name(day), "tasks_p20261127");
+        let id = uuid::Uuid::parse_str("01a21e93-9df7-753d-912a-46037e306b7d").unwrap();
+        let next = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+        assert!(day_floor(day) < id.to_string() && id.to_string() < day_floor(next));
+    }
+}

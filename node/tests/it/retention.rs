@@ -1,0 +1,145 @@
+//! Retention: a day of tasks older than `retention.days` is dropped whole, with the bucket
+//! objects of its finished tasks, while new tasks keep flowing; its unfinished tasks stay.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use protocol::TaskStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tasknode::db::retention;
+use tasknode::db::schema::{task_partitions, tasks};
+use tasknode::storage::Storage;
+use tasknode_testkit::{poll_until, TestEnv};
+use uuid::{Timestamp, Uuid};
+
+/// Write a row of `status` accepted at `at`, its payload in the bucket under `key`.
+async fn insert_old(
+    db: &mut diesel_async::AsyncPgConnection,
+    at: chrono::DateTime<chrono::Utc>,
+    status: TaskStatus,
+    key: &str,
+) {
+    let ts = Timestamp::from_unix(
+        uuid::NoContext,
+        at.timestamp() as u64,
+        at.timestamp_subsec_nanos(),
+    );
+    let finished = status.is_final().then_some(at);
+    diesel::insert_into(tasks::table)
+        .values((
+            tasks::id.eq(Uuid::new_v7(ts)),
+            tasks::kind.eq("echo"),
+            tasks::status.eq(status.as_str()),
+            tasks::payload_key.eq(Some(key.to_string())),
+            tasks::payload_size.eq(3i64),
+            tasks::submitted_by.eq("old"),
+            tasks::created_at.eq(at),
+            tasks::updated_at.eq(at),
+            tasks::finished_at.eq(finished),
+        ))
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+#[actix_rt::test]
+async fn a_day_past_retention_is_dropped_with_its_objects_while_tasks_flow() {
+    let env = TestEnv::new().await;
+    let settings = env.settings("a");
+    let storage = Storage::new(&settings.storage).unwrap();
+    storage.ensure_bucket().await.unwrap();
+    let mut db = env.db().await;
+    // A day ten days ago, with two finished tasks (objects in the bucket) and one unfinished.
+    let at = chrono::Utc::now() - chrono::Duration::days(10);
+    let day = at.date_naive();
+    retention::make_days(&mut db, day, day).await.unwrap();
+    let keys: Vec<String> = (0..3)
+        .map(|i| format!("{}old/payload-{i}", env.key_prefix))
+        .collect();
+    for key in &keys {
+        storage
+            .put(key, bytes::Bytes::from_static(b"old"))
+            .await
+            .unwrap();
+    }
+    let statuses = [
+        TaskStatus::Succeeded,
+        TaskStatus::Failed,
+        TaskStatus::Scheduled,
+    ];
+    for (status, key) in statuses.into_iter().zip(&keys) {
+        insert_old(&mut db, at, status, key).await;
+    }
+    let kept: Uuid = tasks::table
+        .filter(tasks::status.eq("scheduled"))
+        .select(tasks::id)
+        .first(&mut db)
+        .await
+        .unwrap();
+    // A node keeping 7 days, with a client submitting all along.
+    let a = env.spawn_node_with("a", |s| s.retention.days = 7).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut c = a.connect().await;
+    let flowing = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0, 0);
+            while !AtomicBool::load(&stop, Ordering::Relaxed) {
+                match c.submit("upper", b"flow", true).await {
+                    Ok(v) if v.status == TaskStatus::Succeeded => ok += 1,
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let name = retention::partition_name(day);
+    poll_until("the old day is dropped", 30, async || {
+        let listed: i64 = task_partitions::table
+            .filter(task_partitions::name.eq(&name))
+            .count()
+            .get_result(&mut db)
+            .await
+            .unwrap();
+        (listed == 0).then_some(())
+    })
+    .await;
+    AtomicBool::store(&stop, true, Ordering::Relaxed);
+    let (ok, failed) = flowing.await.unwrap();
+    assert!(
+        ok > 0 && failed == 0,
+        "tasks flowed: {ok} succeeded, {failed} did not"
+    );
+    #[derive(QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let table: Exists = diesel::sql_query(format!(
+        "SELECT to_regclass('{name}') IS NOT NULL AS exists"
+    ))
+    .get_result(&mut db)
+    .await
+    .unwrap();
+    assert!(!table.exists, "the partition's table is gone");
+    // Its finished tasks and their objects are gone; its unfinished task stays, with its object.
+    let rows: Vec<(Uuid, String)> = tasks::table
+        .filter(tasks::submitted_by.eq("old"))
+        .select((tasks::id, tasks::status))
+        .load(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![(kept, "scheduled".to_string())]);
+    for key in &keys[..2] {
+        assert!(storage.get_bytes(key).await.is_err(), "{key} is deleted");
+    }
+    assert_eq!(storage.get_bytes(&keys[2]).await.unwrap(), b"old");
+    // The days ahead have their partitions.
+    let ahead: i64 = task_partitions::table
+        .filter(task_partitions::lo_day.gt(chrono::Utc::now().date_naive()))
+        .count()
+        .get_result(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(ahead, retention::AHEAD as i64);
+}
