@@ -96,11 +96,12 @@ export async function follow(id, onTask, signal) {
 /**
  * POST a file (or any Blob) as a task's raw payload, streamed from disk, with progress
  * (`onProgress(sent, total)`): fetch cannot report upload progress, XMLHttpRequest can.
+ * `options` (key, delay_ms, priority) go in the query.
  */
-export function upload(kind, blob, onProgress) {
+export function upload(kind, blob, options, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", `/v1/tasks/${encodeURIComponent(kind)}`);
+    xhr.open("POST", `/v1/tasks/${encodeURIComponent(kind)}${query(options)}`);
     for (const [k, v] of Object.entries(headers({ "Content-Type": "application/octet-stream" }))) {
       xhr.setRequestHeader(k, v);
     }

@@ -1,7 +1,7 @@
 // Overview (admins): the fleet, live. Asks for /v1/overview every second (any node answers
 // for all of them) and draws throughput and latency over the last minutes.
 
-import { get } from "./api.js";
+import { get, call } from "./api.js";
 import { h, fill, problem, since } from "./ui.js";
 import { Chart } from "./chart.js";
 
@@ -12,6 +12,25 @@ export function render(main) {
   const throughputCanvas = h("canvas", { class: "chart", role: "img", "aria-label": "Tasks finished per second" });
   const latencyCanvas = h("canvas", { class: "chart", role: "img", "aria-label": "Latency p50 and p99" });
   const nodes = h("div", { class: "scroll" });
+  const paused = h("div", { "data-test": "paused" });
+  const what = h("select", { "aria-label": "Lane or kind" }, h("option", { value: "lane" }, "lane"), h("option", { value: "kind" }, "kind"));
+  const name = h("input", { "aria-label": "Name", placeholder: "slow, sleep, …", required: true, size: 12 });
+  const pauseForm = h("form", { class: "row", async onsubmit(e) {
+    e.preventDefault();
+    try {
+      showPaused(await call("PUT", `/v1/paused/${what.value}/${encodeURIComponent(name.value.trim())}`));
+      name.value = "";
+    } catch (err) {
+      fill(paused, problem(err));
+    }
+  } }, "Pause ", what, name, h("button", { type: "submit" }, "Pause"));
+  const showPaused = (p) => fill(paused, p.paused.length === 0
+    ? h("p", { class: "muted" }, "Nothing is paused.")
+    : h("ul", {}, p.paused.map((target) => h("li", {}, h("span", { class: "badge s-paused" }, target), " ",
+      h("button", { class: "quiet", async onclick() {
+        const [w, n] = target.split(":");
+        showPaused(await call("DELETE", `/v1/paused/${w}/${encodeURIComponent(n)}`));
+      } }, "Resume")))));
   const status = h("div", { "aria-live": "polite" });
   fill(
     main,
@@ -22,6 +41,7 @@ export function render(main) {
       h("section", { class: "card" }, h("h2", {}, "Throughput"), throughputCanvas),
       h("section", { class: "card" }, h("h2", {}, "Latency, acceptance to outcome"), latencyCanvas)),
     h("section", { class: "card" }, h("h2", {}, "Nodes"), nodes),
+    h("section", { class: "card" }, h("h2", {}, "Paused lanes and kinds"), paused, pauseForm),
   );
   const throughput = new Chart(throughputCanvas, [
     { label: "finished/s", color: "--accent" },
@@ -40,6 +60,7 @@ export function render(main) {
       if (stopped) return;
       fill(status);
       draw(o, tiles, nodes);
+      showPaused(await get("/v1/paused"));
       const points = o.seconds.map((s) => ({ t: Date.parse(s.at), values: [s.finished, s.failed] }));
       throughput.set(points);
       latency.set(o.seconds.map((s) => ({ t: Date.parse(s.at), values: [s.p50_ms ?? null, s.p99_ms ?? null] })));

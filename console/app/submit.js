@@ -28,6 +28,16 @@ export async function render(main) {
     drop.classList.remove("over");
     pick(e.dataTransfer.files[0] || null);
   });
+  const key = h("input", { id: "key", placeholder: "optional: the same key gives back the same task" });
+  const delay = h("input", { id: "delay", type: "number", min: 0, step: 1, placeholder: "seconds" });
+  const priority = h("input", { id: "priority", type: "number", min: 0, max: 9, value: 0 });
+  const options = () => {
+    const o = {};
+    if (key.value.trim()) o.key = key.value.trim();
+    if (delay.value) o.delay_ms = Math.round(Number(delay.value) * 1000);
+    if (Number(priority.value) > 0) o.priority = Number(priority.value);
+    return o;
+  };
   const progress = h("progress", { id: "progress", max: 1, value: 0, hidden: true });
   const out = h("div", { id: "outcome", "aria-live": "polite" });
   const stop = new AbortController();
@@ -44,12 +54,12 @@ export async function render(main) {
         if (file) {
           progress.hidden = false;
           progress.value = 0;
-          view = await upload(kind.value, file, (sent, total) => {
+          view = await upload(kind.value, file, options(), (sent, total) => {
             progress.max = total || 1;
             progress.value = sent;
           });
         } else {
-          view = await post("/v1/tasks", { kind: kind.value, payload: text.value });
+          view = await post("/v1/tasks", { kind: kind.value, payload: text.value, ...options() });
         }
         watch(view);
       } catch (err) {
@@ -60,7 +70,12 @@ export async function render(main) {
     } },
       h("label", { for: "kind" }, "Kind"), kind, about,
       h("label", { for: "payload" }, "Payload"), text,
-      drop, progress, h("div", { class: "row" }, button)),
+      drop,
+      h("div", { class: "row" },
+        h("label", {}, "Key ", key),
+        h("label", {}, "Run in ", delay),
+        h("label", {}, "Priority ", priority)),
+      progress, h("div", { class: "row" }, button)),
     out,
   );
 

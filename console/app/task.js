@@ -1,8 +1,8 @@
 // One task: its state, timings, error, payload and result (previews and downloads), live
-// until it is final (its events stream).
+// until it is final (its events stream); a task that has not ended can be cancelled.
 
-import { get, follow, head, blob } from "./api.js";
-import { h, fill, problem, badge, time, between, bytes, preview, save } from "./ui.js";
+import { get, post, follow, head, blob } from "./api.js";
+import { h, fill, problem, badge, time, between, bytes, preview, save, confirm } from "./ui.js";
 
 const PREVIEW = 4096;
 
@@ -27,13 +27,17 @@ export async function render(main, [id]) {
 }
 
 function final(t) {
-  return ["succeeded", "failed", "dead"].includes(t.status);
+  return ["succeeded", "failed", "dead", "cancelled"].includes(t.status);
 }
 
 async function show(view, t) {
+  const status = t.paused ? [badge(t.status), " ", h("span", { class: "badge s-paused", "data-test": "paused" }, "paused")] : badge(t.status);
   const rows = [
     ["Kind", t.kind],
-    ["Status", badge(t.status)],
+    ["Status", status],
+    ["Priority", t.priority ?? 0],
+    ["Key", t.key ?? "–"],
+    ["Runs at", time(t.run_at)],
     ["Attempts", t.attempts ?? "–"],
     ["Node", t.node ?? "–"],
     ["Accepted", time(t.created_at)],
@@ -47,6 +51,16 @@ async function show(view, t) {
   const parts = [
     h("dl", { class: "card facts", "data-status": t.status }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", { "data-field": k.toLowerCase() }, v)])),
   ];
+  if (!final(t)) {
+    parts.push(h("div", { class: "row" }, h("button", { class: "danger", "data-test": "cancel", async onclick() {
+      if (!(await confirm(`Cancel task ${t.id}? A running task is stopped.`, "Cancel task"))) return;
+      try {
+        await show(view, await post(`/v1/tasks/${encodeURIComponent(t.id)}/cancel`, {}));
+      } catch (err) {
+        view.append(problem(err));
+      }
+    } }, "Cancel")));
+  }
   if (t.message) parts.push(h("section", { class: "card" }, h("h2", {}, t.status === "queued" ? "Last run failed" : "Error"), h("pre", { class: "preview error" }, `${t.error ?? ""} ${t.message}`)));
   parts.push(await bytesCard(t, "payload", "Payload", t.payload_size));
   if (t.status === "succeeded") parts.push(await bytesCard(t, "result", "Result", t.result_size));

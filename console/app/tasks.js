@@ -5,7 +5,7 @@ import { get, query } from "./api.js";
 import { h, fill, problem, badge, time } from "./ui.js";
 
 const filters = { status: "", kind: "", since: "", until: "" };
-const STATUSES = ["queued", "running", "succeeded", "failed", "dead"];
+const STATUSES = ["scheduled", "queued", "running", "succeeded", "failed", "dead", "cancelled"];
 
 export async function render(main) {
   const kinds = (await get("/v1/kinds")).kinds.map((k) => k.name);

@@ -130,3 +130,34 @@ export async function submit_token(page, env) {
   await page.goto(env.CONSOLE_URL + "/console/#/task/" + env.OTHER_TASK);
   await page.getByRole("alert").filter({ hasText: "not_found" }).waitFor();
 }
+
+/**
+ * Pause the `sleep` kind from the overview; a `sleep` submitted with a key waits, shown
+ * paused; cancel it from its page; resume the kind from the overview.
+ */
+export async function pause_and_cancel(page, env) {
+  await signIn(page, env.CONSOLE_URL, env.ADMIN_TOKEN);
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  await page.getByLabel("Lane or kind").selectOption("kind");
+  await page.getByLabel("Name").fill("sleep");
+  await page.getByRole("button", { name: "Pause", exact: true }).click();
+  await page.locator("[data-test=paused] .badge", { hasText: "kind:sleep" }).waitFor();
+  await page.getByRole("link", { name: "Submit" }).click();
+  await page.getByLabel("Kind").selectOption("sleep");
+  await page.getByLabel("Payload", { exact: true }).fill("60000");
+  await page.getByLabel("Key").fill("console-key-1");
+  await page.getByLabel("Priority").fill("7");
+  await page.getByRole("button", { name: "Submit", exact: true }).click();
+  await page.locator("[data-test=task-id]").click();
+  await page.locator("[data-test=paused]").waitFor();
+  await page.locator("dd[data-field=key]", { hasText: "console-key-1" }).waitFor();
+  await page.locator("dd[data-field=priority]", { hasText: "7" }).waitFor();
+  await page.getByRole("button", { name: "Cancel", exact: true }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Cancel task" }).click();
+  await page.locator("dd[data-field=status] .badge", { hasText: "cancelled" }).waitFor();
+  assert.equal(await page.getByRole("button", { name: "Cancel", exact: true }).count(), 0, "an ended task cannot be cancelled");
+  await page.getByRole("link", { name: "Overview" }).click();
+  await page.locator("[data-test=paused] .badge", { hasText: "kind:sleep" }).waitFor();
+  await page.getByRole("button", { name: "Resume" }).click();
+  await page.locator("[data-test=paused]", { hasText: "Nothing is paused." }).waitFor();
+}

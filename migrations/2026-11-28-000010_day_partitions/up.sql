@@ -40,11 +40,16 @@ CREATE TABLE task_partitions (
 );
 
 -- The rows so far: up to the end of today (UTC) they stay where they are, as one partition;
--- any other (an id from no clock) moves to the default partition. An empty table is dropped.
+-- any other (an id from no clock) moves to the default partition. An empty table is dropped,
+-- and today has a partition of its own. The next two days have theirs: a partition is always
+-- made before its day, never while its rows are being written (nodes make the days after).
 DO $$
 DECLARE
   today date := (now() AT TIME ZONE 'UTC')::date;
   hi uuid := tasknode_day_floor(today + 1);
+  first date := today + 1;
+  day date;
+  name text;
 BEGIN
   IF EXISTS (SELECT 1 FROM tasks_legacy) THEN
     INSERT INTO tasks_default SELECT * FROM tasks_legacy WHERE id >= hi;
@@ -53,5 +58,12 @@ BEGIN
     INSERT INTO task_partitions (name, lo_day, hi_day) VALUES ('tasks_legacy', NULL, today + 1);
   ELSE
     DROP TABLE tasks_legacy;
+    first := today;
   END IF;
+  FOR day IN SELECT generate_series(first, today + 2, interval '1 day')::date LOOP
+    name := 'tasks_p' || to_char(day, 'YYYYMMDD');
+    EXECUTE format('CREATE TABLE %I PARTITION OF tasks FOR VALUES FROM (%L) TO (%L)',
+                   name, tasknode_day_floor(day), tasknode_day_floor(day + 1));
+    INSERT INTO task_partitions (name, lo_day, hi_day) VALUES (name, day, day + 1);
+  END LOOP;
 END $$;

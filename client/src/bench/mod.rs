@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// Target requests per second across all workers (default: as fast as possible).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Schedule each task this many milliseconds ahead instead of running it: a request is
+    /// done once the task is accepted `scheduled` (to load the fleet with tasks for later).
+    #[arg(long, conflicts_with_all = ["broker_baseline", "http"])]
+    pub delay_ms: Option<u64>,
     /// Measure RabbitMQ alone instead of the nodes.
     #[arg(long)]
     pub broker_baseline: bool,

@@ -26,8 +26,15 @@ pub fn run(
         let request = Request::Submit {
             kind: args.kind.clone(),
             payload: super::payload(args.payload_bytes).into_bytes(),
-            wait: true,
-            options: Default::default(),
+            wait: args.delay_ms.is_none(),
+            options: protocol::SubmitOptions {
+                delay_ms: args.delay_ms,
+                ..Default::default()
+            },
+        };
+        let done: &'static str = match args.delay_ms {
+            Some(_) => "scheduled",
+            None => "succeeded",
         };
         let line: Arc<[u8]> = request.to_line().into_bytes().into();
         let depth = args.pipeline.min(args.concurrency);
@@ -60,7 +67,7 @@ pub fn run(
                             }
                         },
                     };
-                    if drive(c, &line, depth, &plan, &shared).await.is_ok() {
+                    if drive(c, &line, depth, &plan, &shared, done).await.is_ok() {
                         return;
                     }
                 }
@@ -86,6 +93,7 @@ async fn drive(
     depth: usize,
     plan: &Plan,
     shared: &Shared,
+    done: &str,
 ) -> Result<()> {
     let (mut answers, mut requests) = conn.into_split();
     let flight = Flight {
@@ -95,7 +103,7 @@ async fn drive(
         wake: Notify::new(),
     };
     let send = send(&mut requests, line, depth, plan, &flight);
-    let receive = receive(&mut answers, shared, &flight);
+    let receive = receive(&mut answers, shared, &flight, done);
     match futures_util::future::try_join(send, receive).await {
         Ok(_) => Ok(()),
         Err(e) => {
@@ -165,7 +173,13 @@ async fn send(
 }
 
 /// Match each answer to the oldest request flight.sent.
-async fn receive(answers: &mut Answers, shared: &Shared, flight: &Flight) -> Result<()> {
+/// Read answers; one whose status is `done` counts.
+async fn receive(
+    answers: &mut Answers,
+    shared: &Shared,
+    flight: &Flight,
+    done: &str,
+) -> Result<()> {
     loop {
         if flight.sent.borrow().is_empty() {
             if flight.ended.get() {
@@ -180,9 +194,7 @@ async fn receive(answers: &mut Answers, shared: &Shared, flight: &Flight) -> Res
             bail!("{server} answered a request that was not sent");
         };
         match serde_json::from_slice::<Status>(line) {
-            Ok(Status {
-                status: Some("succeeded"),
-            }) => shared.record(at),
+            Ok(Status { status: Some(s) }) if s == done => shared.record(at),
             Ok(_) => shared.error(String::from_utf8_lossy(line)),
             Err(e) => shared.error(format!("{server} sent a line that is not JSON: {e}")),
         }

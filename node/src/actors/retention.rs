@@ -74,8 +74,9 @@ async fn keep_days(
     days: u64,
 ) -> Result<(), crate::db::DbError> {
     let today = Utc::now().date_naive();
+    let tomorrow = today + chrono::Days::new(1);
     let made =
-        retention::make_days(conn, today, today + chrono::Days::new(retention::AHEAD)).await?;
+        retention::make_days(conn, tomorrow, today + chrono::Days::new(retention::AHEAD)).await?;
     if !made.is_empty() {
         tracing::info!(partitions = ?made, "task partitions made");
     }

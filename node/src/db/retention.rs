@@ -57,51 +57,58 @@ pub async fn unlock(conn: &mut AsyncPgConnection) -> QueryResult<()> {
         .map(drop)
 }
 
-/// Make the partitions of the days from the last one made (or `today`) through `through`;
-/// answers their names. Rows of such a day already in `tasks_default` move into it.
+/// Make the partitions of the days after the last one made, from `from` through `through`;
+/// answers their names. `from` should be a day still ahead: attaching a day while its rows
+/// are written makes those writes fail (PostgreSQL checks a row routed to the default
+/// partition against the new bounds), so a day missed (the whole fleet down for days) keeps
+/// its rows in `tasks_default`.
 pub async fn make_days(
     conn: &mut AsyncPgConnection,
-    today: NaiveDate,
+    from: NaiveDate,
     through: NaiveDate,
 ) -> QueryResult<Vec<String>> {
     let last: Option<NaiveDate> = task_partitions::table
         .select(diesel::dsl::max(task_partitions::hi_day))
         .first(conn)
         .await?;
-    let mut day = last.unwrap_or(today);
+    let mut day = last.map_or(from, |last| last.max(from));
     let mut made = Vec::new();
     while day <= through {
-        let name = partition_name(day);
-        let (lo, hi) = (
-            day_floor(day),
-            day_floor(day.succ_opt().expect("a next day")),
-        );
-        conn.transaction(async |c| {
-            let sql = [
-                format!("CREATE TABLE {name} (LIKE tasks INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
-                format!(
-                    "WITH moved AS (DELETE FROM tasks_default WHERE id >= '{lo}' AND id < '{hi}' RETURNING *) \
-                     INSERT INTO {name} SELECT * FROM moved"
-                ),
-                format!("ALTER TABLE tasks ATTACH PARTITION {name} FOR VALUES FROM ('{lo}') TO ('{hi}')"),
-            ];
-            for statement in sql {
-                diesel::sql_query(statement).execute(c).await?;
-            }
-            diesel::insert_into(task_partitions::table)
-                .values((
-                    task_partitions::name.eq(&name),
-                    task_partitions::lo_day.eq(Some(day)),
-                    task_partitions::hi_day.eq(day.succ_opt().expect("a next day")),
-                ))
-                .execute(c)
-                .await
-        })
-        .await?;
-        made.push(name);
+        made.push(make_day(conn, day).await?);
         day = day.succ_opt().expect("a next day");
     }
     Ok(made)
+}
+
+/// Make the partition of `day`; rows of that day in `tasks_default` move into it. Answers its
+/// name.
+pub async fn make_day(conn: &mut AsyncPgConnection, day: NaiveDate) -> QueryResult<String> {
+    let name = partition_name(day);
+    let next = day.succ_opt().expect("a next day");
+    let (lo, hi) = (day_floor(day), day_floor(next));
+    conn.transaction(async |c| {
+        let sql = [
+            format!("CREATE TABLE {name} (LIKE tasks INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
+            format!(
+                "WITH moved AS (DELETE FROM tasks_default WHERE id >= '{lo}' AND id < '{hi}' RETURNING *) \
+                 INSERT INTO {name} SELECT * FROM moved"
+            ),
+            format!("ALTER TABLE tasks ATTACH PARTITION {name} FOR VALUES FROM ('{lo}') TO ('{hi}')"),
+        ];
+        for statement in sql {
+            diesel::sql_query(statement).execute(c).await?;
+        }
+        diesel::insert_into(task_partitions::table)
+            .values((
+                task_partitions::name.eq(&name),
+                task_partitions::lo_day.eq(Some(day)),
+                task_partitions::hi_day.eq(next),
+            ))
+            .execute(c)
+            .await
+    })
+    .await?;
+    Ok(name)
 }
 
 /// Partitions wholly before `before` (and any left detached by an earlier round).

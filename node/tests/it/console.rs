@@ -167,3 +167,21 @@ async fn a_submit_token_sees_only_its_own_tasks_and_no_admin_pages() {
     ];
     scenario("submit_token", &node, &vars).await;
 }
+
+#[actix_rt::test]
+async fn a_kind_is_paused_a_task_cancelled_and_the_kind_resumed_from_the_console() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    scenario("pause_and_cancel", &node, &[("ADMIN_TOKEN", &env.token)]).await;
+    let rows = env.rows().await;
+    let sleep = rows
+        .iter()
+        .find(|r| r.kind == "sleep")
+        .expect("the sleep task");
+    assert_eq!(sleep.status, protocol::TaskStatus::Cancelled, "{sleep:?}");
+    assert_eq!(
+        (sleep.key.as_deref(), sleep.priority),
+        (Some("console-key-1"), 7)
+    );
+    assert!(sleep.started_at.is_none(), "it never ran: {sleep:?}");
+}

@@ -52,7 +52,7 @@ async fn a_day_past_retention_is_dropped_with_its_objects_while_tasks_flow() {
     // A day ten days ago, with two finished tasks (objects in the bucket) and one unfinished.
     let at = chrono::Utc::now() - chrono::Duration::days(10);
     let day = at.date_naive();
-    retention::make_days(&mut db, day, day).await.unwrap();
+    retention::make_day(&mut db, day).await.unwrap();
     let keys: Vec<String> = (0..3)
         .map(|i| format!("{}old/payload-{i}", env.key_prefix))
         .collect();
@@ -74,6 +74,17 @@ async fn a_day_past_retention_is_dropped_with_its_objects_while_tasks_flow() {
         .filter(tasks::status.eq("scheduled"))
         .select(tasks::id)
         .first(&mut db)
+        .await
+        .unwrap();
+    // The day after tomorrow is not made yet: the node makes it.
+    let ahead = chrono::Utc::now().date_naive() + chrono::Days::new(retention::AHEAD);
+    let last = retention::partition_name(ahead);
+    diesel::sql_query(format!("DROP TABLE {last}"))
+        .execute(&mut db)
+        .await
+        .unwrap();
+    diesel::delete(task_partitions::table.find(&last))
+        .execute(&mut db)
         .await
         .unwrap();
     // A node keeping 7 days, with a client submitting all along.
@@ -135,11 +146,21 @@ async fn a_day_past_retention_is_dropped_with_its_objects_while_tasks_flow() {
     }
     assert_eq!(storage.get_bytes(&keys[2]).await.unwrap(), b"old");
     // The days ahead have their partitions.
-    let ahead: i64 = task_partitions::table
+    let made: i64 = task_partitions::table
         .filter(task_partitions::lo_day.gt(chrono::Utc::now().date_naive()))
         .count()
         .get_result(&mut db)
         .await
         .unwrap();
-    assert_eq!(ahead, retention::AHEAD as i64);
+    assert_eq!(made, retention::AHEAD as i64);
+    assert_eq!(
+        task_partitions::table
+            .find(&last)
+            .count()
+            .get_result::<i64>(&mut db)
+            .await
+            .unwrap(),
+        1,
+        "the node made {last}"
+    );
 }
