@@ -58,7 +58,7 @@ async fn add_schedule(
 #[utoipa::path(delete, path = "/v1/schedules/{name}", tag = "schedules",
     params(("name" = String, Path, description = "The schedule's name")),
     responses((status = 200, description = "Removed", body = ScheduleRemoved),
-              (status = 400, description = "No such schedule (of the caller's)", body = ErrorLine)),
+              (status = 404, description = "No such schedule (of the caller's)", body = ErrorLine)),
     security(("bearer" = [])))]
 async fn remove_schedule(
     svc: Svc,
@@ -120,7 +120,7 @@ async fn paused(svc: Svc, who: Caller) -> Result<HttpResponse, ApiError> {
 
 fn target(path: &(String, String)) -> Result<PauseTarget, ApiError> {
     PauseTarget::parse(&format!("{} {}", path.0, path.1))
-        .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))
+        .map_err(|e| ApiError::new(ErrorCode::Malformed, e.to_string()))
 }
 
 /// `PUT /v1/paused/{lane|kind}/{name}`: pause a lane or a kind (admin). Its tasks are still

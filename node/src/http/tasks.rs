@@ -180,6 +180,7 @@ impl WaitQuery {
         (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
         (status = 403, description = "The token's role may not submit", body = ErrorLine),
         (status = 408, description = "The body paused too long", body = ErrorLine),
+        (status = 409, description = "The key names a task with another kind or payload (`key_conflict`)", body = ErrorLine),
         (status = 413, description = "Over the node's or the token's payload limit", body = ErrorLine),
         (status = 429, description = "Over the token's rate or max_inflight", body = ErrorLine),
         (status = 503, description = "A dependency is down", body = ErrorLine),

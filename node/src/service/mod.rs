@@ -82,6 +82,8 @@ pub enum ServiceError {
     TokenExists(String),
     #[error("no live token named `{0}`")]
     NoSuchToken(String),
+    #[error("no schedule named `{0}`")]
+    NoSuchSchedule(String),
     #[error("task {id} may or may not run: its publish was not confirmed ({publish}) and the database is unavailable ({db}); ask `STATUS {id}` later")]
     Unsure {
         id: Uuid,
@@ -113,7 +115,7 @@ impl ServiceError {
             }
             ServiceError::Invalid(_) => ErrorCode::Malformed,
             ServiceError::TokenExists(_) => ErrorCode::AlreadyExists,
-            ServiceError::NoSuchToken(_) => ErrorCode::NotFound,
+            ServiceError::NoSuchToken(_) | ServiceError::NoSuchSchedule(_) => ErrorCode::NotFound,
         }
     }
 

@@ -113,7 +113,7 @@ impl Services {
         };
         match self.handles.persister.send(remove).await.settle()? {
             true => Ok(ScheduleRemoved { removed: name }),
-            false => Err(ServiceError::Invalid(format!("no schedule named `{name}`"))),
+            false => Err(ServiceError::NoSuchSchedule(name)),
         }
     }
 }
