@@ -86,7 +86,8 @@ pub struct Publisher {
     pending_tasks: Vec<(TaskMessage, Waiter, Instant)>,
     /// How long a task may wait for a connection being made again.
     publish_wait: Duration,
-    task_publishes: usize,
+    /// Task messages awaiting their confirm: of batching lanes, and of one-task lanes.
+    task_publishes: [usize; 2],
     /// Replies waiting for the next reply message (their queue, the reply), and whether one
     /// is out.
     pending_replies: Vec<(String, Reply)>,
@@ -112,7 +113,7 @@ impl Publisher {
             reply_channel: None,
             retry_queues: HashSet::new(),
             pending_tasks: Vec::new(),
-            task_publishes: 0,
+            task_publishes: [0; 2],
             pending_replies: Vec::new(),
             replying: false,
             batch_sizes: None,
@@ -128,23 +129,24 @@ impl Publisher {
     /// Send queued tasks, many per message (as many as their lane allows), while connected.
     fn flush_tasks(&mut self, ctx: &mut Context<Self>) {
         while !self.pending_tasks.is_empty() && self.link.healthy() {
-            // The most urgent waiting task goes first (the first of its priority).
-            let first = self
+            // The most urgent waiting task goes first (the first of its priority), of the
+            // lanes with room for another message: a lane of one task per message gains
+            // nothing from waiting to batch, so it has more messages in flight.
+            let room = |most: usize| match most {
+                1 => self.task_publishes[1] < MAX_SINGLE_PUBLISHES,
+                _ => self.task_publishes[0] < MAX_TASK_PUBLISHES,
+            };
+            let Some((first, most)) = self
                 .pending_tasks
                 .iter()
-                .map(|(task, ..)| task)
+                .map(|(task, ..)| (task, self.lanes.of_kind(&task.kind).per_message))
+                .filter(|(_, most)| room(*most))
                 .rev()
-                .max_by_key(|task| task.priority)
-                .expect("tasks are pending");
-            let most = self.lanes.of_kind(&first.kind).per_message;
-            // A lane of one task per message gains nothing from waiting to batch.
-            let limit = match most {
-                1 => MAX_SINGLE_PUBLISHES,
-                _ => MAX_TASK_PUBLISHES,
-            };
-            if self.task_publishes >= limit {
+                .max_by_key(|(task, _)| task.priority)
+            else {
                 break;
-            }
+            };
+            let single = usize::from(most == 1);
             let queue = self.lanes.queue_for(&first.kind, first.priority);
             let (tasks, waiters) = self.take_pending(&queue, most);
             if let Some(sizes) = &self.batch_sizes {
@@ -160,13 +162,13 @@ impl Publisher {
                 }
             };
             let fut = self.publish(queue, body, task_properties());
-            self.task_publishes += 1;
+            self.task_publishes[single] += 1;
             self.track(fut)
                 .map(move |res, act, ctx| {
                     for w in waiters {
                         let _ = w.send(res.clone());
                     }
-                    act.task_publishes -= 1;
+                    act.task_publishes[single] -= 1;
                     act.flush_tasks(ctx);
                 })
                 .spawn(ctx);
@@ -323,7 +325,7 @@ impl actix::Supervised for Publisher {
         // reported as published that was not confirmed. Tasks not sent yet wait for the new
         // connection, each up to its deadline.
         self.pending_replies.clear();
-        self.task_publishes = 0;
+        self.task_publishes = [0; 2];
         self.replying = false;
         self.link.restarting();
     }

@@ -138,9 +138,7 @@ pub async fn detach(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<()>
         if detached {
             return Ok(());
         }
-        let unfinished = TaskStatus::UNFINISHED
-            .map(|s| format!("'{}'", s.as_str()))
-            .join(", ");
+        let unfinished = sql_list(&TaskStatus::UNFINISHED);
         for statement in [
             format!("ALTER TABLE tasks DETACH PARTITION {name}"),
             format!("INSERT INTO tasks SELECT * FROM {name} WHERE status IN ({unfinished})"),
@@ -156,6 +154,23 @@ pub async fn detach(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<()>
     .await
 }
 
+/// Statuses as an SQL list: `'a', 'b'`.
+fn sql_list(statuses: &[TaskStatus]) -> String {
+    let quoted: Vec<String> = statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    quoted.join(", ")
+}
+
+/// The object keys of rows.
+fn keys_of(rows: Vec<Keys>) -> Vec<String> {
+    rows.into_iter()
+        .flat_map(|k| [k.payload_key, k.result_key])
+        .flatten()
+        .collect()
+}
+
 #[derive(Debug, QueryableByName)]
 struct Keys {
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
@@ -166,20 +181,14 @@ struct Keys {
 
 /// The bucket objects of the finished rows of detached partition `name`.
 pub async fn object_keys(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<Vec<String>> {
-    let finished = TaskStatus::FINAL
-        .map(|s| format!("'{}'", s.as_str()))
-        .join(", ");
+    let finished = sql_list(&TaskStatus::FINAL);
     let rows: Vec<Keys> = diesel::sql_query(format!(
         "SELECT payload_key, result_key FROM {name} WHERE status IN ({finished}) \
          AND (payload_key IS NOT NULL OR result_key IS NOT NULL)"
     ))
     .load(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .flat_map(|k| [k.payload_key, k.result_key])
-        .flatten()
-        .collect())
+    Ok(keys_of(rows))
 }
 
 /// Drop detached partition `name` and forget it.
@@ -210,11 +219,7 @@ pub async fn expire_default(
         .bind::<diesel::sql_types::Timestamptz, _>(before)
         .load(conn)
         .await?;
-    Ok(rows
-        .into_iter()
-        .flat_map(|k| [k.payload_key, k.result_key])
-        .flatten()
-        .collect())
+    Ok(keys_of(rows))
 }
 
 #[cfg(test)]
