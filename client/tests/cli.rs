@@ -438,3 +438,81 @@ async fn an_admin_manages_tokens_through_taskctl() {
         .unwrap();
     assert!(app["revoked_at"].is_string(), "{app}");
 }
+
+#[actix_rt::test]
+async fn keys_delays_cancel_pause_and_schedules_through_taskctl() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let server = node.addr.to_string();
+    let submit = ["submit", "upper", "--async", "--key", "order-17", "hello"];
+    let first = stdout(&ctl(&env, &server, &submit).await);
+    let again = stdout(&ctl(&env, &server, &submit).await);
+    assert_eq!((first.len(), &first), (37, &again), "one task for one key");
+    let o = ctl(
+        &env,
+        &server,
+        &["submit", "upper", "--async", "--key", "order-17", "bye"],
+    )
+    .await;
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("key_conflict"),
+        "{o:?}"
+    );
+
+    let o = ctl(
+        &env,
+        &server,
+        &[
+            "--json",
+            "submit",
+            "echo",
+            "--async",
+            "--in",
+            "10m",
+            "--priority",
+            "8",
+            "later",
+        ],
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (&v["status"], &v["priority"]),
+        (&"scheduled".into(), &8.into()),
+        "{v}"
+    );
+    let id = v["id"].as_str().unwrap();
+    let o = ctl(&env, &server, &["cancel", id]).await;
+    assert_eq!(stdout(&o), format!("{id} cancelled\n"));
+    let o = ctl(&env, &server, &["submit", "echo", "--in", "soon", "x"]).await;
+    assert!(!o.status.success(), "a bad delay is refused: {o:?}");
+
+    let o = ctl(&env, &server, &["pause", "kind", "sleep"]).await;
+    assert_eq!(stdout(&o), "paused: kind:sleep\n");
+    let o = ctl(&env, &server, &["resume", "kind", "sleep"]).await;
+    assert_eq!(stdout(&o), "nothing is paused\n");
+
+    let add = [
+        "schedule",
+        "add",
+        "nightly",
+        "0 30 3 * * *",
+        "gzip",
+        "report",
+        "--tz",
+        "Europe/Madrid",
+    ];
+    let o = ctl(&env, &server, &add).await;
+    assert!(
+        stdout(&o).starts_with("schedule `nightly` added; next run "),
+        "{o:?}"
+    );
+    let o = ctl(&env, &server, &["schedule", "list"]).await;
+    assert!(
+        stdout(&o).contains("nightly\t0 30 3 * * *\tEurope/Madrid\tgzip report"),
+        "{o:?}"
+    );
+    let o = ctl(&env, &server, &["schedule", "remove", "nightly"]).await;
+    assert_eq!(stdout(&o), "schedule `nightly` removed\n");
+}
