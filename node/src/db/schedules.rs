@@ -137,6 +137,15 @@ pub async fn fire_due(
     ticks: &impl Ticks,
     limit: i64,
 ) -> QueryResult<usize> {
+    // Most looks find nothing due: one plain read, no transaction.
+    let due: bool = diesel::select(diesel::dsl::exists(
+        schedules::table.filter(schedules::next_at.le(Utc::now())),
+    ))
+    .get_result(conn)
+    .await?;
+    if !due {
+        return Ok(0);
+    }
     conn.transaction(async |c| {
         let now = Utc::now();
         let rows: Vec<ScheduleRow> = schedules::table
