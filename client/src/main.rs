@@ -257,6 +257,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 ("node", v.node.clone()),
                 ("attempts", v.attempts.map(|n| n.to_string())),
                 ("result_size", v.result_size.map(|n| n.to_string())),
+                ("run_at", v.run_at.map(|t| t.to_rfc3339())),
+                ("priority", v.priority.map(|p| p.to_string())),
+                ("key", v.key.clone()),
+                ("paused", v.paused.map(|p| p.to_string())),
                 ("message", v.message.clone()),
             ];
             for (key, value) in optional {
