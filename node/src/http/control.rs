@@ -32,7 +32,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// `GET /v1/schedules`: the caller's periodic tasks (every one for an admin).
 #[utoipa::path(get, path = "/v1/schedules", tag = "schedules",
-    responses((status = 200, description = "Schedules", body = ScheduleList)),
+    responses(
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
+        (status = 200, description = "Schedules", body = ScheduleList)),
     security(("bearer" = [])))]
 async fn list_schedules(svc: Svc, who: Caller) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(svc.list_schedules(&who.0).await?))
@@ -41,9 +43,12 @@ async fn list_schedules(svc: Svc, who: Caller) -> Result<HttpResponse, ApiError>
 /// `POST /v1/schedules`: add a periodic task (or replace the caller's schedule of that name).
 #[utoipa::path(post, path = "/v1/schedules", tag = "schedules", request_body = NewSchedule,
     responses(
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
         (status = 200, description = "Added; `next_at` is its first tick", body = ScheduleInfo),
         (status = 400, description = "A bad name, cron expression, time zone or kind", body = ErrorLine),
         (status = 403, description = "The name is another token's, or the role may not submit", body = ErrorLine),
+        (status = 413, description = "Over the JSON limit", body = ErrorLine),
+        (status = 415, description = "Not JSON", body = ErrorLine),
     ),
     security(("bearer" = [])))]
 async fn add_schedule(
@@ -57,7 +62,9 @@ async fn add_schedule(
 /// `DELETE /v1/schedules/{name}`: no more ticks.
 #[utoipa::path(delete, path = "/v1/schedules/{name}", tag = "schedules",
     params(("name" = String, Path, description = "The schedule's name")),
-    responses((status = 200, description = "Removed", body = ScheduleRemoved),
+    responses(
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
+        (status = 200, description = "Removed", body = ScheduleRemoved),
               (status = 404, description = "No such schedule (of the caller's)", body = ErrorLine)),
     security(("bearer" = [])))]
 async fn remove_schedule(
@@ -99,7 +106,9 @@ pub fn options_of(req: &HttpRequest, body: SubmitOptions) -> Result<SubmitOption
 #[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks",
     params(("id" = uuid::Uuid, Path, description = "The task's id")),
     responses(
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
         (status = 200, description = "Cancelled", body = TaskView),
+        (status = 403, description = "The token's role may not cancel", body = ErrorLine),
         (status = 404, description = "No such task (or another token's)", body = ErrorLine),
         (status = 409, description = "It has ended (`not_cancellable`)", body = ErrorLine),
     ),
@@ -111,7 +120,9 @@ async fn cancel(svc: Svc, who: Caller, id: web::Path<String>) -> Result<HttpResp
 
 /// `GET /v1/paused`: the lanes and kinds paused now (admin).
 #[utoipa::path(get, path = "/v1/paused", tag = "control",
-    responses((status = 200, description = "Paused lanes and kinds", body = Paused),
+    responses(
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
+        (status = 200, description = "Paused lanes and kinds", body = Paused),
               (status = 403, description = "Not an admin token", body = ErrorLine)),
     security(("bearer" = [])))]
 async fn paused(svc: Svc, who: Caller) -> Result<HttpResponse, ApiError> {
@@ -128,7 +139,9 @@ fn target(path: &(String, String)) -> Result<PauseTarget, ApiError> {
 #[utoipa::path(put, path = "/v1/paused/{what}/{name}", tag = "control",
     params(("what" = String, Path, description = "`lane` or `kind`"),
            ("name" = String, Path, description = "The lane's or kind's name")),
-    responses((status = 200, description = "Paused now", body = Paused),
+    responses(
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
+        (status = 200, description = "Paused now", body = Paused),
               (status = 400, description = "No such lane or kind", body = ErrorLine),
               (status = 403, description = "Not an admin token", body = ErrorLine)),
     security(("bearer" = [])))]
@@ -145,7 +158,9 @@ async fn pause(
 #[utoipa::path(delete, path = "/v1/paused/{what}/{name}", tag = "control",
     params(("what" = String, Path, description = "`lane` or `kind`"),
            ("name" = String, Path, description = "The lane's or kind's name")),
-    responses((status = 200, description = "Paused now", body = Paused),
+    responses(
+        (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine),
+        (status = 200, description = "Paused now", body = Paused),
               (status = 400, description = "No such lane or kind", body = ErrorLine),
               (status = 403, description = "Not an admin token", body = ErrorLine)),
     security(("bearer" = [])))]
