@@ -40,6 +40,17 @@ const MAX_SINGLE_PUBLISHES: usize = 64;
 
 type Waiter = tokio::sync::oneshot::Sender<Result<(), PublishError>>;
 
+/// A task waiting for its message: where it goes (worked out once) and until when it may
+/// wait for a connection.
+struct Pending {
+    task: TaskMessage,
+    waiter: Waiter,
+    until: Instant,
+    queue: String,
+    /// Its lane carries one task per message.
+    single: bool,
+}
+
 /// How long a publish may wait for the broker's confirm.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -83,7 +94,7 @@ pub struct Publisher {
     retry_queues: HashSet<String>,
     /// Tasks waiting for the next task message (each until its deadline while there is no
     /// connection), and messages in flight.
-    pending_tasks: Vec<(TaskMessage, Waiter, Instant)>,
+    pending_tasks: Vec<Pending>,
     /// How long a task may wait for a connection being made again.
     publish_wait: Duration,
     /// Task messages awaiting their confirm: of batching lanes, and of one-task lanes.
@@ -132,23 +143,23 @@ impl Publisher {
             // The most urgent waiting task goes first (the first of its priority), of the
             // lanes with room for another message: a lane of one task per message gains
             // nothing from waiting to batch, so it has more messages in flight.
-            let room = |most: usize| match most {
-                1 => self.task_publishes[1] < MAX_SINGLE_PUBLISHES,
-                _ => self.task_publishes[0] < MAX_TASK_PUBLISHES,
+            let room = |single: bool| match single {
+                true => self.task_publishes[1] < MAX_SINGLE_PUBLISHES,
+                false => self.task_publishes[0] < MAX_TASK_PUBLISHES,
             };
-            let Some((first, most)) = self
+            let Some(first) = self
                 .pending_tasks
                 .iter()
-                .map(|(task, ..)| (task, self.lanes.of_kind(&task.kind).per_message))
-                .filter(|(_, most)| room(*most))
+                .filter(|p| room(p.single))
                 .rev()
-                .max_by_key(|(task, _)| task.priority)
+                .max_by_key(|p| p.task.priority)
             else {
                 break;
             };
-            let single = usize::from(most == 1);
-            let queue = self.lanes.queue_for(&first.kind, first.priority);
+            let (queue, single) = (first.queue.clone(), first.single);
+            let most = self.lanes.of_kind(&first.task.kind).per_message;
             let (tasks, waiters) = self.take_pending(&queue, most);
+            let single = usize::from(single);
             if let Some(sizes) = &self.batch_sizes {
                 sizes.observe(tasks.len() as f64);
             }
@@ -179,12 +190,12 @@ impl Publisher {
     fn take_pending(&mut self, queue: &str, most: usize) -> (Vec<TaskMessage>, Vec<Waiter>) {
         let mut taken = (Vec::new(), Vec::new());
         let mut rest = Vec::with_capacity(self.pending_tasks.len());
-        for (task, waiter, until) in self.pending_tasks.drain(..) {
-            if taken.0.len() < most && self.lanes.queue_for(&task.kind, task.priority) == queue {
-                taken.0.push(task);
-                taken.1.push(waiter);
+        for pending in self.pending_tasks.drain(..) {
+            if taken.0.len() < most && pending.queue == queue {
+                taken.0.push(pending.task);
+                taken.1.push(pending.waiter);
             } else {
-                rest.push((task, waiter, until));
+                rest.push(pending);
             }
         }
         self.pending_tasks = rest;
@@ -308,10 +319,10 @@ impl Actor for Publisher {
             let now = Instant::now();
             let (expired, waiting) = std::mem::take(&mut act.pending_tasks)
                 .into_iter()
-                .partition(|(_, _, until)| *until <= now);
+                .partition(|p: &Pending| p.until <= now);
             act.pending_tasks = waiting;
-            for (_, waiter, _) in expired {
-                let _ = waiter.send(Err(PublishError::NotConnected));
+            for p in expired {
+                let _ = p.waiter.send(Err(PublishError::NotConnected));
             }
         });
     }
@@ -397,7 +408,16 @@ impl Handler<PublishTask> for Publisher {
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let until = Instant::now() + self.publish_wait;
-        self.pending_tasks.push((msg.task, tx, until));
+        let lane = self.lanes.of_kind(&msg.task.kind);
+        let single = lane.per_message == 1;
+        let queue = crate::lanes::band_queue(&lane.queue, msg.task.priority);
+        self.pending_tasks.push(Pending {
+            task: msg.task,
+            waiter: tx,
+            until,
+            queue,
+            single,
+        });
         self.flush_tasks(ctx);
         Box::pin(async move {
             rx.await
