@@ -180,7 +180,7 @@ async fn a_body_cut_short_makes_no_task_and_the_node_goes_on() {
 /// Serial (heavy, not disturbing): a gibibyte through a node process whose memory stays small.
 #[actix_rt::test]
 #[ignore]
-async fn a_gibibyte_streams_through_a_node_that_stays_under_128_mib() {
+async fn a_gibibyte_streams_through_a_node_that_grows_by_under_64_mib() {
     let env = TestEnv::new().await;
     let node = env
         .spawn_process(
@@ -190,7 +190,10 @@ async fn a_gibibyte_streams_through_a_node_that_stays_under_128_mib() {
         )
         .await;
     let size = 1024 * 1024 * 1024;
-    println!("gibibyte: node peak RSS before {} MiB", node.peak_rss_mib());
+    // The node's own size (its actors, pools, connections) is not what this measures: the
+    // gibibyte streams through, so what it adds stays small whatever the node holds idle.
+    let before = node.peak_rss_mib();
+    println!("gibibyte: node peak RSS before {before} MiB");
     let res = Client::new()
         .post(format!("http://{}/v1/tasks/sha256?wait=true", node.http))
         .bearer_auth(&env.token)
@@ -202,5 +205,8 @@ async fn a_gibibyte_streams_through_a_node_that_stays_under_128_mib() {
     assert_eq!(done["result"], expected_sha(size), "{done}");
     let peak = node.peak_rss_mib();
     println!("gibibyte: node peak RSS {peak} MiB");
-    assert!(peak < 128, "the node held {peak} MiB at its peak");
+    assert!(
+        peak - before < 64,
+        "the gibibyte took the node from {before} MiB to {peak} MiB"
+    );
 }
