@@ -40,7 +40,7 @@ pub const ACK_MARGIN: Duration = Duration::from_secs(60);
 pub const BANDS: [u8; 2] = [4, 7];
 
 /// The queue of priority `priority` in the lane whose queue is `queue`.
-pub fn band_queue(queue: &str, priority: u8) -> String {
+fn band_queue(queue: &str, priority: u8) -> String {
     match BANDS.iter().rev().find(|low| priority >= **low) {
         Some(low) => format!("{queue}.prio{low}"),
         None => queue.to_string(),
@@ -97,6 +97,16 @@ pub struct Lane {
     pub prefetch: u16,
     /// Most tasks in one message: many for a lane of quick kinds, else one.
     pub per_message: usize,
+    /// The queues of its priority bands, lowest first (`bands[0]` is `queue`).
+    pub bands: Vec<String>,
+}
+
+impl Lane {
+    /// The queue of this lane's tasks at `priority`.
+    pub fn band(&self, priority: u8) -> &str {
+        let i = BANDS.iter().filter(|low| priority >= **low).count();
+        &self.bands[i]
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +208,7 @@ impl Lanes {
                 workers,
                 prefetch: lane.prefetch,
                 per_message: if all_quick { MAX_TASKS_PER_MESSAGE } else { 1 },
+                bands: band_queues(&lane_queue(&settings.amqp.task_queue, name)),
             });
         }
         Ok(Lanes {
@@ -223,8 +234,8 @@ impl Lanes {
     }
 
     /// The queue a task of `kind` at `priority` is published to.
-    pub fn queue_for(&self, kind: &str, priority: u8) -> String {
-        band_queue(&self.of_kind(kind).queue, priority)
+    pub fn queue_for(&self, kind: &str, priority: u8) -> &str {
+        self.of_kind(kind).band(priority)
     }
 }
 

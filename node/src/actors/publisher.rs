@@ -277,7 +277,7 @@ impl Connected for Publisher {
             .lanes
             .all()
             .iter()
-            .flat_map(|l| crate::lanes::band_queues(&l.queue))
+            .flat_map(|l| l.bands.iter().cloned())
             .collect();
         let topology = self.lanes.topology();
         let opening = async move {
@@ -366,7 +366,7 @@ impl Handler<PublishTask> for Publisher {
         let until = Instant::now() + self.publish_wait;
         let lane = self.lanes.of_kind(&msg.task.kind);
         let single = lane.per_message == 1;
-        let queue = crate::lanes::band_queue(&lane.queue, msg.task.priority);
+        let queue = lane.band(msg.task.priority).to_string();
         self.pending_tasks.push(Pending {
             task: msg.task,
             waiter: tx,

@@ -59,6 +59,13 @@ pub async fn accept(parts: &Parts, task: TaskMessage) -> Result<(), DbError> {
         due: lease_end(LEASE),
     };
     parts.persister.send(accept).await.settle()?;
+    publish_accepted(parts, task).await;
+    Ok(())
+}
+
+/// Publish a task whose row and outbox entry (leased to this node) are written, in the
+/// background, unless [`MAX_PUBLISHING`] are in flight: then it is left to the relay.
+pub async fn publish_accepted(parts: &Parts, task: TaskMessage) {
     match parts.publishing.clone().try_acquire_owned() {
         Ok(permit) => {
             let parts = parts.clone();
@@ -70,7 +77,6 @@ pub async fn accept(parts: &Parts, task: TaskMessage) -> Result<(), DbError> {
         // Too many in flight: the relay publishes it (its entry is due at once).
         Err(_) => hand_back(parts, vec![task.id], Duration::ZERO).await,
     }
-    Ok(())
 }
 
 /// Make outbox entries due for any node's relay after `wait` (if this fails, they wait for

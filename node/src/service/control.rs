@@ -99,8 +99,7 @@ impl Services {
             Accepted::New => {
                 self.handles.metrics.accepted(&task.kind);
                 if run_at.is_none() {
-                    let parts = self.handles.relay();
-                    actix::spawn(relay::publish(parts, vec![task]));
+                    relay::publish_accepted(&self.handles.relay(), task).await;
                 }
                 id
             }

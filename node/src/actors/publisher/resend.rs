@@ -61,7 +61,10 @@ impl Handler<Republish> for Publisher {
             Ok(body) => body,
             Err(e) => return Box::pin(fut::ready(Err(PublishError::Amqp(e.to_string())))),
         };
-        let task_queue = self.lanes.queue_for(&msg.task.kind, msg.task.priority);
+        let task_queue = self
+            .lanes
+            .queue_for(&msg.task.kind, msg.task.priority)
+            .to_string();
         let channel = self.link.channel.clone();
         let topology = self.lanes.topology();
         let (queue, declare) = match msg.target {
