@@ -1,6 +1,7 @@
 //! `taskctl token create|list|revoke`: an admin manages tokens through any node (the same as
 //! `tasknode token …` on a node's machine).
 
+use crate::output::print_json;
 use clap::Subcommand;
 use protocol::{Client, ClientError, NewToken};
 
@@ -80,8 +81,4 @@ pub async fn run(conn: &mut Client, cmd: TokenCmd, json: bool) -> Result<(), Cli
         }
     }
     Ok(())
-}
-
-fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string(value).unwrap_or_default());
 }

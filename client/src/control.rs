@@ -1,6 +1,7 @@
 //! Control over work from taskctl: a submission's `--key`, `--in`/`--at` and `--priority`;
 //! `cancel`; `pause`/`resume` (admin); `schedule add|list|remove`.
 
+use crate::output::print_json;
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
 use protocol::{
@@ -104,10 +105,6 @@ impl Target {
     fn parse(&self) -> anyhow::Result<PauseTarget> {
         PauseTarget::parse(&format!("{} {}", self.what, self.name)).map_err(|e| anyhow!("{e}"))
     }
-}
-
-fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string(value).unwrap_or_default());
 }
 
 fn print_paused(p: &Paused, json: bool) {

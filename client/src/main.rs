@@ -9,6 +9,7 @@ mod admin;
 mod bench;
 mod control;
 mod fleet;
+mod output;
 mod progress;
 mod token;
 
@@ -17,11 +18,11 @@ mod token;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-use progress::Progress;
-use protocol::{Check, Client, ClientError, TaskStatus, TaskView};
-use std::path::{Path, PathBuf};
+use output::{copy_body, print_json, print_result, put_file};
+use protocol::{Check, ClientError};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use uuid::Uuid;
 
@@ -185,12 +186,6 @@ fn task_id(text: &str) -> Result<Uuid, Failure> {
         .map_err(|_| Failure::Task(format!("`{text}` is not a task id (a UUID) (malformed)")))
 }
 
-/// Print `value` as one JSON line.
-fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
-    println!("{}", serde_json::to_string(value).context("encoding JSON")?);
-    Ok(())
-}
-
 async fn run(cli: Cli) -> Result<(), Failure> {
     let token = token::resolve(cli.token.clone())?;
     let fleet = fleet::Fleet::new(cli.servers.clone(), cli.tls, cli.ca.as_deref(), token)?;
@@ -239,7 +234,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 }
             };
             if no_wait && json {
-                return print_json(&view);
+                {
+                    print_json(&view);
+                    return Ok(());
+                }
             }
             if no_wait {
                 println!("{}", view.id);
@@ -250,7 +248,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status { id } => {
             let v = conn.status(task_id(&id)?).await?;
             if json {
-                return print_json(&v);
+                {
+                    print_json(&v);
+                    return Ok(());
+                }
             }
             println!("id: {}\nkind: {}\nstatus: {}", v.id, v.kind, v.status);
             let optional = [
@@ -276,7 +277,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Some(n) => {
                     if json {
                         // The JSON carries result_url; the raw bytes go only to a file.
-                        print_json(&view)?;
+                        print_json(&view);
                         if output.is_none() {
                             return Ok(());
                         }
@@ -289,7 +290,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Dead { limit } => {
             let list = conn.dead(limit).await?;
             if json {
-                return print_json(&list);
+                {
+                    print_json(&list);
+                    return Ok(());
+                }
             }
             if list.dead.is_empty() {
                 println!("no dead tasks");
@@ -306,7 +310,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Retry { id } => {
             let v = conn.retry(task_id(&id)?).await?;
             if json {
-                return print_json(&v);
+                {
+                    print_json(&v);
+                    return Ok(());
+                }
             }
             println!("{} queued again", v.id);
             Ok(())
@@ -314,7 +321,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Kinds => {
             let list = conn.kinds().await?;
             if json {
-                return print_json(&list);
+                {
+                    print_json(&list);
+                    return Ok(());
+                }
             }
             for k in list.kinds {
                 println!("{:<10} {}", k.name, k.about);
@@ -324,7 +334,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Ping => {
             let p = conn.ping().await?;
             if json {
-                print_json(&p)?;
+                print_json(&p);
             } else {
                 let word = |c: Option<Check>| if c == Some(Check::Ok) { "ok" } else { "down" };
                 println!(
@@ -346,7 +356,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Cancel { id } => {
             let v = conn.cancel(task_id(&id)?).await?;
             if json {
-                return print_json(&v);
+                {
+                    print_json(&v);
+                    return Ok(());
+                }
             }
             println!("{} cancelled", v.id);
             Ok(())
@@ -375,106 +388,4 @@ fn spread_start(n: usize) -> usize {
         .map(|d| d.subsec_nanos() as usize)
         .unwrap_or(0);
     (nanos ^ std::process::id() as usize) % n
-}
-
-/// Send a file with `PUT`, streamed, showing progress on a terminal.
-async fn put_file(
-    conn: &mut Client,
-    kind: &str,
-    path: &Path,
-    wait: bool,
-) -> Result<TaskView, Failure> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .with_context(|| format!("opening {}", path.display()))?;
-    let size = file
-        .metadata()
-        .await
-        .context("reading the file size")?
-        .len();
-    let mut body = Progress::new(file, "upload", size);
-    Ok(conn.put(kind, size, &mut body, wait).await?)
-}
-
-/// Print a finished task: its result, or why it failed. A result kept in the object store is
-/// fetched with `RESULT <id>`.
-async fn print_result(
-    conn: &mut Client,
-    v: TaskView,
-    json: bool,
-    output: Option<&Path>,
-) -> Result<(), Failure> {
-    if json {
-        print_json(&v)?;
-    }
-    match v.status {
-        TaskStatus::Succeeded => {}
-        TaskStatus::Failed | TaskStatus::Dead => {
-            let why = v.message.unwrap_or_default();
-            return Err(Failure::Task(format!("task {} failed: {why}", v.id)));
-        }
-        other => return Err(Failure::Task(format!("task {} is {other}", v.id))),
-    }
-    if let Some(bytes) = v.result_bytes() {
-        if json && output.is_none() {
-            return Ok(());
-        }
-        let bytes = bytes.map_err(|e| anyhow!("bad base64 result: {e}"))?;
-        return write_bytes(output, &bytes, json);
-    }
-    if v.result_key.is_some() {
-        if json && output.is_none() {
-            return Ok(());
-        }
-        let header = conn.result(v.id).await?;
-        let n = header
-            .bytes
-            .ok_or_else(|| Failure::Task(format!("node sent no result body: {header:?}")))?;
-        return copy_body(conn, n, output, json).await;
-    }
-    Ok(())
-}
-
-/// Stream a large result's body to `output` or standard output.
-async fn copy_body(
-    conn: &mut Client,
-    n: u64,
-    output: Option<&Path>,
-    json: bool,
-) -> Result<(), Failure> {
-    match output {
-        Some(path) => {
-            let file = tokio::fs::File::create(path)
-                .await
-                .with_context(|| format!("creating {}", path.display()))?;
-            let mut file = Progress::new(file, "download", n);
-            conn.read_body(n, &mut file).await?;
-            if !json {
-                eprintln!("wrote {n} bytes to {}", path.display());
-            }
-        }
-        None => conn.read_body(n, &mut tokio::io::stdout()).await?,
-    }
-    Ok(())
-}
-
-fn write_bytes(output: Option<&Path>, bytes: &[u8], json: bool) -> Result<(), Failure> {
-    match output {
-        Some(path) => {
-            std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
-            if !json {
-                eprintln!("wrote {} bytes to {}", bytes.len(), path.display());
-            }
-        }
-        None => {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            out.write_all(bytes).context("writing standard output")?;
-            // Text results end with a newline on a terminal; binary ones stay exact.
-            if std::str::from_utf8(bytes).is_ok() && !bytes.ends_with(b"\n") {
-                out.write_all(b"\n").context("writing standard output")?;
-            }
-        }
-    }
-    Ok(())
 }
