@@ -66,7 +66,12 @@ pub struct ListenerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpSettings {
+    /// One broker. Ignored when `urls` lists any.
     pub url: String,
+    /// The brokers of one RabbitMQ cluster: a node connects to one of them and moves to
+    /// another when it goes away (see [`crate::amqp::Broker`]).
+    #[serde(default)]
+    pub urls: Vec<String>,
     pub task_queue: String,
     pub reply_queue_prefix: String,
     pub publish_wait_ms: u64,
@@ -215,6 +220,15 @@ impl AmqpSettings {
         }
     }
 
+    /// The brokers to use: `urls`, or `url` alone when `urls` is empty.
+    pub fn urls(&self) -> Vec<String> {
+        if self.urls.is_empty() {
+            vec![self.url.clone()]
+        } else {
+            self.urls.clone()
+        }
+    }
+
     /// The queue results for tasks accepted by `node` are sent to.
     pub fn reply_queue(&self, node: &str) -> String {
         format!("{}.{}", self.reply_queue_prefix, node)
@@ -246,6 +260,8 @@ impl Settings {
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("amqp.urls")
                 .source(Some(env)),
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
@@ -303,14 +319,21 @@ impl Settings {
         if self.listener.wait_timeout_secs == 0 {
             return Err(invalid("listener.wait_timeout_secs", "must be at least 1"));
         }
-        if self.amqp.url.starts_with("amqps://") {
-            return Err(invalid(
-                "amqp.url",
-                "amqps:// (TLS) is not built into this tasknode; use amqp:// (e.g. over a private network or a TLS-terminating proxy)",
-            ));
-        }
-        if !self.amqp.url.starts_with("amqp://") {
-            return Err(invalid("amqp.url", "must start with amqp://"));
+        for url in self.amqp.urls() {
+            if !url.starts_with("amqp://") && !url.starts_with("amqps://") {
+                let key = if self.amqp.urls.is_empty() {
+                    "amqp.url"
+                } else {
+                    "amqp.urls"
+                };
+                return Err(invalid(
+                    key,
+                    format!(
+                        "`{}` must start with amqp:// or amqps://",
+                        crate::telemetry::redact(&url)
+                    ),
+                ));
+            }
         }
         if self.amqp.task_queue.is_empty() {
             return Err(invalid("amqp.task_queue", "must not be empty"));

@@ -24,7 +24,7 @@ pub mod wait;
 
 pub use env::{amqp_url, pg_admin_url, s3_endpoint, sleep_dies_fast, TestEnv, TEST_BUCKET};
 pub use lines::Lines;
-pub use nodes::{connect, connect_as, reconnect, ChildNode, TestNode};
+pub use nodes::{connect, connect_as, free_port, reconnect, ChildNode, TestNode};
 pub use protocol::Client;
 pub use proxy::{url_addr, Proxy, State as ProxyState};
 pub use tls::TestCa;

@@ -27,8 +27,8 @@ fn unknown_key_is_refused_by_name() {
 fn bad_values_name_their_key() {
     let err = Settings::from_toml("[listener]\naddress = \"nowhere\"\n").unwrap_err();
     assert!(err.to_string().contains("listener.address"), "{err}");
-    let err = Settings::from_toml("[amqp]\nurl = \"amqps://h/%2f\"\n").unwrap_err();
-    assert!(err.to_string().contains("TLS"), "{err}");
+    let err = Settings::from_toml("[amqp]\nurls = [\"amqp://a/%2f\", \"http://b\"]\n").unwrap_err();
+    assert!(err.to_string().contains("amqp.urls"), "{err}");
     let err = Settings::from_toml("[lanes.quick]\nprefetch = \"many\"\n").unwrap_err();
     assert!(err.to_string().contains("prefetch"), "{err}");
 }
@@ -90,4 +90,30 @@ fn tls_needs_both_a_certificate_and_a_key() {
     assert!(err.to_string().contains("listener.tls_key"), "{err}");
     let s = Settings::from_toml("[listener]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n").unwrap();
     assert_eq!(s.listener.tls_key.as_deref(), Some(Path::new("k.pem")));
+}
+
+#[test]
+fn one_broker_url_or_a_list() {
+    let one = Settings::from_toml("").unwrap();
+    assert_eq!(one.amqp.urls(), ["amqp://guest:guest@127.0.0.1:5672/%2f"]);
+    assert!(Settings::from_toml("[amqp]\nurl = \"amqps://h/%2f\"\n").is_ok());
+    let env = [(
+        "TASKNODE__AMQP__URLS".to_string(),
+        "amqp://a:5681/%2f,amqp://b:5682/%2f".to_string(),
+    )];
+    let listed = Settings::load_with_env(None, env).unwrap();
+    assert_eq!(
+        listed.amqp.urls(),
+        ["amqp://a:5681/%2f", "amqp://b:5682/%2f"],
+        "a list from the environment, comma-separated"
+    );
+    let env = [(
+        "TASKNODE__DATABASE__URL".to_string(),
+        "postgres://u@a:5432,b:5433/db?target_session_attrs=read-write".to_string(),
+    )];
+    let hosts = Settings::load_with_env(None, env).unwrap();
+    assert_eq!(
+        hosts.database.url, "postgres://u@a:5432,b:5433/db?target_session_attrs=read-write",
+        "a multi-host database URL is not split"
+    );
 }

@@ -53,38 +53,9 @@ pub enum StartupError {
 #[error("node stopped: {0}")]
 pub struct Fatal(pub String);
 
-/// Hide the password in a URL for messages.
-pub(super) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
 pub(super) fn db_err(settings: &Settings) -> impl Fn(db::DbError) -> StartupError + '_ {
     move |source| StartupError::Database {
-        url: redact(&settings.database.url),
+        url: crate::telemetry::redact(&settings.database.url),
         source,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            super::redact("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(
-            super::redact("postgres://postgres@127.0.0.1/db"),
-            "postgres://postgres@127.0.0.1/db"
-        );
     }
 }

@@ -41,7 +41,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 mod errors;
-use errors::{db_err, redact};
+use errors::db_err;
 pub use errors::{Fatal, StartupError};
 
 /// A running node. Dropping it does not stop it; stop the actix system.
@@ -106,7 +106,11 @@ impl Node {
         let lanes = Lanes::resolve(&settings, &kinds)?;
         let storage = prepare(&settings).await?;
         let database = settings.database.target().map_err(db_err(&settings))?;
-        let broker = amqp::Broker::with_ca(&settings.amqp.url, settings.amqp.tls_ca.as_deref())?;
+        let broker = amqp::Broker::with_ca(
+            &settings.amqp.urls(),
+            &node,
+            settings.amqp.tls_ca.as_deref(),
+        )?;
         let tls = match (&settings.listener.tls_cert, &settings.listener.tls_key) {
             (Some(cert), Some(key)) => Some(ServerTls::load(cert, key)?),
             _ => None,
@@ -118,7 +122,7 @@ impl Node {
             .await
             .map_err(|e| db_err(&settings)(db::DbError::Pool(e)))?;
 
-        let amqp_url = redact(&settings.amqp.url);
+        let amqp_url = broker.describe();
         let amqp_err = |source| StartupError::Amqp {
             url: amqp_url.clone(),
             source,
@@ -336,7 +340,7 @@ impl Node {
                 (Some(handle), Some(addr))
             }
         };
-        tracing::info!(node = %node, addr = %local_addr, http = ?http_addr, tls = tls.is_some(), workers = threads, "node ready");
+        tracing::info!(node = %node, addr = %local_addr, http = ?http_addr, tls = tls.is_some(), workers = threads, broker = %broker.current(), "node ready");
         Ok(Node {
             local_addr,
             http_addr,
