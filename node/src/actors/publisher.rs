@@ -11,8 +11,10 @@
 //! when the connection is lost (or cannot be made) it stops itself and is restarted after
 //! the backoff its [`RestartBudget`] allows. Publishes in flight at that moment fail; a task
 //! published while disconnected waits for the new connection up to `amqp.publish_wait_ms`,
-//! then fails with [`PublishError::NotConnected`].
+//! then fails with [`PublishError::NotConnected`]; a task whose message was nacked is sent
+//! again within the same bound.
 
+mod nacks;
 mod replies;
 mod resend;
 
@@ -103,6 +105,8 @@ pub struct Publisher {
     /// is out.
     pending_replies: Vec<(String, Reply)>,
     replying: bool,
+    /// When the confirm channel was last replaced after a nack.
+    renewed: Option<Instant>,
     /// Tasks per published message, observed.
     batch_sizes: Option<prometheus_client::metrics::histogram::Histogram>,
 }
@@ -127,6 +131,7 @@ impl Publisher {
             task_publishes: [0; 2],
             pending_replies: Vec::new(),
             replying: false,
+            renewed: None,
             batch_sizes: None,
         }
     }
@@ -158,16 +163,17 @@ impl Publisher {
             };
             let (queue, single) = (first.queue.clone(), first.single);
             let most = self.lanes.of_kind(&first.task.kind).per_message;
-            let (tasks, waiters) = self.take_pending(&queue, most);
+            let taken = self.take_pending(&queue, most);
             let single = usize::from(single);
             if let Some(sizes) = &self.batch_sizes {
-                sizes.observe(tasks.len() as f64);
+                sizes.observe(taken.len() as f64);
             }
+            let tasks: Vec<&TaskMessage> = taken.iter().map(|p| &p.task).collect();
             let body = match serde_json::to_vec(&tasks) {
                 Ok(b) => b,
                 Err(e) => {
-                    for w in waiters {
-                        let _ = w.send(Err(PublishError::Amqp(e.to_string())));
+                    for p in taken {
+                        let _ = p.waiter.send(Err(PublishError::Amqp(e.to_string())));
                     }
                     continue;
                 }
@@ -176,10 +182,15 @@ impl Publisher {
             self.task_publishes[single] += 1;
             self.track(fut)
                 .map(move |res, act, ctx| {
-                    for w in waiters {
-                        let _ = w.send(res.clone());
-                    }
                     act.task_publishes[single] -= 1;
+                    match res {
+                        Err(PublishError::Nacked) => act.nacked(taken, ctx),
+                        res => {
+                            for p in taken {
+                                let _ = p.waiter.send(res.clone());
+                            }
+                        }
+                    }
                     act.flush_tasks(ctx);
                 })
                 .spawn(ctx);
@@ -187,13 +198,12 @@ impl Publisher {
     }
 
     /// Up to `most` pending tasks bound for `queue`, in the order they came; the others stay.
-    fn take_pending(&mut self, queue: &str, most: usize) -> (Vec<TaskMessage>, Vec<Waiter>) {
-        let mut taken = (Vec::new(), Vec::new());
+    fn take_pending(&mut self, queue: &str, most: usize) -> Vec<Pending> {
+        let mut taken = Vec::new();
         let mut rest = Vec::with_capacity(self.pending_tasks.len());
         for pending in self.pending_tasks.drain(..) {
-            if taken.0.len() < most && pending.queue == queue {
-                taken.0.push(pending.task);
-                taken.1.push(pending.waiter);
+            if taken.len() < most && pending.queue == queue {
+                taken.push(pending);
             } else {
                 rest.push(pending);
             }

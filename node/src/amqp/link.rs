@@ -73,7 +73,8 @@ fn connect<A: Connected>(act: &mut A, ctx: &mut Context<A>) {
 
 /// The connection state every AMQP actor keeps across supervisor restarts.
 pub struct Link {
-    pub connection: Option<lapin::Connection>,
+    /// Shared, so an actor can open another channel on it from a future.
+    pub connection: Option<Arc<lapin::Connection>>,
     pub channel: Option<lapin::Channel>,
     /// Consecutive failures since the last good connection (drives the backoff).
     failures: u32,
@@ -124,7 +125,7 @@ impl Link {
             tracing::info!(actor = self.budget.actor(), "connected again");
         }
         self.failures = 0;
-        self.connection = Some(connection);
+        self.connection = Some(Arc::new(connection));
         self.channel = Some(channel);
     }
 
