@@ -259,9 +259,12 @@ impl Worker {
                 cancel.store(true, Ordering::Relaxed);
                 self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(kind = %msg.kind, timeout = ?msg.timeout, "task timed out; worker thread replaced");
+                // (The kind's timeout counts from when the node took the delivery, so the
+                // run itself had what was left of it.)
                 return Err(RunError::retryable(format!(
-                    "timeout: the task ran longer than {}s",
-                    msg.timeout.as_secs()
+                    "timeout: the task was still running {:.1}s after it started, when its \
+                     time (counted from its delivery) ran out",
+                    msg.timeout.as_secs_f64()
                 )));
             }
             Err(Waited::Disconnected) => {
