@@ -1,7 +1,8 @@
 //! Worker: the pool of task handlers, `workers.count` `Worker` actors on the threads of an
 //! actix `SyncArbiter` (started by [`Worker::start_pool`]).
 //!
-//! A quick task (a quick kind on an inline payload) runs on the worker's own thread. For
+//! A quick task (a quick kind on an inline payload) runs on the worker's own thread, or
+//! where its delivery was taken when small ([`QuickRunner`]). For
 //! anything else each worker hands its task to an executor thread of its own and waits at
 //! most the task's timeout. A handler that panics is caught there and fails only its task. A
 //! handler that overruns its timeout is abandoned (told to stop at its next read or write,
@@ -23,6 +24,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 use tempfile::{SpooledData, SpooledTempFile};
+
+mod quick;
+pub use quick::QuickRunner;
 
 /// Counters shared by all workers of a node (for tests and health reporting).
 #[derive(Debug, Default)]
@@ -65,7 +69,7 @@ pub enum RunError {
 }
 
 impl RunError {
-    fn retryable(message: impl Into<String>) -> Self {
+    pub(crate) fn retryable(message: impl Into<String>) -> Self {
         RunError::Transient(message.into())
     }
 
@@ -75,7 +79,7 @@ impl RunError {
     }
 
     /// What the handler's own error says about retrying.
-    fn of_task(e: crate::kinds::TaskError) -> Self {
+    pub(crate) fn of_task(e: crate::kinds::TaskError) -> Self {
         if e.retryable() {
             RunError::Transient(e.to_string())
         } else {
@@ -174,6 +178,7 @@ impl<T: Write> Write for Cancellable<T> {
 
 pub struct Worker {
     kinds: Registry,
+    quick: QuickRunner,
     uploader: Addr<Uploader>,
     spill_limit: usize,
     stats: Arc<PoolStats>,
@@ -195,8 +200,10 @@ impl Worker {
         running: Arc<Running>,
         busy: prometheus_client::metrics::gauge::Gauge,
     ) -> Addr<Worker> {
+        let quick = QuickRunner::new(spill_limit, stats.clone());
         SyncArbiter::start(threads, move || Worker {
             kinds: kinds.clone(),
+            quick: quick.clone(),
             uploader: uploader.clone(),
             spill_limit,
             stats: stats.clone(),
@@ -225,7 +232,7 @@ impl Worker {
             .get(&msg.kind)
             .ok_or_else(|| RunError::BadInput(format!("unknown kind `{}`", msg.kind)))?;
         if let (TaskInput::Inline(bytes), true) = (&msg.input, kind.quick) {
-            return self.run_quick(&kind, bytes.clone());
+            return self.quick.run(&kind, bytes.clone());
         }
         let input = self.open(msg.input)?;
         let executor = match self.executor.take() {
@@ -292,36 +299,6 @@ impl Worker {
     }
 }
 
-impl Worker {
-    /// A quick task (a quick kind on an inline payload): run on this thread (still
-    /// panic-safe), sparing the hand-off to the executor thread.
-    fn run_quick(&self, kind: &Kind, input: Bytes) -> Result<TaskOutput, RunError> {
-        let mut output = Vec::new();
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            kind.run(&mut std::io::Cursor::new(input), &mut output)
-        }));
-        match result {
-            Ok(Ok(())) if output.len() <= self.spill_limit => Ok(TaskOutput::Inline(output)),
-            Ok(Ok(())) => {
-                let mut file = tempfile::tempfile()
-                    .map_err(|e| RunError::retryable(format!("result spill file: {e}")))?;
-                file.write_all(&output)
-                    .and_then(|_| file.seek(SeekFrom::Start(0)))
-                    .map_err(|e| RunError::retryable(format!("result spill file: {e}")))?;
-                Ok(TaskOutput::Spilled {
-                    file,
-                    size: output.len() as u64,
-                })
-            }
-            Ok(Err(e)) => Err(RunError::of_task(e)),
-            Err(panic) => {
-                self.stats.panics.fetch_add(1, Ordering::Relaxed);
-                Err(RunError::Panicked(panic_text(&*panic)))
-            }
-        }
-    }
-}
-
 /// How often a waiting worker looks whether its run was cancelled.
 const CANCEL_CHECK: Duration = Duration::from_millis(50);
 
@@ -351,7 +328,7 @@ fn wait_for(executor: &Executor, timeout: Duration, cancel: &AtomicBool) -> Resu
     }
 }
 
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -413,7 +390,7 @@ impl Handler<RunBatch> for Worker {
         let ran = msg
             .0
             .into_iter()
-            .map(|(kind, input)| self.run_quick(&kind, input))
+            .map(|(kind, input)| self.quick.run(&kind, input))
             .collect();
         self.busy.dec();
         MessageResult(ran)

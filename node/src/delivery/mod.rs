@@ -2,7 +2,8 @@
 //! AMQP side and hands each delivery here):
 //!
 //! - `quick`: a first delivery's quick tasks (quick kinds on inline payloads) run as one
-//!   batch on one worker and are recorded in one write, with no `running` write first;
+//!   batch (where the delivery was taken when small, else on one worker) and are recorded
+//!   in one write, with no `running` write first;
 //! - [`start`]: every other task is marked `running` here first (so each attempt is counted
 //!   before it runs), then runs on a worker, behind the `Starter` trait;
 //! - [`complete`]: a run's result becomes a final row, a retry or a burial
@@ -19,7 +20,7 @@ pub mod start;
 use crate::actors::persister::control::ParkTasks;
 use crate::actors::publisher::{Park, PublishReplies};
 use crate::actors::replies::LocalReplies;
-use crate::actors::worker_pool::Worker;
+use crate::actors::worker_pool::{QuickRunner, Worker};
 use crate::actors::Handles;
 use crate::actors::Settle;
 use crate::db::models::TaskRow;
@@ -46,6 +47,8 @@ const REQUEUE_PAUSE: Duration = Duration::from_secs(1);
 pub struct DeliveryCtx {
     pub handles: Handles,
     pub workers: Addr<Worker>,
+    /// Runs a small delivery's quick tasks on the consumer's thread.
+    pub quick: QuickRunner,
     pub policy: Arc<RetryPolicy>,
     /// Deliveries being processed now (graceful shutdown waits for them).
     pub inflight: Arc<AtomicUsize>,

@@ -1,12 +1,13 @@
-//! Quick tasks: a first delivery's quick kinds on inline payloads run together on one worker
-//! and their outcomes are written in one statement. A run takes microseconds, so their
+//! Quick tasks: a first delivery's quick kinds on inline payloads run together, right here
+//! when their inputs are small ([`QuickRunner::in_place`]) or else on one worker, and their
+//! outcomes are written in one statement. A run takes microseconds, so their
 //! outcome is their first (often only) row write. A run that needs more (a result for the
 //! bucket, a retry) is counted as an attempt and completed like any other.
 
 use super::complete::{complete, Handled};
 use super::{start, DeliveryCtx};
 use crate::actors::persister::{RecordOutcome, RecordOutcomes};
-use crate::actors::worker_pool::{RunBatch, RunError, TaskOutput};
+use crate::actors::worker_pool::{QuickRunner, RunBatch, RunError, TaskOutput};
 use crate::db::models::Finish;
 use crate::kinds::Kind;
 use crate::messages::{PayloadRef, TaskMessage};
@@ -30,7 +31,7 @@ pub(super) fn input(ctx: &DeliveryCtx, task: &TaskMessage) -> Option<(Arc<Kind>,
     }
 }
 
-/// Run quick tasks as one batch on a worker, write their outcomes in one go, answer them.
+/// Run quick tasks as one batch (here, or on a worker), write their outcomes in one go, answer them.
 pub(super) async fn process(ctx: &DeliveryCtx, quick: Vec<Quick<'_>>) -> Vec<Handled> {
     if quick.is_empty() {
         return Vec::new();
@@ -40,10 +41,18 @@ pub(super) async fn process(ctx: &DeliveryCtx, quick: Vec<Quick<'_>>) -> Vec<Han
         .into_iter()
         .map(|(task, kind, input)| (task, (kind, input)))
         .unzip();
-    let runs = ctx.workers.send(RunBatch(batch)).await.unwrap_or_else(|e| {
-        let lost = RunError::Transient(format!("worker pool unavailable: {e}"));
-        tasks.iter().map(|_| Err(lost.clone())).collect()
-    });
+    let inputs: Vec<&Bytes> = batch.iter().map(|(_, input)| input).collect();
+    let runs = if QuickRunner::in_place(&inputs) {
+        batch
+            .into_iter()
+            .map(|(kind, input)| ctx.quick.run(&kind, input))
+            .collect()
+    } else {
+        ctx.workers.send(RunBatch(batch)).await.unwrap_or_else(|e| {
+            let lost = RunError::Transient(format!("worker pool unavailable: {e}"));
+            tasks.iter().map(|_| Err(lost.clone())).collect()
+        })
+    };
     // Outcomes to write now; runs that need more go on one by one.
     let mut records = Vec::with_capacity(tasks.len());
     let mut record_of = Vec::with_capacity(tasks.len());

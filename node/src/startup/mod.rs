@@ -14,7 +14,7 @@ use crate::actors::scheduler::Scheduler;
 use crate::actors::session::SessionLimits;
 use crate::actors::uploader::Uploader;
 use crate::actors::watcher::Watcher;
-use crate::actors::worker_pool::{PoolStats, Worker};
+use crate::actors::worker_pool::{PoolStats, QuickRunner, Worker};
 use crate::actors::Handles;
 use crate::auth::tokens::TokenStore;
 use crate::config::Settings;
@@ -279,6 +279,7 @@ impl Node {
                 DeliveryCtx {
                     handles: handles.clone(),
                     workers,
+                    quick: QuickRunner::new(settings.storage.inline_limit, pool_stats.clone()),
                     policy: policy.clone(),
                     inflight: inflight.clone(),
                     queue: lane.queue.clone(),

@@ -38,3 +38,34 @@ async fn short_tasks_do_not_wait_behind_long_ones() {
         );
     }
 }
+
+#[actix_rt::test]
+async fn a_small_quick_task_waits_for_no_worker_of_its_lane() {
+    // One worker in a lane that also holds a long kind: the long task takes that worker, and
+    // a small quick task behind it in the same lane still runs (where its delivery is taken).
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("a", |s| {
+            let quick = s.lanes.get_mut("quick").unwrap();
+            quick.kinds.push("sleep".into());
+            quick.workers = Some(1);
+        })
+        .await;
+    let mut c = node.connect().await;
+    let r = c.ask("SUBMIT sleep 15000").await;
+    assert_eq!(r["status"], "queued", "{r}");
+    let sleep = id_of(&r);
+    tasknode_testkit::poll_until("the long task is running", 20, async || {
+        let row = env.row(sleep).await?;
+        (row.status == TaskStatus::Running).then_some(())
+    })
+    .await;
+    let r = c.ask("upper hol").await;
+    assert_eq!(r["result"], "HOL", "{r}");
+    let row = env.row(sleep).await.expect("a row");
+    assert_eq!(
+        row.status,
+        TaskStatus::Running,
+        "the quick task waited for the lane's only worker: {row:?}"
+    );
+}
