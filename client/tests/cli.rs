@@ -261,26 +261,34 @@ async fn bench_reports_what_it_ran_and_so_does_the_broker_baseline() {
     );
     assert_eq!(p["pipeline"], 10, "{p}");
 
-    let o = taskctl(args(&[
-        "--json",
-        "bench",
-        "--broker-baseline",
-        "--concurrency",
-        "2",
-        "--total",
-        "20",
-        "--amqp-url",
-        &tasknode_testkit::amqp_url(),
-    ]))
-    .await;
-    assert!(o.status.success(), "{o:?}");
-    let b: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    assert_eq!(
-        (b["completed"].clone(), b["errors"].clone()),
-        (20.into(), 0.into()),
-        "{b}"
-    );
-    assert_eq!(b["target"], "broker");
+    // The broker alone, on a classic queue and on a quorum queue (as the fleet's).
+    for (queue_type, target) in [("classic", "broker"), ("quorum", "broker-quorum")] {
+        let o = taskctl(args(&[
+            "--json",
+            "bench",
+            "--broker-baseline",
+            "--queue-type",
+            queue_type,
+            "--concurrency",
+            "2",
+            "--total",
+            "20",
+            "--amqp-url",
+            &tasknode_testkit::amqp_url(),
+        ]))
+        .await;
+        assert!(o.status.success(), "{o:?}");
+        let b: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(
+            (
+                b["completed"].clone(),
+                b["errors"].clone(),
+                b["target"].clone()
+            ),
+            (20.into(), 0.into(), target.into()),
+            "{b}"
+        );
+    }
 
     // A kind that does not exist is counted as errors, loudly, with a non-zero exit.
     let o = ctl(

@@ -1,11 +1,12 @@
-//! The broker alone: per request, publish (persistent, confirmed) to a durable queue; a
-//! consumer acks it and answers on a reply queue; the requester waits for the answer.
+//! The broker alone: per request, publish (persistent, confirmed) to a durable queue (classic,
+//! or quorum with `--queue-type quorum`); a consumer acks it and answers on a reply queue;
+//! the requester waits for the answer.
 
-use super::{payload, start_at, BenchArgs, Plan, Shared};
+use super::{payload, start_at, BenchArgs, Plan, QueueType, Shared};
 use anyhow::{Context, Result};
 use futures_util::StreamExt;
 use lapin::options::*;
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,8 +45,17 @@ async fn run_async(args: &BenchArgs, plan: Arc<Plan>, shared: Arc<Shared>) -> Re
         auto_delete: true,
         ..Default::default()
     };
-    for (name, options) in [(&queue, durable), (&replies, private)] {
-        let args = FieldTable::default();
+    let mut durable_args = FieldTable::default();
+    if args.queue_type == QueueType::Quorum {
+        durable_args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+    }
+    for (name, options, args) in [
+        (&queue, durable, durable_args),
+        (&replies, private, FieldTable::default()),
+    ] {
         setup
             .queue_declare(name.as_str().into(), options, args)
             .await?;

@@ -61,6 +61,18 @@ pub struct BenchArgs {
     /// AMQP URL for --broker-baseline.
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     pub amqp_url: String,
+    /// The type of the durable queue --broker-baseline publishes to: `classic` (the
+    /// baseline's own), or `quorum`, as a fleet's task queues are by default (a replicated log
+    /// written before each delivery), for a like-for-like comparison.
+    #[arg(long, value_enum, default_value_t = QueueType::Classic, requires = "broker_baseline")]
+    pub queue_type: QueueType,
+}
+
+/// The durable queue type of `--broker-baseline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueueType {
+    Classic,
+    Quorum,
 }
 
 /// What the workers share.
@@ -202,7 +214,9 @@ pub fn run(args: &BenchArgs, fleet: &crate::fleet::Fleet, json_out: bool) -> Res
         issued: AtomicU64::new(0),
     });
     let shared = Shared::new();
-    let label = if args.broker_baseline {
+    let label = if args.broker_baseline && args.queue_type == QueueType::Quorum {
+        "broker-quorum"
+    } else if args.broker_baseline {
         "broker"
     } else if args.http {
         "tasknode-http"
