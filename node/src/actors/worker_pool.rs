@@ -178,10 +178,9 @@ impl<T: Write> Write for Cancellable<T> {
 
 pub struct Worker {
     kinds: Registry,
+    /// Quick runs, and the spill limit and counters every run uses.
     quick: QuickRunner,
     uploader: Addr<Uploader>,
-    spill_limit: usize,
-    stats: Arc<PoolStats>,
     executor: Option<Executor>,
     /// Runs in progress on this node (a cancelled one is told to stop).
     running: Arc<Running>,
@@ -195,18 +194,14 @@ impl Worker {
         threads: usize,
         kinds: Registry,
         uploader: Addr<Uploader>,
-        spill_limit: usize,
-        stats: Arc<PoolStats>,
+        quick: QuickRunner,
         running: Arc<Running>,
         busy: prometheus_client::metrics::gauge::Gauge,
     ) -> Addr<Worker> {
-        let quick = QuickRunner::new(spill_limit, stats.clone());
         SyncArbiter::start(threads, move || Worker {
             kinds: kinds.clone(),
             quick: quick.clone(),
             uploader: uploader.clone(),
-            spill_limit,
-            stats: stats.clone(),
             executor: None,
             running: running.clone(),
             busy: busy.clone(),
@@ -237,7 +232,7 @@ impl Worker {
         let input = self.open(msg.input)?;
         let executor = match self.executor.take() {
             Some(e) => e,
-            None => Executor::spawn(&self.stats),
+            None => Executor::spawn(&self.quick.stats),
         };
         let running = self.running.clone();
         let slot = running.enter(msg.id);
@@ -245,7 +240,7 @@ impl Worker {
         let job = Job {
             kind,
             input,
-            output: SpooledTempFile::new(self.spill_limit),
+            output: SpooledTempFile::new(self.quick.spill_limit),
             cancel: cancel.clone(),
         };
         if executor.jobs.send(job).is_err() {
@@ -264,7 +259,7 @@ impl Worker {
             Err(Waited::Timeout) => {
                 // Abandon this executor (it exits once the handler returns) and replace it.
                 cancel.store(true, Ordering::Relaxed);
-                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                self.quick.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(kind = %msg.kind, timeout = ?msg.timeout, "task timed out; worker thread replaced");
                 // (The kind's timeout counts from when the node took the delivery, so the
                 // run itself had what was left of it.)
@@ -280,7 +275,7 @@ impl Worker {
         };
         if let Err(e) = result {
             if let RunError::Panicked(text) = &e {
-                self.stats.panics.fetch_add(1, Ordering::Relaxed);
+                self.quick.stats.panics.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(kind = %msg.kind, error = %text, "task handler panicked");
             }
             return Err(e);

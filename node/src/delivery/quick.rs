@@ -31,7 +31,8 @@ pub(super) fn input(ctx: &DeliveryCtx, task: &TaskMessage) -> Option<(Arc<Kind>,
     }
 }
 
-/// Run quick tasks as one batch (here, or on a worker), write their outcomes in one go, answer them.
+/// Run quick tasks as one batch (here, or on a worker), write their outcomes in one go,
+/// answer them.
 pub(super) async fn process(ctx: &DeliveryCtx, quick: Vec<Quick<'_>>) -> Vec<Handled> {
     if quick.is_empty() {
         return Vec::new();
@@ -41,8 +42,8 @@ pub(super) async fn process(ctx: &DeliveryCtx, quick: Vec<Quick<'_>>) -> Vec<Han
         .into_iter()
         .map(|(task, kind, input)| (task, (kind, input)))
         .unzip();
-    let inputs: Vec<&Bytes> = batch.iter().map(|(_, input)| input).collect();
-    let runs = if QuickRunner::in_place(&inputs) {
+    let bytes = batch.iter().map(|(_, input)| input.len()).sum();
+    let runs = if QuickRunner::in_place(bytes) {
         batch
             .into_iter()
             .map(|(kind, input)| ctx.quick.run(&kind, input))

@@ -260,14 +260,14 @@ impl Node {
         };
         let relay = Relay::new(handles.relay()).start();
         // Each lane: its own workers and its own consumer.
+        let quick = QuickRunner::new(settings.storage.inline_limit, pool_stats.clone());
         let mut consumers = Vec::new();
         for lane in lanes.all().iter().filter(|l| l.workers > 0) {
             let workers = Worker::start_pool(
                 lane.workers,
                 kinds.clone(),
                 uploader.clone(),
-                settings.storage.inline_limit,
-                pool_stats.clone(),
+                quick.clone(),
                 handles.control.running.clone(),
                 metrics.busy(&lane.name),
             );
@@ -279,7 +279,7 @@ impl Node {
                 DeliveryCtx {
                     handles: handles.clone(),
                     workers,
-                    quick: QuickRunner::new(settings.storage.inline_limit, pool_stats.clone()),
+                    quick: quick.clone(),
                     policy: policy.clone(),
                     inflight: inflight.clone(),
                     queue: lane.queue.clone(),

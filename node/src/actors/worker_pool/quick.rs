@@ -20,8 +20,8 @@ pub const IN_PLACE_BYTES: usize = 16 * 1024;
 #[derive(Clone)]
 pub struct QuickRunner {
     /// Results past this size go to a temporary file (then to the bucket).
-    spill_limit: usize,
-    stats: Arc<PoolStats>,
+    pub(super) spill_limit: usize,
+    pub(super) stats: Arc<PoolStats>,
 }
 
 impl QuickRunner {
@@ -29,9 +29,9 @@ impl QuickRunner {
         QuickRunner { spill_limit, stats }
     }
 
-    /// Whether quick tasks with these inputs may run on the calling thread.
-    pub fn in_place(inputs: &[&Bytes]) -> bool {
-        inputs.iter().map(|b| b.len()).sum::<usize>() <= IN_PLACE_BYTES
+    /// Whether quick tasks whose inputs come to `bytes` in all may run on the calling thread.
+    pub fn in_place(bytes: usize) -> bool {
+        bytes <= IN_PLACE_BYTES
     }
 
     /// Run one quick task here; a panic fails only this task.
