@@ -31,6 +31,7 @@ pub struct Settings {
     pub supervision: SupervisionSettings,
     pub keys: KeySettings,
     pub retention: RetentionSettings,
+    pub janitor: JanitorSettings,
     pub workers: WorkerSettings,
     pub auth: crate::auth::AuthSettings,
     pub http: crate::http::HttpSettings,
@@ -177,6 +178,17 @@ impl TaskSettings {
 pub struct RetentionSettings {
     /// Days of finished tasks kept (0: all).
     pub days: u64,
+}
+
+/// `[janitor]`: see [`crate::actors::janitor`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JanitorSettings {
+    /// How often a node empties the dead-letter queues and looks for stuck rows.
+    pub every_secs: u64,
+    /// How long past its kind's timeout a row may stay `running` (or `queued`) with no
+    /// message before it is put back.
+    pub grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -413,6 +425,19 @@ impl Settings {
                     problem: format!("`{kind}`: must be from 1 to 1500"),
                 });
             }
+        }
+        // A key must not outlive the row it names (its day is dropped after retention.days).
+        if self.retention.days > 0 && self.keys.retention_secs > self.retention.days * 86_400 {
+            return Err(invalid(
+                "keys.retention_secs",
+                format!(
+                    "{} s is longer than retention.days ({} days): a key would name a task already removed",
+                    self.keys.retention_secs, self.retention.days
+                ),
+            ));
+        }
+        if self.janitor.every_secs == 0 {
+            return Err(invalid("janitor.every_secs", "must be at least 1"));
         }
         if self.supervision.max_restarts == 0 {
             return Err(invalid("supervision.max_restarts", "must be at least 1"));

@@ -42,6 +42,7 @@ pub mod control;
 pub mod db;
 pub mod delivery;
 pub mod fleet;
+pub mod health;
 pub mod http;
 pub mod kinds;
 pub mod lanes;

@@ -81,6 +81,8 @@ pub struct Metrics {
     pub restarts: Family<ActorLabel, Counter>,
     pub auth_failures: Family<ProtocolLabel, Counter>,
     pub rate_limited: Counter,
+    /// Tasks the janitor put back (or ended) that nothing else would have moved again.
+    pub rescued: Counter,
     pub http_requests_open: Gauge,
     in_flight: Gauge,
     open_connections: Family<ProtocolLabel, Gauge>,
@@ -117,6 +119,7 @@ impl Metrics {
             restarts: Family::default(),
             auth_failures: Family::default(),
             rate_limited: Counter::default(),
+            rescued: Counter::default(),
             http_requests_open: Gauge::default(),
             in_flight: Gauge::default(),
             open_connections: Family::default(),
@@ -184,6 +187,11 @@ impl Metrics {
             "rate_limited",
             "Submissions refused over a token's rate",
             m.rate_limited.clone(),
+        );
+        r.register(
+            "tasks_rescued",
+            "Tasks put back through the outbox (or made dead) by the janitor: over the broker's delivery limit, or stuck with no message",
+            m.rescued.clone(),
         );
         r.register(
             "open_connections",

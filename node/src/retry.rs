@@ -1,7 +1,7 @@
 //! Retry policy: how many runs a task gets, how long it waits between them, and where it
 //! waits. A retryable failure sends the task to a delay queue `<task_queue>.retry.<ms>ms`
 //! whose TTL dead-letters it back onto the task queue; past its last attempt it is buried in
-//! `<task_queue>.dead` and its row says `dead`.
+//! `<task_queue>.buried` and its row says `dead`.
 
 use crate::config::TaskSettings;
 
@@ -12,9 +12,17 @@ pub fn retry_queue(task_queue: &str, delay_ms: u64) -> String {
     format!("{task_queue}.retry.{delay_ms}ms")
 }
 
-/// Where tasks that used up their attempts are kept.
+/// Where the broker dead-letters a message of `task_queue` delivered `amqp.delivery_limit`
+/// times. Every node's janitor empties it: each task in such a message goes back through the
+/// outbox (see [`crate::actors::janitor`]), so the limit never loses an accepted task.
 pub fn dead_queue(task_queue: &str) -> String {
     format!("{task_queue}.dead")
+}
+
+/// Where messages are kept for an operator: tasks that used up their attempts, and messages
+/// no node can read.
+pub fn buried_queue(task_queue: &str) -> String {
+    format!("{task_queue}.buried")
 }
 
 /// What to do after attempt `attempt` of a task failed for a reason that may pass.
@@ -108,5 +116,6 @@ mod tests {
             vec!["q.retry.100ms".to_string(), "q.retry.200ms".to_string()]
         );
         assert_eq!(dead_queue("q"), "q.dead");
+        assert_eq!(buried_queue("q"), "q.buried");
     }
 }

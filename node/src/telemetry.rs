@@ -14,9 +14,11 @@ pub fn init() {
         .try_init();
 }
 
-/// `url` with its password (if any) replaced by `***`, for logs and error messages.
+/// `url` with its passwords replaced by `***`, for logs and error messages: the one in its
+/// user info (`scheme://user:secret@host`), and any `password=` parameter (a query string's,
+/// `?password=secret`, or a key=value connection string's, `password='a secret'`).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let url = match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
             match creds.find(':') {
@@ -25,7 +27,32 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    };
+    mask_passwords(&url)
+}
+
+/// Every `password=` value in `text` (to the next `&`, `;` or blank, or a quoted one whole)
+/// replaced by `***`.
+fn mask_passwords(text: &str) -> String {
+    const KEY: &str = "password=";
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(found) = lower[at..].find(KEY) {
+        let value = at + found + KEY.len();
+        let rest = &text[value..];
+        let len = match rest.strip_prefix('\'') {
+            Some(quoted) => quoted.find('\'').map_or(rest.len(), |q| q + 2),
+            None => rest
+                .find(|c: char| c == '&' || c == ';' || c.is_whitespace())
+                .unwrap_or(rest.len()),
+        };
+        out.push_str(&text[at..value]);
+        out.push_str("***");
+        at = value + len;
     }
+    out.push_str(&text[at..]);
+    out
 }
 
 #[cfg(test)]
@@ -40,5 +67,14 @@ mod tests {
             super::redact("postgres://postgres@127.0.0.1/db"),
             "postgres://postgres@127.0.0.1/db"
         );
+        assert_eq!(
+            super::redact("postgres://u@h/db?sslmode=require&password=hunter2&x=1"),
+            "postgres://u@h/db?sslmode=require&password=***&x=1"
+        );
+        assert_eq!(
+            super::redact("host=db user=u PASSWORD='a secret' dbname=t"),
+            "host=db user=u PASSWORD=*** dbname=t"
+        );
+        assert_eq!(super::redact("password="), "password=***");
     }
 }

@@ -173,6 +173,7 @@ impl TestEnv {
         for q in &tasknode::lanes::queues(s) {
             queues.insert(q.clone());
             queues.insert(retry::dead_queue(q));
+            queues.insert(retry::buried_queue(q));
             queues.extend(RetryPolicy::new(s.tasks.clone()).delay_queues(q));
         }
     }
@@ -298,6 +299,7 @@ impl Drop for TestEnv {
                 .clone();
             q.insert(self.task_queue.clone());
             q.insert(retry::dead_queue(&self.task_queue));
+            q.insert(retry::buried_queue(&self.task_queue));
             q.into_iter().collect()
         };
         // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.

@@ -2,6 +2,11 @@
 //! without disturbing other tests.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 
 /// What a [`Proxy`] does with connections.
@@ -21,6 +26,42 @@ pub enum State {
 pub struct Proxy {
     pub addr: SocketAddr,
     state: tokio::sync::watch::Sender<State>,
+    /// Bytes forwarded to the target so far.
+    sent: Arc<AtomicU64>,
+}
+
+/// Reads from `inner`, counting the bytes into `count`.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counting<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        polled
+    }
+}
+
+/// Forward both ways until either side closes, counting what goes to `outbound`.
+async fn forward(inbound: &mut TcpStream, outbound: &mut TcpStream, sent: Arc<AtomicU64>) {
+    let (in_r, mut in_w) = inbound.split();
+    let (mut out_r, mut out_w) = outbound.split();
+    let mut up = Counting {
+        inner: in_r,
+        count: sent,
+    };
+    tokio::select! {
+        _ = tokio::io::copy(&mut up, &mut out_w) => {}
+        _ = tokio::io::copy(&mut out_r, &mut in_w) => {}
+    }
 }
 
 impl Proxy {
@@ -29,6 +70,8 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (state, state_rx) = tokio::sync::watch::channel(State::Up);
+        let sent = Arc::new(AtomicU64::new(0));
+        let counted = sent.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
@@ -50,12 +93,13 @@ impl Proxy {
                     }
                     State::Up => {}
                 }
+                let sent = counted.clone();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(target).await else {
                         return;
                     };
                     let cut = tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => None,
+                        _ = forward(&mut inbound, &mut outbound, sent) => None,
                         now = changed.wait_for(|s| *s != State::Up) => now.ok().map(|s| *s),
                     };
                     if cut == Some(State::Stalled) {
@@ -66,7 +110,12 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, state }
+        Proxy { addr, state, sent }
+    }
+
+    /// Bytes forwarded to the target so far (what the nodes sent it).
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// A proxy to the test S3 store (its endpoint: [`Proxy::http`]).

@@ -11,6 +11,7 @@
 //! | [`relay::Relay`] | async | persister (outbox claims), publisher | a failed claim or publish is tried again on the next sweep |
 //! | [`watcher::Watcher`] | async | persister (one read a second for every task waited on) | a failed read is tried on the next tick |
 //! | [`heartbeat::Heartbeat`] | async | PostgreSQL (this node's state and seconds, each second) | a failed beat is skipped |
+//! | [`janitor::Janitor`] | async | RabbitMQ (`.dead` queues, its own connection), PostgreSQL (stuck rows, one node at a time) | a failed round is logged and tried again next round |
 //! | [`persister::Persister`] | async | PostgreSQL (bb8 pool) | the pool replaces broken connections; callers get `DbError` |
 //! | [`uploader::Uploader`] | async | S3 store | callers get `StorageError`; multipart uploads are aborted |
 //!
@@ -22,6 +23,7 @@ pub mod consumer;
 pub mod controller;
 pub mod depths;
 pub mod heartbeat;
+pub mod janitor;
 pub mod listener;
 pub mod persister;
 pub mod publisher;
@@ -51,6 +53,8 @@ pub struct Handles {
     /// Wakes waiting clients from task rows when a reply does not come.
     pub watcher: Addr<watcher::Watcher>,
     pub storage: Storage,
+    /// RabbitMQ, PostgreSQL and the bucket, asked at most once a second.
+    pub health: crate::health::Health,
     /// This node's reply queue: replies for tasks it accepted come here.
     pub reply_queue: String,
     /// Publishes of accepted tasks in flight at once (see [`relay::accept`]).

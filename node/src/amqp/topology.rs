@@ -1,5 +1,6 @@
 //! The durable queues and how they are declared: each lane's task queue, its dead-letter
-//! queue, and its delay queues (a retry waits in one, then flows back to the lane's queue).
+//! queue (emptied by the nodes' janitors), its queue of buried messages (kept for an
+//! operator), and its delay queues (a retry waits in one, then flows back to the lane's queue).
 //!
 //! Quorum queues by default (`amqp.queue_type`): replicated when RabbitMQ runs as a cluster,
 //! and each task queue has a delivery limit (`amqp.delivery_limit`), a second guard against a
@@ -31,10 +32,11 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Declare lane queue `queue` and its dead-letter queue.
+    /// Declare lane queue `queue`, its dead-letter queue and where its buried messages go.
     pub async fn declare_lane(&self, channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
         let dead = retry::dead_queue(queue);
         declare(channel, &dead, self.base()).await?;
+        declare(channel, &retry::buried_queue(queue), self.base()).await?;
         let mut args = self.base();
         if self.queue_type == QueueType::Quorum {
             args.insert(

@@ -9,6 +9,7 @@
 //! exactly as an unknown id, so nothing leaks whether it exists. A node in `auth.mode = "open"`
 //! serves everyone as an admin with no name (its tasks have no owner).
 
+pub mod backoff;
 pub mod tokens;
 mod unknown;
 

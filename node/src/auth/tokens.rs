@@ -200,6 +200,9 @@ pub struct TokenStore {
     known: Arc<RwLock<Known>>,
     /// Secrets looked up in vain a moment ago.
     unknown: Arc<std::sync::Mutex<super::unknown::Unknown>>,
+    /// One database lookup of a secret not in the copy at a time, node-wide: a flood of
+    /// made-up tokens costs one pool connection, never the pool.
+    looking: Arc<tokio::sync::Semaphore>,
 }
 
 impl TokenStore {
@@ -210,6 +213,7 @@ impl TokenStore {
             pool,
             known: Arc::new(RwLock::new(Known::default())),
             unknown: Default::default(),
+            looking: Arc::new(tokio::sync::Semaphore::new(1)),
         };
         if let Err(e) = store.refresh().await {
             tracing::warn!(error = %e, "cannot load the tokens yet; each AUTH asks the database");
@@ -253,21 +257,16 @@ impl TokenStore {
         if let Some(token) = self.read().by_hash.get(&hash) {
             return Ok(Some(token.clone()));
         }
-        // Not in the copy: perhaps made a moment ago, unless it was asked about a moment ago.
-        // (A connection the database dropped is replaced by the pool: try again on another
-        // before giving up.)
+        // Not in the copy: perhaps made a moment ago (the copy is reloaded every second),
+        // unless it was asked about a moment ago, or another lookup is under way (then it is
+        // refused as unknown: a new token is in the copy within a second anyway).
         if self.unknown().fresh(&hash, std::time::Instant::now()) {
             return Ok(None);
         }
-        let mut tries = 0;
-        let row: Option<Row> = loop {
-            tries += 1;
-            match self.lookup(&hash).await {
-                Ok(row) => break row,
-                Err(e) if tries >= 3 => return Err(e),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
+        let Ok(_looking) = self.looking.try_acquire() else {
+            return Ok(None);
         };
+        let row: Option<Row> = self.lookup(&hash).await?;
         let token = row.and_then(Row::token);
         match &token {
             Some(token) => {

@@ -188,12 +188,22 @@ ON CONFLICT (id) DO UPDATE SET owner = '', due = 'infinity'";
 
 /// Park these tasks (delivered while their lane or kind is paused): back in the outbox,
 /// never due until released (with their row first, for a waiting submission's task, whose
-/// row its running node writes).
+/// row its running node writes). A row left `running` (a redelivery: the node that ran it
+/// died, or lost its channel) is `queued` again, so the relay publishes it on release; should
+/// that run still end, its outcome is written over `queued` as over `running`.
 pub async fn park(conn: &mut AsyncPgConnection, tasks: &[NewTask<'_>]) -> QueryResult<usize> {
     use diesel::sql_types::{Array, Uuid as SqlUuid};
     let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
     conn.transaction(async |c| {
         insert_many(c, tasks, None).await?;
+        diesel::update(tasks::table.filter(tasks::id.eq_any(&ids)))
+            .filter(tasks::status.eq(TaskStatus::Running.as_str()))
+            .set((
+                tasks::status.eq(TaskStatus::Queued.as_str()),
+                tasks::updated_at.eq(Utc::now()),
+            ))
+            .execute(c)
+            .await?;
         super::sql::Fixed::new(PARK)
             .bind::<Array<SqlUuid>, _>(&ids)
             .execute(c)

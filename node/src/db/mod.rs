@@ -6,6 +6,7 @@ pub mod fleet;
 pub mod listing;
 pub mod models;
 pub mod outbox;
+pub mod rescue;
 pub mod retention;
 pub mod schedules;
 pub mod schema;

@@ -57,6 +57,9 @@ pub struct DeliveryCtx {
     /// When the node took this delivery: every task's timeout counts from here, so no
     /// delivery stays unacked past its lane's longest timeout (see [`crate::lanes`]).
     pub received: Instant,
+    /// The longest a delivery may stay unacked (below RabbitMQ's `consumer_timeout`): how
+    /// long one that could not be written is held while PostgreSQL is away.
+    pub hold: Duration,
 }
 
 /// Counts a delivery in `inflight` while it lives.
@@ -96,7 +99,7 @@ pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
             Ok(_) => tracing::info!(tasks = n, "tasks of a paused lane or kind parked"),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot park the tasks of a paused lane or kind; requeued");
-                return requeue(&delivery).await;
+                return requeue(&ctx, &delivery).await;
             }
         }
     }
@@ -116,16 +119,16 @@ pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
     )
     .await;
     if quick.contains(&Handled::Requeue) || slow.contains(&Handled::Requeue) {
-        requeue(&delivery).await;
+        requeue(&ctx, &delivery).await;
     } else if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
         tracing::warn!(error = %e, "ack failed; the tasks will be redelivered and answered from their rows");
     }
 }
 
-/// A message this node cannot read is kept in the dead-letter queue for an operator, never
+/// A message this node cannot read is kept in the buried queue for an operator, never
 /// dropped and never run: parked, then acked (handed back if it could not be parked).
 async fn park(ctx: &DeliveryCtx, delivery: &Delivery, reason: String) {
-    tracing::error!(error = %reason, "unreadable task message parked in the dead-letter queue");
+    tracing::error!(error = %reason, "unreadable task message parked in the buried queue");
     let park = Park {
         queue: ctx.queue.clone(),
         body: delivery.data.clone(),
@@ -137,14 +140,21 @@ async fn park(ctx: &DeliveryCtx, delivery: &Delivery, reason: String) {
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not park the unreadable message; requeued");
-            requeue(delivery).await;
+            requeue(ctx, delivery).await;
         }
     }
 }
 
-/// Hand `delivery` back to the queue after a pause.
-async fn requeue(delivery: &Delivery) {
+/// Hand `delivery` back to the queue after a pause. While PostgreSQL is away it is held
+/// instead (up to `ctx.hold` from its arrival): RabbitMQ counts every hand-back towards the
+/// queue's delivery limit, so an outage costs a delivery one count, not one a second. A held
+/// delivery also keeps its prefetch slot, so the node takes no new work it could not record.
+async fn requeue(ctx: &DeliveryCtx, delivery: &Delivery) {
     tokio::time::sleep(REQUEUE_PAUSE).await;
+    let longest = ctx.hold.saturating_sub(ctx.received.elapsed());
+    if !ctx.handles.health.database_back(longest).await {
+        tracing::warn!(held = ?ctx.received.elapsed(), "PostgreSQL still away; delivery handed back to the queue");
+    }
     let requeue = BasicNackOptions {
         requeue: true,
         ..Default::default()

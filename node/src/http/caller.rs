@@ -1,6 +1,7 @@
 //! Who is asking: `Authorization: Bearer <token>`, checked like a line protocol `AUTH` (an open
 //! node needs none). Every request carries its token; the node's copy of the live tokens
-//! answers without a database round trip.
+//! answers without a database round trip. A wrong token is answered after a pause that
+//! grows with each failure from the same address ([`crate::auth::backoff`]).
 
 use super::error::ApiError;
 use crate::auth::tokens::Secret;
@@ -20,6 +21,7 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let svc = req.app_data::<web::Data<Services>>().cloned();
+        let peer = req.peer_addr().map(|a| a.ip());
         let token = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -50,6 +52,11 @@ impl FromRequest for Caller {
                 Ok(who) => Ok(Caller(who)),
                 Err(e) => {
                     svc.handles.metrics.auth_failed("http");
+                    // Failed guesses from one address are slow, and slower each time.
+                    if let Some(peer) = peer {
+                        let pause = svc.access.failures.failed(peer, std::time::Instant::now());
+                        tokio::time::sleep(pause).await;
+                    }
                     Err(e.into())
                 }
             }

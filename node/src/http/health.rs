@@ -3,7 +3,7 @@
 
 use crate::service::Services;
 use actix_web::{web, HttpResponse};
-use protocol::{ErrorLine, KindList, Pong};
+use protocol::{ErrorLine, KindList};
 use std::sync::atomic::Ordering;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -18,20 +18,41 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "alive": true }))
 }
 
-/// 200 with `PING`'s answer when every dependency answers and the node is not shutting down;
-/// 503 with the same body otherwise.
+/// 200 when every dependency answers and the node is not shutting down, 503 otherwise. The
+/// body says only `ready` to anyone; with a token it is `PING`'s answer (node, each
+/// dependency, paused targets) and `draining`. The dependencies are asked at most once a
+/// second for the whole node ([`crate::health`]), however many ask.
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "Ready", body = Pong),
-              (status = 503, description = "A dependency is down, or the node is draining", body = Pong)))]
-async fn readyz(svc: web::Data<Services>) -> HttpResponse {
+    responses((status = 200, description = "Ready (with a token: PING's answer and `draining`)", body = Ready),
+              (status = 503, description = "A dependency is down, or the node is draining", body = Ready)))]
+async fn readyz(svc: web::Data<Services>, who: Option<super::caller::Caller>) -> HttpResponse {
     let pong = svc.health().await;
     let draining = svc.draining.load(Ordering::Relaxed);
-    let mut body = serde_json::to_value(&pong).unwrap_or_default();
-    body["draining"] = draining.into();
-    match pong.healthy && !draining {
+    let ready = pong.healthy && !draining;
+    let body = match who {
+        Some(_) => {
+            let mut body = serde_json::to_value(&pong).unwrap_or_default();
+            body["draining"] = draining.into();
+            body["ready"] = ready.into();
+            body
+        }
+        None => serde_json::json!({ "ready": ready }),
+    };
+    match ready {
         true => HttpResponse::Ok().json(body),
         false => HttpResponse::ServiceUnavailable().json(body),
     }
+}
+
+/// `/readyz`'s answer: `ready`, and with a token the fields of `PING`'s answer and `draining`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    pub ready: bool,
+    /// With a token: the node is shutting down.
+    pub draining: Option<bool>,
+    /// With a token: as `PING`'s answer.
+    pub node: Option<String>,
+    pub healthy: Option<bool>,
 }
 
 /// Open to anyone, as `KINDS` is to any token: what a client may submit.

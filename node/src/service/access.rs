@@ -19,6 +19,8 @@ pub struct Access {
     pub rates: Rates,
     /// Each token's waiting submissions on this node (they have no row until they end).
     pub waiting: Waiting,
+    /// Failed HTTP authentications per client address.
+    pub failures: crate::auth::backoff::Backoff,
 }
 
 /// Waiting submissions per token on this node.

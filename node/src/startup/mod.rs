@@ -4,6 +4,7 @@ use crate::actors::consumer::{StopConsuming, TaskConsumer};
 use crate::actors::controller::Controller;
 use crate::actors::depths::QueueDepths;
 use crate::actors::heartbeat::Heartbeat;
+use crate::actors::janitor::{self, Janitor};
 use crate::actors::listener::{SocketListener, StopListening};
 use crate::actors::persister::Persister;
 use crate::actors::publisher::{IsConnected, Publisher};
@@ -63,6 +64,7 @@ pub struct Node {
     _controller: Addr<Controller>,
     _scheduler: Addr<Scheduler>,
     _retention: Addr<Retention>,
+    _janitor: Addr<Janitor>,
     _heartbeat: Addr<Heartbeat>,
     /// A supervised actor that spent its restart budget reports here.
     fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
@@ -99,6 +101,21 @@ impl Node {
             .auth
             .check(&local_addr)
             .map_err(StartupError::OpenNetwork)?;
+        // The HTTP API serves the same requests: an open node is refused there alike (every
+        // address a host name stands for is checked).
+        if !settings.http.address.is_empty() {
+            use std::net::ToSocketAddrs;
+            let address = &settings.http.address;
+            let addrs = address
+                .to_socket_addrs()
+                .map_err(|e| StartupError::Http(address.clone(), e))?;
+            for http in addrs {
+                settings
+                    .auth
+                    .check(&http)
+                    .map_err(StartupError::OpenNetwork)?;
+            }
+        }
         let kinds = Registry::for_settings(&settings.tasks);
         if let Some(unknown) = settings.tasks.kinds.keys().find(|k| kinds.get(k).is_none()) {
             return Err(StartupError::UnknownKindOverride(unknown.clone()));
@@ -239,6 +256,11 @@ impl Node {
             node: node.clone(),
             kinds: kinds.clone(),
             watcher,
+            health: crate::health::Health::new(
+                publisher.clone(),
+                persister.clone(),
+                uploader.clone(),
+            ),
             persister,
             uploader: uploader.clone(),
             publisher,
@@ -259,6 +281,17 @@ impl Node {
             .start(),
         };
         let relay = Relay::new(handles.relay()).start();
+        let janitor = Janitor::new(janitor::Parts {
+            pool: pool.clone(),
+            broker: broker.clone(),
+            node: node.clone(),
+            lanes: lanes.clone(),
+            policy: policy.clone(),
+            metrics: metrics.clone(),
+            grace: Duration::from_secs(settings.janitor.grace_secs),
+            every: Duration::from_secs(settings.janitor.every_secs),
+        })
+        .start();
         // Each lane: its own workers and its own consumer.
         let quick = QuickRunner::new(settings.storage.inline_limit, pool_stats.clone());
         let mut consumers = Vec::new();
@@ -284,6 +317,8 @@ impl Node {
                     inflight: inflight.clone(),
                     queue: lane.queue.clone(),
                     received: std::time::Instant::now(),
+                    hold: Duration::from_secs(settings.amqp.consumer_timeout_secs)
+                        .saturating_sub(crate::lanes::ACK_MARGIN),
                 },
                 budget("consumer"),
             );
@@ -297,6 +332,7 @@ impl Node {
                 tokens: TokenStore::start(pool.clone()).await,
                 rates: Default::default(),
                 waiting: Default::default(),
+                failures: Default::default(),
             },
             handles,
             inline_limit: settings.storage.inline_limit,
@@ -355,6 +391,7 @@ impl Node {
             _controller: controller,
             _scheduler: scheduler,
             _retention: retention,
+            _janitor: janitor,
             _heartbeat: heartbeat,
             fatal,
             grace: Duration::from_secs(settings.supervision.shutdown_grace_secs),

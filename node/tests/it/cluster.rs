@@ -172,7 +172,11 @@ async fn a_fleet_on_a_broker_cluster_survives_losing_brokers_one_at_a_time() {
     // Replicated: every durable queue of the fleet is a quorum queue on all three brokers.
     let queues = queues_of(&quick);
     for wanted in tasknode::lanes::queues(&settings) {
-        for name in [wanted.clone(), tasknode::retry::dead_queue(&wanted)] {
+        for name in [
+            wanted.clone(),
+            tasknode::retry::dead_queue(&wanted),
+            tasknode::retry::buried_queue(&wanted),
+        ] {
             assert!(
                 queues.iter().any(|(n, ..)| *n == name),
                 "queue {name} is declared: {queues:?}"

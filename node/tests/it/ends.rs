@@ -39,7 +39,7 @@ async fn a_message_no_node_can_read_is_parked_in_the_dead_letter_queue() {
     let node = env.spawn_node("n1").await;
     env.publish_raw(b"{not a task", Some(TASKS_V1)).await;
     env.publish_raw(b"[]", Some("tasknode.tasks.v9")).await;
-    let dead = tasknode::retry::dead_queue(&env.task_queue);
+    let dead = tasknode::retry::buried_queue(&env.task_queue);
     poll_until(
         "both messages parked in the dead-letter queue",
         20,

@@ -12,10 +12,10 @@ use uuid::Uuid;
 const BIN: &str = env!("CARGO_BIN_EXE_tasknode");
 const ENDED: &[TaskStatus] = &[TaskStatus::Succeeded, TaskStatus::Failed, TaskStatus::Dead];
 
-/// Messages in the dead-letter queue of `lane`.
+/// Messages buried in `lane` (kept for an operator).
 async fn dead_letters(env: &TestEnv, lane: &str) -> u32 {
     let queue = tasknode::lanes::lane_queue(&env.task_queue, lane);
-    env.ready_messages(&tasknode::retry::dead_queue(&queue))
+    env.ready_messages(&tasknode::retry::buried_queue(&queue))
         .await
 }
 

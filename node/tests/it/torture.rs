@@ -331,7 +331,7 @@ async fn torture_every_task_reaches_an_end() {
         .filter_map(|r| r.payload.as_deref())
         .collect();
     let runs = env.runs();
-    let dead = tasknode::retry::dead_queue(&env.task_queue);
+    let dead = tasknode::retry::buried_queue(&env.task_queue);
     let parked = env.ready_messages(&dead).await;
     let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     let unanswered = ledger

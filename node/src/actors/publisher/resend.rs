@@ -1,5 +1,5 @@
-//! Messages the publisher sends again: a task to a delay queue (a retry) or to the
-//! dead-letter queue (a burial), and an unreadable message parked as it came.
+//! Messages the publisher sends again: a task to a delay queue (a retry) or to the queue of
+//! buried messages (a burial), and an unreadable message parked there as it came.
 
 use super::{task_properties, PublishError, Publisher};
 use crate::messages::TaskMessage;
@@ -13,7 +13,7 @@ use lapin::BasicProperties;
 pub enum Target {
     /// Back on the task queue after `delay_ms`, through a delay queue.
     Retry { delay_ms: u64 },
-    /// The dead-letter queue.
+    /// The lane's queue of buried messages, kept for an operator.
     Dead,
 }
 
@@ -26,7 +26,7 @@ pub struct Republish {
 }
 
 /// Keep a task message no node can read (unreadable, or of an unknown version) in the
-/// dead-letter queue of the lane `queue` it came from, as it came, with why in the
+/// queue of buried messages of the lane `queue` it came from, as it came, with why in the
 /// `x-tasknode-unreadable` header (persistent, confirmed).
 #[derive(Message)]
 #[rtype(result = "Result<(), PublishError>")]
@@ -46,7 +46,7 @@ impl Handler<Park> for Publisher {
         let props = BasicProperties::default()
             .with_delivery_mode(2)
             .with_headers(headers);
-        let queue = retry::dead_queue(&msg.queue);
+        let queue = retry::buried_queue(&msg.queue);
         let fut = self.publish(queue, msg.body, props);
         self.track(fut)
     }
@@ -68,7 +68,7 @@ impl Handler<Republish> for Publisher {
         let channel = self.link.channel.clone();
         let topology = self.lanes.topology();
         let (queue, declare) = match msg.target {
-            Target::Dead => (retry::dead_queue(&task_queue), None),
+            Target::Dead => (retry::buried_queue(&task_queue), None),
             Target::Retry { delay_ms } => {
                 let queue = retry::retry_queue(&task_queue, delay_ms);
                 let declare = (!self.retry_queues.contains(&queue)).then_some(delay_ms);

@@ -1,0 +1,101 @@
+//! Load from clients that never authenticate: `PING` floods, made-up tokens, `/readyz`. None
+//! of it may take the database from the clients that do.
+
+use protocol::TaskStatus;
+use tasknode_testkit::{url_addr, Proxy, TestEnv};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Send `n` pipelined `PING`s on a new connection to `addr` and read every answer.
+async fn ping_flood(addr: std::net::SocketAddr, n: usize) -> usize {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut r, mut w) = s.split();
+    let send = async {
+        let lines = "PING\n".repeat(1000);
+        for _ in 0..n / 1000 {
+            w.write_all(lines.as_bytes()).await.unwrap();
+        }
+    };
+    let read = async {
+        let (mut buf, mut answers) = (vec![0u8; 64 * 1024], 0);
+        while answers < n / 1000 * 1000 {
+            let got = r.read(&mut buf).await.unwrap();
+            if got == 0 {
+                break;
+            }
+            answers += buf[..got].iter().filter(|b| **b == b'\n').count();
+        }
+        answers
+    };
+    futures_util::future::join(send, read).await.1
+}
+
+#[actix_rt::test]
+async fn a_ping_flood_and_made_up_tokens_do_not_starve_submissions() {
+    let env = TestEnv::new().await;
+    // The node reaches PostgreSQL through a proxy that counts what it sends.
+    let pg = Proxy::start(url_addr(&env.database_url)).await;
+    let db = url_addr(&env.database_url).to_string();
+    let via = env.database_url.replace(&db, &pg.addr.to_string());
+    let node = env.spawn_node_with("n", |s| s.database.url = via).await;
+    let addr = node.addr;
+    // What a flood may cost the database: the node's own work meanwhile, not a query per
+    // request (20,000 `SELECT 1`s and 200 token lookups would send well over 1 MB).
+    let before = pg.bytes_sent();
+    let flood = async {
+        let floods = futures_util::future::join_all((0..4).map(|_| ping_flood(addr, 5_000)));
+        let guesses = futures_util::future::join_all((0..200).map(|i| async move {
+            let mut c = protocol::Client::connect(&addr.to_string()).await.unwrap();
+            c.auth(&format!("tn_madeup{i:04}")).await.is_err()
+        }));
+        let (answered, refused) = tokio::join!(floods, guesses);
+        let cost = pg.bytes_sent() - before;
+        (answered, refused, cost)
+    };
+    // 20,000 pipelined PINGs before AUTH on four connections, and 200 made-up tokens, while
+    // an authenticated client submits and waits.
+    let mut c = node.connect().await;
+    let submits = async {
+        let mut outcomes = Vec::new();
+        for i in 0..40 {
+            let payload = format!("flood-{i}");
+            outcomes.push(c.submit("upper", payload.as_bytes(), true).await);
+        }
+        outcomes
+    };
+    let ((answered, refused, cost), outcomes) = tokio::join!(flood, submits);
+    assert!(answered.iter().all(|n| *n == 5_000), "{answered:?}");
+    eprintln!("the flood sent PostgreSQL {cost} bytes");
+    assert!(cost < 300_000, "the flood sent PostgreSQL {cost} bytes");
+    assert!(refused.iter().all(|r| *r), "every made-up token refused");
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let v = outcome.unwrap_or_else(|e| panic!("submission {i} refused: {e}"));
+        assert_eq!(v.status, TaskStatus::Succeeded, "{v:?}");
+        assert_eq!(v.result.as_deref(), Some(format!("FLOOD-{i}").as_str()));
+    }
+}
+
+#[actix_rt::test]
+async fn readyz_tells_anyone_only_whether_the_node_is_ready() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n", |s| s.node.name = "secret-name".into())
+        .await;
+    let mut admin = node.connect().await;
+    use tasknode_testkit::Lines;
+    admin.ask("PAUSE kind sha256").await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/readyz", node.http);
+    let anyone = http.get(&url).send().await.unwrap();
+    assert_eq!(anyone.status(), reqwest::StatusCode::OK);
+    let body: serde_json::Value = anyone.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({ "ready": true }), "nothing else");
+    let wrong = http.get(&url).bearer_auth("tn_wrong").send().await.unwrap();
+    let body: serde_json::Value = wrong.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({ "ready": true }), "nothing else");
+    let admin = http.get(&url).bearer_auth(&env.token).send().await.unwrap();
+    assert_eq!(admin.status(), reqwest::StatusCode::OK);
+    let body: serde_json::Value = admin.json().await.unwrap();
+    assert_eq!(body["node"], "secret-name", "{body}");
+    assert_eq!(body["paused"][0], "kind:sha256", "{body}");
+    assert_eq!(body["ready"], true, "{body}");
+}
