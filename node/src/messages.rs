@@ -45,6 +45,17 @@ impl PayloadRef {
     }
 }
 
+/// About how many bytes `task` takes in a task message (its payload in base64, and room for
+/// the rest of its fields), without encoding it.
+pub fn encoded_size(task: &TaskMessage) -> usize {
+    const FIELDS: usize = 512;
+    let payload = match &task.payload {
+        PayloadRef::Inline { data } => data.len().div_ceil(3) * 4,
+        PayloadRef::Object { key, .. } => key.len(),
+    };
+    FIELDS + payload + task.kind.len() + task.submitted_by.len()
+}
+
 /// One task on the task queue. Tasks accepted together travel together in one message. The
 /// result goes to the task's `reply_to` queue, when set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 
 /// Most tasks in one message.
 pub const MAX_TASKS_PER_MESSAGE: usize = 256;
+/// The most bytes of tasks one message carries (one task larger than this still goes, alone):
+/// well under RabbitMQ 4's default `max_message_size` of 16 MiB.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Task messages awaiting their confirm at once: one, so that tasks accepted meanwhile share
 /// the next message.
 const MAX_TASK_PUBLISHES: usize = 1;
@@ -197,16 +200,26 @@ impl Publisher {
         }
     }
 
-    /// Up to `most` pending tasks bound for `queue`, in the order they came; the others stay.
+    /// Up to `most` pending tasks bound for `queue` and [`MAX_MESSAGE_BYTES`] of them (at
+    /// least one), in the order they came; the others stay.
     fn take_pending(&mut self, queue: &str, most: usize) -> Vec<Pending> {
         let mut taken = Vec::new();
+        let (mut bytes, mut full) = (0, false);
         let mut rest = Vec::with_capacity(self.pending_tasks.len());
         for pending in self.pending_tasks.drain(..) {
-            if taken.len() < most && pending.queue == queue {
-                taken.push(pending);
-            } else {
-                rest.push(pending);
+            if !full && pending.queue == queue {
+                let size = crate::messages::encoded_size(&pending.task);
+                // Tasks of one queue keep their order: past the first that does not fit,
+                // the rest wait for the next message.
+                full =
+                    taken.len() == most || (!taken.is_empty() && bytes + size > MAX_MESSAGE_BYTES);
+                if !full {
+                    bytes += size;
+                    taken.push(pending);
+                    continue;
+                }
             }
+            rest.push(pending);
         }
         self.pending_tasks = rest;
         taken

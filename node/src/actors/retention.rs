@@ -12,6 +12,9 @@ use std::time::Duration;
 
 /// How often a node tries.
 pub const EVERY: Duration = Duration::from_secs(600);
+/// How soon a round that did not finish (a partition's lock not had in time, behind a long
+/// reader; the database away) is tried again.
+pub const AGAIN: Duration = Duration::from_secs(10);
 /// Object deletions in flight at once.
 const DELETING: usize = 16;
 
@@ -40,11 +43,18 @@ impl Retention {
         self.busy = true;
         let (pool, storage, days) = (self.pool.clone(), self.storage.clone(), self.days);
         let work = async move {
-            if let Err(e) = maintain(&pool, &storage, days).await {
-                tracing::warn!(error = %e, "task partitions not maintained this round");
+            let done = maintain(&pool, &storage, days).await;
+            if let Err(e) = &done {
+                tracing::warn!(error = %e, again = ?AGAIN, "task partitions not maintained this round");
             }
+            done.is_ok()
         };
-        ctx.spawn(work.into_actor(self).map(|_, me, _| me.busy = false));
+        ctx.spawn(work.into_actor(self).map(|done, me, ctx| {
+            me.busy = false;
+            if !done {
+                ctx.run_later(AGAIN, |me, ctx| me.round(ctx));
+            }
+        }));
     }
 }
 

@@ -15,6 +15,12 @@ use protocol::TaskStatus;
 
 /// Days made ahead of today.
 pub const AHEAD: u64 = 2;
+/// How long a change of `tasks`' partitions waits for its lock before giving up (then it is
+/// tried again later). Detaching or attaching a partition needs the whole table to itself,
+/// and while it waits every write to `tasks` queues behind it: behind one long reader, a
+/// change that waited without a bound would stop every node's writes.
+pub const LOCK_WAIT: &str = "SET LOCAL lock_timeout = '2s'";
+
 /// The advisory lock one node holds while it maintains the partitions.
 const LOCK: i64 = 0x7461_736b_6e6f_6465; // "tasknode"
 
@@ -88,6 +94,7 @@ pub async fn make_day(conn: &mut AsyncPgConnection, day: NaiveDate) -> QueryResu
     let (lo, hi) = (day_floor(day), day_floor(next));
     conn.transaction(async |c| {
         let sql = [
+            LOCK_WAIT.to_string(),
             format!("CREATE TABLE {name} (LIKE tasks INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
             format!(
                 "WITH moved AS (DELETE FROM tasks_default WHERE id >= '{lo}' AND id < '{hi}' RETURNING *) \
@@ -126,7 +133,7 @@ pub async fn expired(conn: &mut AsyncPgConnection, before: NaiveDate) -> QueryRe
 }
 
 /// Detach partition `name` (unless it is already) and copy its unfinished rows back into
-/// `tasks`, in one transaction.
+/// `tasks`, in one transaction; fails without waiting long for its lock ([`LOCK_WAIT`]).
 pub async fn detach(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<()> {
     conn.transaction(async |c| {
         let detached: bool = task_partitions::table
@@ -140,6 +147,7 @@ pub async fn detach(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<()>
         }
         let unfinished = sql_list(&TaskStatus::UNFINISHED);
         for statement in [
+            LOCK_WAIT.to_string(),
             format!("ALTER TABLE tasks DETACH PARTITION {name}"),
             format!("INSERT INTO tasks SELECT * FROM {name} WHERE status IN ({unfinished})"),
         ] {
@@ -194,6 +202,7 @@ pub async fn object_keys(conn: &mut AsyncPgConnection, name: &str) -> QueryResul
 /// Drop detached partition `name` and forget it.
 pub async fn drop_partition(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<()> {
     conn.transaction(async |c| {
+        diesel::sql_query(LOCK_WAIT).execute(c).await?;
         diesel::sql_query(format!("DROP TABLE IF EXISTS {name}"))
             .execute(c)
             .await?;

@@ -65,7 +65,17 @@ async fn clients_that_pipeline_submissions_and_reset_leave_no_task_queued() {
         "some submissions were accepted: {}",
         rows.len()
     );
-    assert!(rows.iter().all(|r| r.status == TaskStatus::Succeeded));
+    // Each written task is one that was sent, once, and ran to its own answer.
+    let mut seen = std::collections::HashSet::new();
+    for row in &rows {
+        let payload = String::from_utf8(row.payload.clone().unwrap_or_default()).unwrap();
+        let sent = payload == "after" || (payload.starts_with('c') && payload.contains('r'));
+        assert!(sent, "{payload} was never sent");
+        assert!(seen.insert(payload.clone()), "{payload} written twice");
+        assert_eq!(row.status, TaskStatus::Succeeded, "{row:?}");
+        let result = String::from_utf8(row.result.clone().unwrap_or_default()).unwrap();
+        assert_eq!(result, payload.to_uppercase(), "{row:?}");
+    }
     env.outbox_drained().await;
 }
 
@@ -101,4 +111,59 @@ async fn retry_publishes_a_task_stuck_queued_without_a_message() {
     // A finished task is not retried.
     let r = c.ask(&format!("RETRY {id}")).await;
     assert_eq!(r["error"], "not_retryable", "{r}");
+}
+
+#[actix_rt::test]
+async fn no_task_message_is_larger_than_four_mebibytes() {
+    let env = TestEnv::new().await;
+    // An accept-only node: what it publishes stays in the queue to be looked at.
+    let node = env
+        .spawn_node_with("front", |s| {
+            s.workers.count = Some(0);
+            s.lanes.values_mut().for_each(|l| l.workers = Some(0));
+            s.storage.inline_limit = 1024 * 1024;
+            s.listener.max_line_bytes = 4 * 1024 * 1024;
+        })
+        .await;
+    // 64 tasks of 1 MB inline payloads, accepted at once: 85 MB of messages if batched whole.
+    let payload = "a".repeat(1_000_000);
+    let line = format!(r#"{{"kind":"upper","payload":"{payload}","wait":false}}"#);
+    let answers = futures_util::future::join_all((0..32).map(|_| async {
+        let mut c = node.connect().await;
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let r = c.ask(&line).await;
+            assert_eq!(
+                r["status"],
+                "queued",
+                "{}",
+                &r.to_string()[..200.min(r.to_string().len())]
+            );
+            ids.push(id_of(&r));
+        }
+        ids
+    }))
+    .await;
+    let sent: std::collections::HashSet<Uuid> = answers.into_iter().flatten().collect();
+    env.outbox_drained().await;
+    let conn = tasknode::amqp::connect(&tasknode_testkit::amqp_url(), "test-sizes")
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let (mut found, mut largest) = (std::collections::HashSet::new(), 0);
+    while let Some(m) = ch
+        .basic_get(env.task_queue.as_str().into(), Default::default())
+        .await
+        .unwrap()
+    {
+        let d = m.delivery;
+        largest = largest.max(d.data.len());
+        for task in tasknode::messages::decode_tasks(None, &d.data).unwrap() {
+            found.insert(task.id);
+        }
+        d.acker.ack(Default::default()).await.unwrap();
+    }
+    assert_eq!(found, sent, "every task is in a message");
+    assert!(largest <= 4 * 1024 * 1024, "a message of {largest} bytes");
+    let _ = conn.close(200, "done".into()).await;
 }

@@ -179,7 +179,7 @@ async fn a_body_cut_short_makes_no_task_and_the_node_goes_on() {
 
 /// Serial (heavy, not disturbing): a gibibyte through a node process whose memory stays small.
 #[actix_rt::test]
-#[ignore]
+#[ignore = "a gibibyte through a node process: heavy; scripts/test runs it with the serial tests"]
 async fn a_gibibyte_streams_through_a_node_that_grows_by_under_64_mib() {
     let env = TestEnv::new().await;
     let node = env

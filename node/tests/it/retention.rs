@@ -164,3 +164,53 @@ async fn a_day_past_retention_is_dropped_with_its_objects_while_tasks_flow() {
         "the node made {last}"
     );
 }
+
+#[actix_rt::test]
+async fn a_long_reader_of_tasks_does_not_stop_writes_while_a_day_waits_to_be_dropped() {
+    let env = TestEnv::new().await;
+    let mut db = env.db().await;
+    let at = chrono::Utc::now() - chrono::Duration::days(10);
+    let day = at.date_naive();
+    retention::make_day(&mut db, day).await.unwrap();
+    insert_old(&mut db, at, TaskStatus::Succeeded, "old/none").await;
+    // A report that reads `tasks` in one long transaction.
+    let mut reader = env.db().await;
+    diesel::sql_query("BEGIN")
+        .execute(&mut reader)
+        .await
+        .unwrap();
+    diesel::sql_query("SELECT count(*) FROM tasks")
+        .execute(&mut reader)
+        .await
+        .unwrap();
+    // The node's first retention round wants the old day's partition meanwhile.
+    let a = env.spawn_node_with("a", |s| s.retention.days = 7).await;
+    let mut c = a.connect().await;
+    for i in 0..5 {
+        let payload = format!("during-{i}");
+        let v = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            c.submit("upper", payload.as_bytes(), true),
+        )
+        .await
+        .expect("a submission is answered while the reader reads")
+        .unwrap();
+        assert_eq!(v.status, TaskStatus::Succeeded, "{v:?}");
+    }
+    // Once the reader is done, the day is dropped on a later round.
+    diesel::sql_query("COMMIT")
+        .execute(&mut reader)
+        .await
+        .unwrap();
+    let name = retention::partition_name(day);
+    poll_until("the old day is dropped", 60, async || {
+        let listed: i64 = task_partitions::table
+            .filter(task_partitions::name.eq(&name))
+            .count()
+            .get_result(&mut db)
+            .await
+            .unwrap();
+        (listed == 0).then_some(())
+    })
+    .await;
+}
