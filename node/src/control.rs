@@ -135,6 +135,11 @@ impl Running {
         }
     }
 
+    /// Whether task `id` runs here now.
+    pub fn contains(&self, id: Uuid) -> bool {
+        self.lock().contains_key(&id)
+    }
+
     pub fn ids(&self) -> Vec<Uuid> {
         self.lock().keys().copied().collect()
     }

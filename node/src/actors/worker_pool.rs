@@ -229,6 +229,15 @@ impl Worker {
         if let (TaskInput::Inline(bytes), true) = (&msg.input, kind.quick) {
             return self.quick.run(&kind, bytes.clone());
         }
+        // The task's time counts from its delivery: what it waited for this worker is spent.
+        let timeout = msg
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        if timeout.is_zero() {
+            return Err(RunError::retryable(
+                "timeout (waited for a worker past the task's timeout, counted from its delivery)",
+            ));
+        }
         let input = self.open(msg.input)?;
         let executor = match self.executor.take() {
             Some(e) => e,
@@ -246,7 +255,7 @@ impl Worker {
         if executor.jobs.send(job).is_err() {
             return Err(RunError::retryable("task executor thread died"));
         }
-        let (result, mut output) = match wait_for(&executor, msg.timeout, &slot.cancel) {
+        let (result, mut output) = match wait_for(&executor, timeout, &slot.cancel) {
             Ok(outcome) => {
                 self.executor = Some(executor);
                 outcome
@@ -260,13 +269,13 @@ impl Worker {
                 // Abandon this executor (it exits once the handler returns) and replace it.
                 cancel.store(true, Ordering::Relaxed);
                 self.quick.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(kind = %msg.kind, timeout = ?msg.timeout, "task timed out; worker thread replaced");
+                tracing::warn!(kind = %msg.kind, ?timeout, "task timed out; worker thread replaced");
                 // (The kind's timeout counts from when the node took the delivery, so the
                 // run itself had what was left of it.)
                 return Err(RunError::retryable(format!(
                     "timeout: the task was still running {:.1}s after it started, when its \
                      time (counted from its delivery) ran out",
-                    msg.timeout.as_secs_f64()
+                    timeout.as_secs_f64()
                 )));
             }
             Err(Waited::Disconnected) => {
@@ -350,14 +359,15 @@ pub enum TaskOutput {
     Spilled { file: std::fs::File, size: u64 },
 }
 
-/// Run one task within `timeout`.
+/// Run one task, ending it at `deadline` (its delivery's arrival plus its kind's timeout: the
+/// time it waits for a worker counts).
 #[derive(Message)]
 #[rtype(result = "Result<TaskOutput, RunError>")]
 pub struct RunTask {
     pub id: uuid::Uuid,
     pub kind: String,
     pub input: TaskInput,
-    pub timeout: Duration,
+    pub deadline: std::time::Instant,
 }
 
 impl Handler<RunTask> for Worker {

@@ -29,6 +29,9 @@ pub enum Start {
     AlreadyFinal(TaskRow),
     /// No row: the message was not accepted through a node.
     Missing,
+    /// The task is `running` on a node that is alive (it beat within
+    /// [`crate::fleet::SILENT`]): a second delivery of it, not to be run at the same time.
+    Busy(TaskRow),
 }
 
 /// A run failed and the task will run again after a delay: back to `queued`, with the error
@@ -160,6 +163,14 @@ const ACCEPT: &str = concat!(
     ") INSERT INTO outbox (id, owner, due) SELECT id, $?, $? FROM new RETURNING id"
 );
 
+/// [`ACCEPT`] with a lease end per row.
+const ACCEPT_EACH: &str = concat!(
+    "WITH new AS (",
+    insert_new!(),
+    ") INSERT INTO outbox (id, owner, due) SELECT new.id, $?, d.due FROM new \
+     JOIN UNNEST($?::uuid[], $?::timestamptz[]) AS d(id, due) ON d.id = new.id RETURNING outbox.id"
+);
+
 /// Who publishes newly accepted tasks: `owner`, until `due` (then any node's relay).
 #[derive(Debug, Clone, Copy)]
 pub struct Lease<'a> {
@@ -173,6 +184,31 @@ pub async fn insert_many(
     conn: &mut AsyncPgConnection,
     rows: &[NewTask<'_>],
     lease: Option<Lease<'_>>,
+) -> QueryResult<Vec<Uuid>> {
+    insert_leased(conn, rows, lease.map(|l| (l.owner, Dues::One(l.due)))).await
+}
+
+/// Insert new tasks as `queued` in one statement, each into the outbox leased to `owner`
+/// until its own time in `dues` (in the order of `rows`); answers the ids that were new.
+pub async fn accept_many(
+    conn: &mut AsyncPgConnection,
+    rows: &[NewTask<'_>],
+    owner: &str,
+    dues: &[DateTime<Utc>],
+) -> QueryResult<Vec<Uuid>> {
+    insert_leased(conn, rows, Some((owner, Dues::Each(dues)))).await
+}
+
+/// When outbox entries fall due: all at one time, or each at its own.
+enum Dues<'a> {
+    One(DateTime<Utc>),
+    Each(&'a [DateTime<Utc>]),
+}
+
+async fn insert_leased(
+    conn: &mut AsyncPgConnection,
+    rows: &[NewTask<'_>],
+    lease: Option<(&str, Dues<'_>)>,
 ) -> QueryResult<Vec<Uuid>> {
     use diesel::sql_types::{Array, Bytea, Int2, Int8, Nullable, Text, Timestamptz};
     #[derive(QueryableByName)]
@@ -189,7 +225,11 @@ pub async fn insert_many(
     let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
     let owners: Vec<Option<&str>> = rows.iter().map(|r| r.owner).collect();
     let priorities: Vec<i16> = rows.iter().map(|r| r.priority).collect();
-    let sql = if lease.is_some() { ACCEPT } else { INSERT_NEW };
+    let sql = match &lease {
+        None => INSERT_NEW,
+        Some((_, Dues::One(_))) => ACCEPT,
+        Some((_, Dues::Each(_))) => ACCEPT_EACH,
+    };
     let mut query = Fixed::new(sql)
         .bind::<Timestamptz, _>(Utc::now())
         .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
@@ -201,10 +241,17 @@ pub async fn insert_many(
         .bind::<Array<Timestamptz>, _>(&created)
         .bind::<Array<Nullable<Text>>, _>(&owners)
         .bind::<Array<Int2>, _>(&priorities);
-    if let Some(lease) = lease {
-        query = query
-            .bind::<Text, _>(lease.owner)
-            .bind::<Timestamptz, _>(lease.due);
+    match lease {
+        None => {}
+        Some((owner, Dues::One(due))) => {
+            query = query.bind::<Text, _>(owner).bind::<Timestamptz, _>(due);
+        }
+        Some((owner, Dues::Each(dues))) => {
+            query = query
+                .bind::<Text, _>(owner)
+                .bind::<Array<diesel::sql_types::Uuid>, _>(ids.clone())
+                .bind::<Array<Timestamptz>, _>(dues.to_vec());
+        }
     }
     let new: Vec<Id> = query.load(conn).await?;
     Ok(new.into_iter().map(|r| r.id).collect())
@@ -222,7 +269,7 @@ pub async fn start_many(
     let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
     let now = Utc::now();
     let started: Vec<TaskRow> = diesel::update(dsl::tasks.filter(dsl::id.eq_any(&ids)))
-        .filter(dsl::status.eq_any([TaskStatus::Queued.as_str(), TaskStatus::Running.as_str()]))
+        .filter(startable(node))
         .set((
             dsl::status.eq(TaskStatus::Running.as_str()),
             dsl::attempts.eq(dsl::attempts + 1),
@@ -244,10 +291,35 @@ pub async fn start_many(
         .iter()
         .map(|id| match (by_id.remove(id), final_rows.remove(id)) {
             (Some(row), _) => Start::Run(row),
+            (None, Some(row)) if row.status == TaskStatus::Running => Start::Busy(row),
             (None, Some(row)) => Start::AlreadyFinal(row),
             (None, None) => Start::Missing,
         })
         .collect())
+}
+
+/// Whether a row may be started by `node`: `queued`, or `running` but not on another node
+/// that is alive and started before the run (it beat within [`crate::fleet::SILENT`]; a node
+/// that started again since the run began is not running it). A run on `node` itself is
+/// known to its caller (see `delivery::start`).
+fn startable(
+    node: &str,
+) -> Box<dyn BoxableExpression<dsl::tasks, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>> {
+    use diesel::sql_types::{Bool, Text};
+    let running_elsewhere = diesel::dsl::sql::<Bool>(
+        "EXISTS (SELECT 1 FROM nodes n WHERE n.name = tasks.node AND n.name <> ",
+    )
+    .bind::<Text, _>(node.to_string())
+    .sql(&format!(
+        " AND n.seen_at > now() - interval '{} seconds' \
+          AND (n.state->>'started_at')::timestamptz <= tasks.started_at)",
+        crate::fleet::SILENT.num_seconds()
+    ));
+    Box::new(
+        dsl::status.eq(TaskStatus::Queued.as_str()).or(dsl::status
+            .eq(TaskStatus::Running.as_str())
+            .and(diesel::dsl::not(running_elsewhere))),
+    )
 }
 
 async fn read_many(

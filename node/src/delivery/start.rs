@@ -14,6 +14,9 @@ use crate::db::DbError;
 use crate::messages::{PayloadRef, TaskMessage};
 use protocol::TaskStatus;
 
+/// How often a delivery of a task running on another live node looks again.
+const BUSY_LOOK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What starting and running a task needs from the rest of the node.
 pub(crate) trait Starter {
     /// Mark `task` running here (see [`crate::db::tasks::start_many`]).
@@ -52,6 +55,14 @@ pub(crate) async fn start<S: Starter + Completer>(
             s.answer(task, &row);
             Err(Handled::Done)
         }
+        Ok(Start::Busy(row)) => {
+            // Another delivery of it runs on a node that is alive (this one is a copy: a
+            // message sent twice, or handed back while its run went on). That run writes the
+            // outcome; should it be lost, the janitor puts the task back.
+            let node = row.node.as_deref().unwrap_or("?");
+            tracing::warn!(task = %id, node, "task still running on a live node; this delivery is not run");
+            Err(Handled::Done)
+        }
         Ok(Start::Missing) => {
             tracing::error!(task = %id, "task row missing after it was written; requeued");
             Err(Handled::Requeue)
@@ -74,12 +85,28 @@ pub(crate) async fn process<S: Starter + Completer>(s: &S, task: &TaskMessage) -
 }
 
 impl Starter for DeliveryCtx {
+    /// While the task runs on another node that is alive, this waits (a second at a time,
+    /// until the task's time from this delivery is spent): that run may end (its outcome
+    /// answers this delivery), or its node fall silent (a node killed: this delivery runs it).
     async fn mark_running(&self, task: &TaskMessage) -> Result<Start, DbError> {
-        let start = StartTask {
-            task: task.clone(),
-            node: self.handles.node.clone(),
-        };
-        self.handles.persister.send(start).await.settle()
+        let until = self.received + self.policy.timeout(&task.kind);
+        loop {
+            // Running here already (a copy of its message came to the node that runs it).
+            if self.handles.control.running.contains(task.id) && std::time::Instant::now() < until {
+                tokio::time::sleep(BUSY_LOOK).await;
+                continue;
+            }
+            let start = StartTask {
+                task: task.clone(),
+                node: self.handles.node.clone(),
+            };
+            match self.handles.persister.send(start).await.settle()? {
+                Start::Busy(_) if std::time::Instant::now() < until => {
+                    tokio::time::sleep(BUSY_LOOK).await;
+                }
+                start => return Ok(start),
+            }
+        }
     }
 
     fn answer(&self, task: &TaskMessage, row: &TaskRow) {
@@ -91,12 +118,10 @@ impl Starter for DeliveryCtx {
             PayloadRef::Inline { data } => TaskInput::Inline(data.clone().into()),
             PayloadRef::Object { key, .. } => TaskInput::Object { key: key.clone() },
         };
-        // The timeout counts from when the node took the delivery.
-        let timeout = self
-            .policy
-            .timeout(&task.kind)
-            .saturating_sub(self.received.elapsed());
-        if timeout.is_zero() {
+        // The timeout counts from when the node took the delivery, time waiting for a worker
+        // included (the worker checks what is left when it takes the task).
+        let deadline = self.received + self.policy.timeout(&task.kind);
+        if deadline <= std::time::Instant::now() {
             return Err(RunError::Transient(
                 "timeout (waited for a worker past the task's timeout)".into(),
             ));
@@ -105,7 +130,7 @@ impl Starter for DeliveryCtx {
             id: task.id,
             kind: task.kind.clone(),
             input,
-            timeout,
+            deadline,
         };
         self.workers
             .send(run)

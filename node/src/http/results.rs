@@ -105,17 +105,31 @@ pub(super) async fn result(
             line,
         });
     }
-    let mut response = ranged(range.map(|(r, _)| r), range.map_or(0, |(_, size)| size));
     match body {
         ResultBody::Inline(view) => {
-            let mut bytes = view
+            let bytes = view
                 .result_bytes()
                 .unwrap_or(Ok(Vec::new()))
                 .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
-            if let Some(((first, last), _)) = range {
-                bytes = bytes[first as usize..=last as usize].to_vec();
-            }
-            Ok(response.content_type(content_type(&view)).body(bytes))
+            // The range is resolved against the bytes read here, not the size read before:
+            // a RETRY between the two reads may have changed the result.
+            let size = bytes.len() as u64;
+            let range = match byte_range(asked.as_deref(), size) {
+                Some(Ok(r)) => Some(r),
+                Some(Err(())) => {
+                    return Ok(HttpResponse::RangeNotSatisfiable()
+                        .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+                        .finish())
+                }
+                None => None,
+            };
+            let body = match range {
+                Some((first, last)) => bytes[first as usize..=last as usize].to_vec(),
+                None => bytes,
+            };
+            Ok(ranged(range, size)
+                .content_type(content_type(&view))
+                .body(body))
         }
         ResultBody::Stream {
             header,
@@ -130,6 +144,7 @@ pub(super) async fn result(
                 }
             }
             let stream = tokio_stream::wrappers::ReceiverStream::new(chunks);
+            let mut response = ranged(range.map(|(r, _)| r), range.map_or(0, |(_, size)| size));
             Ok(response
                 .content_type("application/octet-stream")
                 .no_chunking(size)

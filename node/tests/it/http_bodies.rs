@@ -210,3 +210,78 @@ async fn a_gibibyte_streams_through_a_node_that_grows_by_under_64_mib() {
         "the gibibyte took the node from {before} MiB to {peak} MiB"
     );
 }
+
+#[actix_rt::test]
+async fn a_range_of_a_result_that_changes_meanwhile_is_always_answered() {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use tasknode::db::schema::tasks;
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n").await;
+    let long = vec![b'L'; 100];
+    let id = uuid::Uuid::now_v7();
+    diesel::insert_into(tasks::table)
+        .values((
+            tasks::id.eq(id),
+            tasks::kind.eq("upper"),
+            tasks::status.eq("succeeded"),
+            tasks::payload.eq(Some(b"l".to_vec())),
+            tasks::payload_size.eq(1i64),
+            tasks::submitted_by.eq("n"),
+            tasks::result.eq(Some(long.clone())),
+            tasks::finished_at.eq(Some(chrono::Utc::now())),
+        ))
+        .execute(&mut env.db().await)
+        .await
+        .unwrap();
+    // The result changes back and forth (as a RETRY and a new run would change it) while
+    // ranges of it are asked for.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipping = {
+        let (stop, mut db) = (stop.clone(), env.db().await);
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !std::sync::atomic::AtomicBool::load(&stop, std::sync::atomic::Ordering::Relaxed)
+            {
+                let result = if n % 2 == 0 {
+                    b"SHORT".to_vec()
+                } else {
+                    long.clone()
+                };
+                diesel::update(tasks::table.find(id))
+                    .set(tasks::result.eq(Some(result)))
+                    .execute(&mut db)
+                    .await
+                    .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let http = Client::new();
+    let url = format!("http://{}/v1/tasks/{id}/result", node.http);
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..400 {
+        let res = http
+            .get(&url)
+            .bearer_auth(&env.token)
+            .header(header::RANGE, "bytes=50-99")
+            .send()
+            .await
+            .expect("answered, not dropped");
+        let status = res.status();
+        let body = res.bytes().await.expect("a whole answer");
+        match status {
+            StatusCode::PARTIAL_CONTENT => assert_eq!(&body[..], &[b'L'; 50][..]),
+            StatusCode::RANGE_NOT_SATISFIABLE => assert!(body.is_empty()),
+            other => panic!("{other}: {body:?}"),
+        }
+        *seen.entry(status).or_insert(0) += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flips = flipping.await.unwrap();
+    assert!(flips > 10, "the result changed {flips} times");
+    // The node serves on.
+    let again = http.get(&url).bearer_auth(&env.token).send().await.unwrap();
+    assert!(again.status().is_success(), "{seen:?}");
+}

@@ -69,3 +69,46 @@ async fn a_small_quick_task_waits_for_no_worker_of_its_lane() {
         "the quick task waited for the lane's only worker: {row:?}"
     );
 }
+
+#[actix_rt::test]
+async fn a_task_waiting_for_a_worker_spends_its_timeout_meanwhile() {
+    let env = TestEnv::new().await;
+    // One slow worker; `sleep` has 2 s from its delivery and one attempt.
+    let node = env
+        .spawn_node_with("n", |s| {
+            if let Some(slow) = s.lanes.get_mut("slow") {
+                slow.workers = Some(1);
+            }
+            s.tasks.kinds.insert(
+                "sleep".into(),
+                tasknode::config::KindSettings {
+                    timeout_secs: Some(2),
+                    max_attempts: Some(1),
+                },
+            );
+        })
+        .await;
+    let mut c = node.connect().await;
+    // Three delivered together: the first runs 1.5 s, the second has 0.5 s left when the
+    // worker is free, the third none.
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let r = c.ask("SUBMIT sleep 1500").await;
+        assert_eq!(r["status"], "queued", "{r}");
+        ids.push(id_of(&r));
+    }
+    let mut outcomes = Vec::new();
+    for id in ids {
+        let v = tasknode_testkit::wait_final(&mut c, id).await;
+        outcomes.push((v.status, v.message.unwrap_or_default()));
+    }
+    let succeeded = outcomes
+        .iter()
+        .filter(|(s, _)| *s == TaskStatus::Succeeded)
+        .count();
+    assert_eq!(succeeded, 1, "{outcomes:?}");
+    for (status, message) in outcomes.iter().filter(|(s, _)| *s != TaskStatus::Succeeded) {
+        assert_eq!(*status, TaskStatus::Dead, "{outcomes:?}");
+        assert!(message.contains("timeout"), "{outcomes:?}");
+    }
+}

@@ -250,3 +250,73 @@ async fn twenty_seconds_without_postgresql_lose_no_task_to_the_delivery_limit() 
     let dead = tasknode::retry::dead_queue(&env.task_queue);
     assert_eq!(env.ready_messages(&dead).await, 0, "none dead-lettered");
 }
+
+#[actix_rt::test]
+async fn a_second_message_of_a_running_task_does_not_run_it_again_meanwhile() {
+    let env = TestEnv::new().await;
+    let a = env.spawn_node("a").await;
+    let b = env.spawn_node("b").await;
+    let mut c = a.connect().await;
+    let id = c
+        .submit_with("sleep", b"3000", false, Default::default())
+        .await
+        .unwrap()
+        .id;
+    let running = wait_status(&mut c, id, &[TaskStatus::Running], 20).await;
+    assert_eq!(running.attempts, Some(1));
+    // The same task's message once more (a publisher that sent it again), while it runs.
+    let row = env.row(id).await.unwrap();
+    let again = TaskMessage {
+        id,
+        kind: row.kind.clone(),
+        payload: PayloadRef::Inline {
+            data: row.payload.clone().unwrap(),
+        },
+        reply_to: None,
+        submitted_by: row.submitted_by.clone(),
+        accepted_at: Some(row.created_at),
+        owner: row.owner.clone(),
+        priority: 0,
+    };
+    let slow = tasknode::lanes::lane_queue(&env.task_queue, "slow");
+    let body = serde_json::to_vec(&[&again]).unwrap();
+    publish_to(&slow, &body).await;
+    let done = wait_status(&mut c, id, &[TaskStatus::Succeeded], 30).await;
+    assert_eq!(done.attempts, Some(1), "run once: {done:?}");
+    // Both copies are settled: nothing waits in the queue or runs on either node.
+    poll_until("both deliveries settled", 20, async || {
+        (env.ready_messages(&slow).await == 0 && a.inflight() == 0 && b.inflight() == 0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(env.row(id).await.unwrap().attempts, 1);
+}
+
+/// Publish `body` as a task message to `queue` (persistent, confirmed).
+async fn publish_to(queue: &str, body: &[u8]) {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+    let conn = tasknode::amqp::connect(&tasknode_testkit::amqp_url(), "test-again")
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let props = lapin::BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_type(tasknode::messages::TASKS_V1.into());
+    let confirm = ch
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            body,
+            props,
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack());
+    let _ = conn.close(200, "done".into()).await;
+}

@@ -4,7 +4,7 @@
 use super::{Accept, RecordOutcome, RetryLater, StartTask};
 use crate::db::models::{NewTask, TaskRow};
 use crate::db::outbox;
-use crate::db::tasks::{self, Lease, Outcome, Start};
+use crate::db::tasks::{self, Outcome, Start};
 use crate::db::DbError;
 use crate::messages::TaskMessage;
 use diesel_async::AsyncPgConnection;
@@ -176,12 +176,13 @@ impl Batch {
                 .iter()
                 .map(|i| NewTask::of(&self.accepts[*i].0.task))
                 .collect();
-            let due = self.accepts[at[0]].0.due;
-            let lease = Some(Lease { owner, due });
-            let new: std::collections::HashSet<Uuid> = tasks::insert_many(conn, &rows, lease)
-                .await?
-                .into_iter()
-                .collect();
+            // Each keeps its own lease (a waiting submission's is shorter than a queued one's).
+            let dues: Vec<_> = at.iter().map(|i| self.accepts[*i].0.due).collect();
+            let new: std::collections::HashSet<Uuid> =
+                tasks::accept_many(conn, &rows, owner, &dues)
+                    .await?
+                    .into_iter()
+                    .collect();
             accepts.extend(at.into_iter().zip(rows.iter().map(|r| new.contains(&r.id))));
         }
         let settled = match self.settled.is_empty() {
