@@ -56,6 +56,8 @@ pub struct ListenerSettings {
     pub wait_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub write_timeout_secs: u64,
+    /// A connection that has not authenticated within this long is closed (token mode).
+    pub auth_timeout_secs: u64,
     /// PEM certificate chain and private key: with both, the port speaks TLS only (both are
     /// read again on `SIGHUP`).
     #[serde(default)]
@@ -386,6 +388,9 @@ impl Settings {
         }
         if self.listener.idle_timeout_secs == 0 {
             return Err(invalid("listener.idle_timeout_secs", "must be at least 1"));
+        }
+        if self.listener.auth_timeout_secs == 0 {
+            return Err(invalid("listener.auth_timeout_secs", "must be at least 1"));
         }
         if self.listener.write_timeout_secs == 0 {
             return Err(invalid("listener.write_timeout_secs", "must be at least 1"));

@@ -18,6 +18,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 /// The longest a TLS client may take to say hello and finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the listener pauses after a failed accept (out of file descriptors).
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// The first byte of a TLS record carrying a handshake (a ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
 
@@ -106,12 +108,15 @@ impl Handler<StopListening> for SocketListener {
 }
 
 impl StreamHandler<std::io::Result<TcpStream>> for SocketListener {
-    fn handle(&mut self, item: std::io::Result<TcpStream>, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, item: std::io::Result<TcpStream>, ctx: &mut Context<Self>) {
         let stream = match item {
             Ok(s) => s,
             Err(e) => {
-                // Typically out of file descriptors; the next accept may succeed.
-                tracing::warn!(error = %e, "accept failed");
+                // Typically out of file descriptors: accepting again at once would fail again
+                // in a tight loop, so the listener pauses (nothing else is lost: the pending
+                // connections wait in the kernel's backlog).
+                tracing::warn!(error = %e, pause = ?ACCEPT_PAUSE, "accept failed");
+                ctx.wait(tokio::time::sleep(ACCEPT_PAUSE).into_actor(self));
                 return;
             }
         };

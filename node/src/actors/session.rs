@@ -58,6 +58,8 @@ pub struct SessionLimits {
     pub max_payload: u64,
     pub idle_timeout: Duration,
     pub write_timeout: Duration,
+    /// A connection that has not said `AUTH` (on a node with tokens) is closed after this.
+    pub auth_timeout: Duration,
 }
 
 pub struct Session {
@@ -304,6 +306,14 @@ impl Session {
                 }
             }),
             Request::Result(id) => self.serve_result(ctx, permit, id),
+            Request::Put { .. } if self.who.identity.is_none() => {
+                // Its body is not read: whoever has not said who they are sends no bytes.
+                let line = ErrorLine::new(
+                    ErrorCode::Unauthenticated,
+                    "say AUTH <token> before PUT; closing the connection (the body is not read)",
+                );
+                self.answer(ctx, permit, &line, true)
+            }
             Request::Put { kind, size, wait } => self.start_upload(kind, size, wait, permit),
         }
     }
@@ -330,6 +340,23 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if self.who.identity.is_none() {
+            ctx.run_later(self.limits.auth_timeout, |act, ctx| {
+                if act.who.identity.is_some() {
+                    return;
+                }
+                let line = ErrorLine::new(
+                    ErrorCode::Unauthenticated,
+                    format!(
+                        "no AUTH within {}s; closing the connection",
+                        act.limits.auth_timeout.as_secs()
+                    ),
+                );
+                act.admit(ctx, 1, move |act, ctx, permit| {
+                    act.answer(ctx, permit, &line, true)
+                });
+            });
+        }
         let every =
             (self.limits.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         // Idle means nothing pending either: a client waiting for a long task is not idle.

@@ -40,6 +40,8 @@ pub enum StartupError {
     },
     #[error("{0}")]
     OpenNetwork(String),
+    #[error("open files: {0}")]
+    OpenFiles(String),
     #[error("configuration of lanes: {0}")]
     Lanes(#[from] LaneError),
     #[error("TLS: {0}")]

@@ -42,6 +42,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 mod errors;
+pub mod files;
 use errors::db_err;
 pub use errors::{Fatal, StartupError};
 
@@ -116,6 +117,7 @@ impl Node {
                     .map_err(StartupError::OpenNetwork)?;
             }
         }
+        files::fit(&settings).map_err(StartupError::OpenFiles)?;
         let kinds = Registry::for_settings(&settings.tasks);
         if let Some(unknown) = settings.tasks.kinds.keys().find(|k| kinds.get(k).is_none()) {
             return Err(StartupError::UnknownKindOverride(unknown.clone()));
@@ -359,6 +361,7 @@ impl Node {
                 max_payload: settings.listener.max_payload_bytes,
                 idle_timeout: Duration::from_secs(settings.listener.idle_timeout_secs),
                 write_timeout: Duration::from_secs(settings.listener.write_timeout_secs),
+                auth_timeout: Duration::from_secs(settings.listener.auth_timeout_secs),
             },
             tls.clone(),
             connections,

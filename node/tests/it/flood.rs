@@ -99,3 +99,70 @@ async fn readyz_tells_anyone_only_whether_the_node_is_ready() {
     assert_eq!(body["paused"][0], "kind:sha256", "{body}");
     assert_eq!(body["ready"], true, "{body}");
 }
+
+/// Every line `addr` says to a connection that sends `first` until it closes the connection
+/// (which it must within `secs`).
+async fn lines_until_closed(
+    addr: std::net::SocketAddr,
+    first: &[u8],
+    secs: u64,
+) -> Vec<serde_json::Value> {
+    use tokio::io::AsyncBufReadExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(first).await.unwrap();
+    let mut lines = tokio::io::BufReader::new(s).lines();
+    let within = std::time::Duration::from_secs(secs);
+    tokio::time::timeout(within, async {
+        let mut said = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            said.push(serde_json::from_str(&line).unwrap());
+        }
+        said
+    })
+    .await
+    .expect("the node closes the connection")
+}
+
+#[actix_rt::test]
+async fn connections_that_never_authenticate_are_not_held() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n", |s| s.listener.auth_timeout_secs = 1)
+        .await;
+    // Silent: closed once the AUTH deadline passes (not after the 300 s idle timeout).
+    let said = lines_until_closed(node.addr, b"", 10).await;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0]["error"], "unauthenticated", "{said:?}");
+    let why = said[0]["message"].as_str().unwrap();
+    assert!(why.contains("no AUTH within 1s"), "{why}");
+    // PINGs do not extend it.
+    let said = lines_until_closed(node.addr, b"PING\n", 10).await;
+    assert_eq!(said[0]["pong"], true, "{said:?}");
+    assert_eq!(said[1]["error"], "unauthenticated", "{said:?}");
+    // A PUT before AUTH: refused at once, its 8 GiB body never read.
+    let said = lines_until_closed(node.addr, b"PUT upper 8589934592\nxxxxxxxx", 10).await;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0]["error"], "unauthenticated", "{said:?}");
+    assert!(
+        said[0]["message"].as_str().unwrap().contains("before PUT"),
+        "{said:?}"
+    );
+    // An authenticated client is not cut off.
+    let mut c = node.connect().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let v = c.submit("upper", b"still", true).await.unwrap();
+    assert_eq!(v.result.as_deref(), Some("STILL"));
+}
+
+#[actix_rt::test]
+async fn a_node_whose_connection_bounds_exceed_the_open_files_limit_refuses_to_start() {
+    let env = TestEnv::new().await;
+    let refused = env
+        .try_spawn_node_with("n", |s| s.listener.max_connections = 2_000_000)
+        .await;
+    let why = refused.err().expect("refused").to_string();
+    assert!(
+        why.contains("open files") && why.contains("listener.max_connections (2000000)"),
+        "{why}"
+    );
+}
