@@ -1,7 +1,8 @@
 //! `GET /v1/tasks/{id}/events`: Server-Sent Events of a task's state until it is final (one
 //! `task` event per change of status or attempt, the task view as its data; a comment every
 //! 15 s keeps proxies from closing a quiet stream). At most `http.max_streams` streams and
-//! long polls are open on a node at once.
+//! long polls are open on a node at once; a stream ends after `http.max_stream_secs`, and as
+//! soon as its token is revoked.
 
 use super::caller::Caller;
 use super::error::ApiError;
@@ -21,13 +22,16 @@ const EVERY: Duration = Duration::from_millis(500);
 /// A comment line after this long without an event.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// Open streams and long polls on this node.
+/// Open streams and long polls on this node, and how long a stream may stay open.
 #[derive(Clone)]
-pub struct Streams(pub Arc<Semaphore>);
+pub struct Streams {
+    pub open: Arc<Semaphore>,
+    pub life: Duration,
+}
 
 impl Streams {
     pub fn take(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.0.clone().try_acquire_owned().map_err(|_| {
+        self.open.clone().try_acquire_owned().map_err(|_| {
             ApiError::new(
                 ErrorCode::Busy,
                 "this node has as many streams open as it serves; try again or use another node",
@@ -44,6 +48,8 @@ struct Watching {
     last: Option<(TaskStatus, Option<u32>)>,
     quiet_since: Instant,
     done: bool,
+    /// When the stream ends whatever the task does.
+    ends: Instant,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -94,11 +100,18 @@ pub async fn events(
         last: None,
         quiet_since: Instant::now(),
         done: false,
+        ends: Instant::now() + streams.life,
         _permit: streams.take()?,
     };
     let stream = futures_util::stream::unfold(watching, |mut w| async move {
         loop {
-            if w.done {
+            // Past its life, or its token revoked: the stream ends.
+            let revoked = w
+                .who
+                .name
+                .as_ref()
+                .is_some_and(|name| !w.svc.access.tokens.is_live(name));
+            if w.done || revoked || Instant::now() >= w.ends {
                 return None;
             }
             let view = match w.next.take() {

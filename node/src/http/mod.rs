@@ -55,6 +55,8 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// Event streams and long polls open at once; past that, 503 `busy`.
     pub max_streams: usize,
+    /// The longest an event stream stays open (a client reconnects for more).
+    pub max_stream_secs: u64,
     /// `/metrics` without a token (else an admin token is needed).
     pub public_metrics: bool,
 }
@@ -129,9 +131,10 @@ pub fn start(
     let open_connections = svc.handles.metrics.connections("http");
     let data = web::Data::new(svc);
     let limits = web::Data::new(settings.clone());
-    let streams = web::Data::new(events::Streams(std::sync::Arc::new(
-        tokio::sync::Semaphore::new(settings.max_streams),
-    )));
+    let streams = web::Data::new(events::Streams {
+        open: std::sync::Arc::new(tokio::sync::Semaphore::new(settings.max_streams)),
+        life: std::time::Duration::from_secs(settings.max_stream_secs),
+    });
     let server = HttpServer::new(move || {
         let open_requests = open_requests.clone();
         App::new()

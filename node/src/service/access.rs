@@ -132,6 +132,17 @@ impl Services {
         }
     }
 
+    /// Resolves once `who`'s token is revoked (looked at every [`crate::auth::tokens::REFRESH`]
+    /// in the node's copy of the live tokens); never for an open node's identity.
+    pub async fn revoked(&self, who: &Identity) {
+        let Some(name) = &who.name else {
+            return std::future::pending().await;
+        };
+        while self.access.tokens.is_live(name) {
+            tokio::time::sleep(crate::auth::tokens::REFRESH).await;
+        }
+    }
+
     /// Whether `who` may submit a task of `size` bytes now: its role, its `max_payload`, its
     /// `rate` (which this takes one from).
     pub fn admit(&self, who: &Identity, size: u64) -> Result<(), ServiceError> {

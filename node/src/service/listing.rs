@@ -78,6 +78,19 @@ impl Services {
         if row.status.is_final() || wait.is_zero() {
             return Ok(self.view(&row));
         }
+        // A long poll ends when its token is revoked.
+        tokio::select! {
+            view = self.long_poll(id, who, wait) => view,
+            () = self.revoked(who) => Err(ServiceError::Unauthenticated("the token was revoked".into())),
+        }
+    }
+
+    async fn long_poll(
+        &self,
+        id: Uuid,
+        who: &Identity,
+        wait: Duration,
+    ) -> Result<TaskView, ServiceError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.handles.watcher.do_send(WatchNow(id, tx));
         match tokio::time::timeout(wait, rx).await {

@@ -257,3 +257,63 @@ async fn no_token_or_payload_reaches_the_log() {
         );
     }
 }
+
+/// Read `res`'s body to its end; `None` if it does not end within `secs`.
+async fn body_ends(res: reqwest::Response, secs: u64) -> Option<String> {
+    let within = std::time::Duration::from_secs(secs);
+    tokio::time::timeout(within, res.text()).await.ok()?.ok()
+}
+
+#[actix_rt::test]
+async fn streams_and_long_polls_end_when_their_token_is_revoked_or_their_time_is_up() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n", |s| s.http.max_stream_secs = 3)
+        .await;
+    let sub = env.token("sub", Role::Submit, Limits::default()).await;
+    // A task for an hour from now: its stream would have nothing to say until then.
+    let mut c = connect_as(node.addr, &sub).await;
+    let later = protocol::SubmitOptions {
+        delay_ms: Some(3_600_000),
+        ..Default::default()
+    };
+    let id = c
+        .submit_with("upper", b"later", false, later)
+        .await
+        .unwrap()
+        .id;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}/v1/tasks/{id}", node.http);
+    let stream = http
+        .get(format!("{base}/events"))
+        .bearer_auth(&sub)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), reqwest::StatusCode::OK);
+    let poll = {
+        let (http, url, sub) = (http.clone(), format!("{base}?wait=60"), sub.clone());
+        tokio::spawn(async move { http.get(url).bearer_auth(sub).send().await.unwrap() })
+    };
+    // An admin's stream of it, never revoked: it ends when its time is up.
+    let admin = http
+        .get(format!("{base}/events"))
+        .bearer_auth(&env.token)
+        .send()
+        .await
+        .unwrap();
+    env.revoke("sub").await;
+    let said = body_ends(stream, 10)
+        .await
+        .expect("the revoked stream ends");
+    assert!(said.contains("\"status\":\"scheduled\""), "{said}");
+    let polled = tokio::time::timeout(std::time::Duration::from_secs(10), poll)
+        .await
+        .expect("the revoked long poll ends")
+        .unwrap();
+    assert_eq!(polled.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let said = body_ends(admin, 15)
+        .await
+        .expect("a stream ends after its time");
+    assert!(said.contains("\"status\":\"scheduled\""), "{said}");
+}
