@@ -180,6 +180,8 @@ impl TaskSettings {
 pub struct RetentionSettings {
     /// Days of finished tasks kept (0: all).
     pub days: u64,
+    /// Payloads and results in the bucket that no task names are deleted once this old.
+    pub orphans_after_secs: u64,
 }
 
 /// `[janitor]`: see [`crate::actors::janitor`].

@@ -23,15 +23,18 @@ pub struct Retention {
     storage: Storage,
     /// Days kept; 0 keeps every task.
     days: u64,
+    /// Objects no row names are deleted once this old.
+    orphans_after: Duration,
     busy: bool,
 }
 
 impl Retention {
-    pub fn new(pool: DbPool, storage: Storage, days: u64) -> Self {
+    pub fn new(pool: DbPool, storage: Storage, days: u64, orphans_after: Duration) -> Self {
         Retention {
             pool,
             storage,
             days,
+            orphans_after,
             busy: false,
         }
     }
@@ -42,8 +45,9 @@ impl Retention {
         }
         self.busy = true;
         let (pool, storage, days) = (self.pool.clone(), self.storage.clone(), self.days);
+        let orphans_after = self.orphans_after;
         let work = async move {
-            let done = maintain(&pool, &storage, days).await;
+            let done = maintain(&pool, &storage, days, orphans_after).await;
             if let Err(e) = &done {
                 tracing::warn!(error = %e, again = ?AGAIN, "task partitions not maintained this round");
             }
@@ -68,12 +72,22 @@ impl Actor for Retention {
 }
 
 /// One round, if this node gets the lock.
-async fn maintain(pool: &DbPool, storage: &Storage, days: u64) -> Result<(), crate::db::DbError> {
+async fn maintain(
+    pool: &DbPool,
+    storage: &Storage,
+    days: u64,
+    orphans_after: Duration,
+) -> Result<(), crate::db::DbError> {
     let mut conn = pool.get().await?;
     if !retention::try_lock(&mut conn).await? {
         return Ok(());
     }
-    let done = keep_days(&mut conn, storage, days).await;
+    let mut done = keep_days(&mut conn, storage, days).await;
+    if done.is_ok() {
+        done = sweep_orphans(&mut conn, storage, orphans_after)
+            .await
+            .map(drop);
+    }
     retention::unlock(&mut conn).await?;
     done
 }
@@ -96,9 +110,16 @@ async fn keep_days(
     let before = today - chrono::Days::new(days);
     for name in retention::expired(conn, before).await? {
         retention::detach(conn, &name).await?;
-        let keys = retention::object_keys(conn, &name).await?;
-        let objects = keys.len();
-        delete_objects(storage, keys).await;
+        let (mut objects, mut after) = (0, None);
+        loop {
+            let (keys, last) = retention::object_keys(conn, &name, after).await?;
+            objects += keys.len();
+            delete_objects(storage, keys).await;
+            match last {
+                Some(last) => after = Some(last),
+                None => break,
+            }
+        }
         retention::drop_partition(conn, &name).await?;
         tracing::info!(partition = %name, objects, "tasks past retention dropped");
     }
@@ -117,4 +138,61 @@ async fn delete_objects(storage: &Storage, keys: Vec<String>) {
             }
         })
         .await;
+}
+
+/// Pages of a listing looked at in one round (a thousand objects each).
+const ORPHAN_PAGES: usize = 50;
+
+/// Delete the payloads and results in the bucket that no row names and that are older than
+/// `older_than` (a submission refused after its upload, a node that died between an upload
+/// and its row): kept while young, since a waiting submission's row is written after its
+/// payload.
+async fn sweep_orphans(
+    conn: &mut diesel_async::AsyncPgConnection,
+    storage: &Storage,
+    older_than: Duration,
+) -> Result<usize, crate::db::DbError> {
+    let before =
+        Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+    let mut swept = 0;
+    for name in ["payloads/", "results/"] {
+        let mut from = None;
+        for _ in 0..ORPHAN_PAGES {
+            let (listed, next) = match storage.list_page(name, from.take()).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list the bucket for objects no task names");
+                    return Ok(swept);
+                }
+            };
+            let old: Vec<(uuid::Uuid, String)> = listed
+                .into_iter()
+                .filter(|o| o.modified.is_some_and(|m| m < before))
+                .filter_map(|o| {
+                    let id = o.key.rsplit('/').next()?.parse().ok()?;
+                    Some((id, o.key))
+                })
+                .collect();
+            let ids: Vec<uuid::Uuid> = old.iter().map(|(id, _)| *id).collect();
+            let named: std::collections::HashSet<uuid::Uuid> = retention::with_rows(conn, &ids)
+                .await?
+                .into_iter()
+                .collect();
+            let orphans: Vec<String> = old
+                .into_iter()
+                .filter(|(id, _)| !named.contains(id))
+                .map(|(_, key)| key)
+                .collect();
+            swept += orphans.len();
+            delete_objects(storage, orphans).await;
+            match next {
+                Some(token) => from = Some(token),
+                None => break,
+            }
+        }
+    }
+    if swept > 0 {
+        tracing::info!(objects = swept, "deleted objects no task names");
+    }
+    Ok(swept)
 }

@@ -187,16 +187,59 @@ struct Keys {
     result_key: Option<String>,
 }
 
-/// The bucket objects of the finished rows of detached partition `name`.
-pub async fn object_keys(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<Vec<String>> {
+/// Rows of one page of [`object_keys`].
+pub const KEYS_PAGE: i64 = 1000;
+
+#[derive(Debug, QueryableByName)]
+struct PagedKeys {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: uuid::Uuid,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    payload_key: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    result_key: Option<String>,
+}
+
+/// The bucket objects of up to [`KEYS_PAGE`] finished rows of detached partition `name`, those
+/// after id `after` in id order; and the last id of the page (`None`: no more pages). A day
+/// of millions of tasks is read a page at a time, never whole.
+pub async fn object_keys(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    after: Option<uuid::Uuid>,
+) -> QueryResult<(Vec<String>, Option<uuid::Uuid>)> {
     let finished = sql_list(&TaskStatus::FINAL);
-    let rows: Vec<Keys> = diesel::sql_query(format!(
-        "SELECT payload_key, result_key FROM {name} WHERE status IN ({finished}) \
-         AND (payload_key IS NOT NULL OR result_key IS NOT NULL)"
+    let after = after.unwrap_or(uuid::Uuid::nil());
+    let rows: Vec<PagedKeys> = diesel::sql_query(format!(
+        "SELECT id, payload_key, result_key FROM {name} WHERE status IN ({finished}) \
+         AND (payload_key IS NOT NULL OR result_key IS NOT NULL) AND id > $1 \
+         ORDER BY id LIMIT {KEYS_PAGE}"
     ))
+    .bind::<diesel::sql_types::Uuid, _>(after)
     .load(conn)
     .await?;
-    Ok(keys_of(rows))
+    let last = (rows.len() as i64 == KEYS_PAGE)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    let keys = rows
+        .into_iter()
+        .flat_map(|r| [r.payload_key, r.result_key])
+        .flatten()
+        .collect();
+    Ok((keys, last))
+}
+
+/// Those of `ids` that have a row.
+pub async fn with_rows(
+    conn: &mut AsyncPgConnection,
+    ids: &[uuid::Uuid],
+) -> QueryResult<Vec<uuid::Uuid>> {
+    use super::schema::tasks;
+    tasks::table
+        .filter(tasks::id.eq_any(ids))
+        .select(tasks::id)
+        .load(conn)
+        .await
 }
 
 /// Drop detached partition `name` and forget it.

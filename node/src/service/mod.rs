@@ -117,6 +117,23 @@ impl ServiceError {
         }
     }
 
+    /// Whether a submission refused with this surely wrote no row (its task will never run).
+    pub fn surely_not_accepted(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::UnknownKind { .. }
+                | ServiceError::Storage(_)
+                | ServiceError::NotAccepted(_)
+                | ServiceError::Unauthenticated(_)
+                | ServiceError::Forbidden(_)
+                | ServiceError::RateLimited { .. }
+                | ServiceError::QuotaExceeded(_)
+                | ServiceError::OverMaxPayload { .. }
+                | ServiceError::Invalid(_)
+                | ServiceError::KeyConflict { .. }
+        )
+    }
+
     fn task_id(&self) -> Option<Uuid> {
         match self {
             ServiceError::NotFound(id)
@@ -219,7 +236,40 @@ impl Services {
     /// is said only of a task whose message surely reached no queue.
     ///
     /// A task with an idempotency key or for later takes [`Services::accept_with`] instead.
+    ///
+    /// A payload already in the bucket of a task surely not accepted (refused before its row
+    /// was written) is deleted; one whose fate is unsure (the database failed mid-write) is
+    /// left to retention's sweep of objects no row names.
     pub async fn submit(
+        &self,
+        id: Uuid,
+        kind: String,
+        payload: PayloadRef,
+        wait: Option<Duration>,
+        options: &SubmitOptions,
+        who: &Identity,
+    ) -> Result<Answer, ServiceError> {
+        let key = match &payload {
+            PayloadRef::Object { key, .. } => Some(key.clone()),
+            PayloadRef::Inline { .. } => None,
+        };
+        let answer = self
+            .submit_once(id, kind, payload, wait, options, who)
+            .await;
+        if let (Err(e), Some(key)) = (&answer, key) {
+            if e.surely_not_accepted() {
+                let storage = self.handles.storage.clone();
+                actix::spawn(async move {
+                    if let Err(e) = storage.delete(&key).await {
+                        tracing::warn!(%key, error = %e, "payload of a refused task not deleted; retention sweeps it later");
+                    }
+                });
+            }
+        }
+        answer
+    }
+
+    async fn submit_once(
         &self,
         id: Uuid,
         kind: String,

@@ -251,8 +251,13 @@ impl Node {
         )
         .start();
         let scheduler = Scheduler::new(node.clone(), persister.clone()).start();
-        let retention =
-            Retention::new(pool.clone(), storage.clone(), settings.retention.days).start();
+        let retention = Retention::new(
+            pool.clone(),
+            storage.clone(),
+            settings.retention.days,
+            Duration::from_secs(settings.retention.orphans_after_secs),
+        )
+        .start();
         let handles = Handles {
             control,
             node: node.clone(),

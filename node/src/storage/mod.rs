@@ -20,6 +20,7 @@ pub use crate::db::uploads::Journal;
 
 mod leftovers;
 mod removal;
+pub use removal::Listed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

@@ -214,3 +214,89 @@ async fn a_long_reader_of_tasks_does_not_stop_writes_while_a_day_waits_to_be_dro
     })
     .await;
 }
+
+/// Keys under `name` in the env's part of the bucket.
+async fn listed(storage: &Storage, name: &str) -> Vec<String> {
+    let (page, _) = storage.list_page(name, None).await.unwrap();
+    page.into_iter().map(|o| o.key).collect()
+}
+
+#[actix_rt::test]
+async fn a_payload_uploaded_for_a_refused_submission_does_not_stay_in_the_bucket() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n").await;
+    let limits = tasknode::auth::tokens::Limits {
+        max_inflight: Some(1),
+        ..Default::default()
+    };
+    let capped = env
+        .token("capped", tasknode::auth::Role::Submit, limits)
+        .await;
+    let mut c = tasknode_testkit::connect_as(node.addr, &capped).await;
+    let later = protocol::SubmitOptions {
+        delay_ms: Some(3_600_000),
+        ..Default::default()
+    };
+    c.submit_with("upper", b"one", false, later).await.unwrap();
+    // Past the inline limit: uploaded to the bucket, then refused (one unfinished already).
+    let big = vec![b'x'; 200 * 1024];
+    let refused = c
+        .submit("upper", &big, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("quota_exceeded") || refused.contains("max_inflight"),
+        "{refused}"
+    );
+    poll_until("the refused payload is deleted", 20, async || {
+        listed(&node.storage, "payloads/")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn objects_no_task_names_are_swept_once_old() {
+    let env = TestEnv::new().await;
+    let settings = env.settings("n");
+    let storage = Storage::new(&settings.storage).unwrap();
+    storage.ensure_bucket().await.unwrap();
+    let orphan = storage.key(&format!("payloads/{}", Uuid::now_v7()));
+    storage
+        .put(&orphan, bytes::Bytes::from_static(b"nobody's"))
+        .await
+        .unwrap();
+    // A queued task whose payload is in the bucket: named, so kept however old.
+    let id = Uuid::now_v7();
+    let named = storage.key(&format!("payloads/{id}"));
+    storage
+        .put(&named, bytes::Bytes::from_static(b"named"))
+        .await
+        .unwrap();
+    let mut db = env.db().await;
+    diesel::insert_into(tasks::table)
+        .values((
+            tasks::id.eq(id),
+            tasks::kind.eq("nosuchkind"),
+            tasks::status.eq("scheduled"),
+            tasks::payload_key.eq(Some(named.clone())),
+            tasks::payload_size.eq(5i64),
+            tasks::submitted_by.eq("gone"),
+        ))
+        .execute(&mut db)
+        .await
+        .unwrap();
+    // Both older than the sweep's age (the store dates objects to the second).
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let _node = env
+        .spawn_node_with("n", |s| s.retention.orphans_after_secs = 1)
+        .await;
+    poll_until("the orphan is deleted", 30, async || {
+        (!listed(&storage, "payloads/").await.contains(&orphan)).then_some(())
+    })
+    .await;
+    assert_eq!(storage.get_bytes(&named).await.unwrap(), b"named");
+}
