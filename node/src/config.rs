@@ -123,6 +123,9 @@ pub struct StorageSettings {
     pub presign_secs: u64,
     /// The longest one request to the store may take.
     pub timeout_secs: u64,
+    /// Payload uploads in progress at once on a node (each holds up to `part_size` + 1 MiB);
+    /// past that a large submission is answered `busy`.
+    pub max_uploads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -402,6 +405,9 @@ impl Settings {
                 "listener.tls_cert",
                 "TLS needs both listener.tls_cert and listener.tls_key",
             ));
+        }
+        if self.storage.max_uploads == 0 {
+            return Err(invalid("storage.max_uploads", "must be at least 1"));
         }
         if self.storage.timeout_secs == 0 {
             return Err(invalid("storage.timeout_secs", "must be at least 1"));

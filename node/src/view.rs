@@ -43,6 +43,10 @@ impl FromRow for TaskView {
             view.result_key = Some(key.clone());
             view.result_url = Some(storage.presign_get(key));
         }
+        // A listed row has no result bytes, only their size.
+        if view.result_size.is_none() {
+            view.result_size = row.result_size.map(|n| n as u64);
+        }
         view
     }
 }

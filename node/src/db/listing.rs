@@ -51,12 +51,13 @@ pub async fn list(
     if let Some(from) = filter.from {
         query = query.filter(dsl::id.ge(from));
     }
-    query
+    let rows: Vec<super::listed::ListedRow> = query
         .order(dsl::id.desc())
         .limit(limit)
-        .select(TaskRow::as_select())
+        .select(super::listed::columns())
         .load(conn)
-        .await
+        .await?;
+    Ok(rows.into_iter().map(TaskRow::from).collect())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod connect;
 pub mod control;
 pub mod fleet;
+pub mod listed;
 pub mod listing;
 pub mod models;
 pub mod outbox;

@@ -90,12 +90,13 @@ pub async fn list_dead(
     if let Some(owner) = owner {
         query = query.filter(dsl::owner.eq(owner));
     }
-    query
+    let rows: Vec<super::listed::ListedRow> = query
         .order(dsl::finished_at.desc())
         .limit(limit)
-        .select(TaskRow::as_select())
+        .select(super::listed::columns())
         .load(conn)
-        .await
+        .await?;
+    Ok(rows.into_iter().map(TaskRow::from).collect())
 }
 
 /// Make a dead, failed or `queued` task runnable again with a fresh attempt budget, and

@@ -12,18 +12,21 @@ use crate::storage::StorageError;
 use actix::Addr;
 use bytes::Bytes;
 use std::future::Future;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 /// A payload being received.
 pub enum Intake {
     /// Small: kept, sent inline.
     Inline(Vec<u8>),
-    /// Large: streamed to the bucket under `key` as it arrives.
+    /// Large: streamed to the bucket under `key` as it arrives (one of the node's
+    /// `storage.max_uploads` while it lasts).
     Bucket {
         key: String,
         tx: mpsc::Sender<Bytes>,
         done: tokio::task::JoinHandle<Result<u64, StorageError>>,
+        _slot: OwnedSemaphorePermit,
     },
     /// Of unknown length: kept while it fits inline, then streamed to the bucket.
     Growing {
@@ -31,6 +34,7 @@ pub enum Intake {
         key: String,
         limit: usize,
         uploader: Addr<Uploader>,
+        uploads: Arc<Semaphore>,
     },
     /// Refused (an unknown kind): the body is read and dropped, then this is answered.
     Refused(ServiceError),
@@ -46,7 +50,7 @@ impl Services {
             return Intake::Inline(Vec::with_capacity(size as usize));
         }
         let key = self.handles.storage.key(&format!("payloads/{id}"));
-        Intake::upload(&self.handles.uploader, key, Some(size))
+        Intake::upload(&self.handles.uploader, &self.uploads, key, Some(size))
     }
 
     /// Where the payload of task `id` of `kind`, of a length not known yet, goes.
@@ -59,6 +63,7 @@ impl Services {
             key: self.handles.storage.key(&format!("payloads/{id}")),
             limit: self.inline_limit,
             uploader: self.handles.uploader.clone(),
+            uploads: self.uploads.clone(),
         }
     }
 }
@@ -69,7 +74,17 @@ fn end_of_body() -> Bytes {
 }
 
 impl Intake {
-    fn upload(uploader: &Addr<Uploader>, key: String, size: Option<u64>) -> Intake {
+    fn upload(
+        uploader: &Addr<Uploader>,
+        uploads: &Arc<Semaphore>,
+        key: String,
+        size: Option<u64>,
+    ) -> Intake {
+        let Ok(slot) = uploads.clone().try_acquire_owned() else {
+            return Intake::Refused(ServiceError::Busy(
+                "this node has as many uploads in progress as it allows (storage.max_uploads); try again or use another node".into(),
+            ));
+        };
         let (tx, body) = mpsc::channel(8);
         let upload = UploadStream {
             key: key.clone(),
@@ -78,7 +93,12 @@ impl Intake {
         };
         let uploader = uploader.clone();
         let done = actix::spawn(async move { uploader.send(upload).await.settle() });
-        Intake::Bucket { key, tx, done }
+        Intake::Bucket {
+            key,
+            tx,
+            done,
+            _slot: slot,
+        }
     }
 
     /// Bytes taken so far that are held here (not yet in the bucket).
@@ -102,6 +122,7 @@ impl Intake {
             key,
             limit,
             uploader,
+            uploads,
         } = self
         {
             if buf.len() + chunk.len() <= *limit {
@@ -110,9 +131,9 @@ impl Intake {
             }
             // Past the inline limit: to the bucket, what was kept first.
             let held = Bytes::from(std::mem::take(buf));
-            *self = Intake::upload(uploader, std::mem::take(key), None);
+            *self = Intake::upload(uploader, uploads, std::mem::take(key), None);
             let Intake::Bucket { tx, .. } = self else {
-                unreachable!("just made")
+                return None; // refused: no room for another upload
             };
             let tx = tx.clone();
             return Some(futures_util::future::Either::Left(async move {
@@ -155,7 +176,7 @@ impl Intake {
                 Ok(PayloadRef::Inline { data })
             }
             Intake::Refused(e) => Err(e),
-            Intake::Bucket { key, tx, done } => {
+            Intake::Bucket { key, tx, done, .. } => {
                 let _ = tx.send(end_of_body()).await;
                 drop(tx);
                 match done.await {

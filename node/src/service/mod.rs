@@ -76,6 +76,9 @@ pub enum ServiceError {
     /// A request that names something badly (a token's name, role or limits).
     #[error("{0}")]
     Invalid(String),
+    /// A bound of the node is reached (uploads in progress); try again.
+    #[error("{0}")]
+    Busy(String),
     #[error("a token named `{0}` exists already; pick another name")]
     TokenExists(String),
     #[error("no live token named `{0}`")]
@@ -112,6 +115,7 @@ impl ServiceError {
                 ErrorCode::QuotaExceeded
             }
             ServiceError::Invalid(_) => ErrorCode::Malformed,
+            ServiceError::Busy(_) => ErrorCode::Busy,
             ServiceError::TokenExists(_) => ErrorCode::AlreadyExists,
             ServiceError::NoSuchToken(_) | ServiceError::NoSuchSchedule(_) => ErrorCode::NotFound,
         }
@@ -130,6 +134,7 @@ impl ServiceError {
                 | ServiceError::QuotaExceeded(_)
                 | ServiceError::OverMaxPayload { .. }
                 | ServiceError::Invalid(_)
+                | ServiceError::Busy(_)
                 | ServiceError::KeyConflict { .. }
         )
     }
@@ -187,6 +192,9 @@ pub struct Services {
     pub fleet: fleet::Fleet,
     /// How long an idempotency key names its first task (`keys.retention_secs`).
     pub keys_retention: Duration,
+    /// Payload uploads to the bucket in progress on this node (`storage.max_uploads`): each
+    /// holds up to a part in memory.
+    pub uploads: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Services {

@@ -347,6 +347,7 @@ impl Node {
             max_payload: settings.listener.max_payload_bytes,
             draining: Default::default(),
             keys_retention: Duration::from_secs(settings.keys.retention_secs),
+            uploads: Arc::new(tokio::sync::Semaphore::new(settings.storage.max_uploads)),
             fleet: Fleet::new(
                 FleetTables::new(pool.clone()),
                 lanes

@@ -166,3 +166,52 @@ async fn a_node_whose_connection_bounds_exceed_the_open_files_limit_refuses_to_s
         "{why}"
     );
 }
+
+#[actix_rt::test]
+async fn uploads_past_the_bound_are_told_busy_and_the_next_goes_through() {
+    use tasknode_testkit::Lines;
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_node_with("n", |s| s.storage.max_uploads = 1)
+        .await;
+    // One large PUT under way: 2 MB announced, 1 MB sent so far.
+    let mut first = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    let head = format!("AUTH {}\nPUT sha256 2000000 ASYNC\n", env.token);
+    first.write_all(head.as_bytes()).await.unwrap();
+    first.write_all(&vec![b'a'; 1_000_000]).await.unwrap();
+    // Another large payload meanwhile: refused, not held in memory.
+    let mut c = node.connect().await;
+    let big = "b".repeat(100 * 1024);
+    let r =
+        tasknode_testkit::poll_until("the upload under way holds the only slot", 20, async || {
+            let r = c.ask(&format!("SUBMIT sha256 {big}")).await;
+            (r["error"] == "busy").then_some(r)
+        })
+        .await;
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("storage.max_uploads"),
+        "{r}"
+    );
+    // Small payloads are not uploads: they go on.
+    assert_eq!(c.ask("upper small").await["result"], "SMALL");
+    // The first upload ends; then the next large one goes through.
+    first.write_all(&vec![b'a'; 1_000_000]).await.unwrap();
+    let mut answer = tokio::io::BufReader::new(first);
+    let mut lines = Vec::new();
+    use tokio::io::AsyncBufReadExt;
+    while lines.len() < 2 {
+        let mut line = String::new();
+        answer.read_line(&mut line).await.unwrap();
+        lines.push(line);
+    }
+    assert!(lines[1].contains("\"queued\""), "{lines:?}");
+    let r = tasknode_testkit::poll_until("a slot is free again", 20, async || {
+        let r = c.ask(&format!("SUBMIT sha256 {big}")).await;
+        (r["error"] != "busy").then_some(r)
+    })
+    .await;
+    assert_eq!(r["status"], "queued", "accepted: {r}");
+}
