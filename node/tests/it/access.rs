@@ -39,11 +39,12 @@ async fn before_auth_only_ping_help_and_quit_are_served() {
         serde_json::json!({"pong": true, "healthy": true}),
         "nothing more"
     );
-    // A PUT's body is read and dropped, then refused; the connection goes on.
+    // A PUT is refused without reading its body, and the connection closed.
     c.say("PUT upper 5").await;
-    c.say_raw(b"hello").await;
     assert_eq!(c.hear().await["error"], "unauthenticated");
+    assert!(c.closed().await, "closed: its body is not read");
     // Wrong tokens are refused, ever more slowly, and the fifth closes the connection.
+    let mut c = connect(node.addr).await;
     for i in 1..=5 {
         let r = c.ask("AUTH tn_not-a-token").await;
         assert_eq!(r["error"], "unauthenticated", "try {i}: {r}");
