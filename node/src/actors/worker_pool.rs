@@ -37,7 +37,14 @@ pub struct PoolStats {
     pub panics: AtomicU64,
     /// Runs abandoned past their timeout.
     pub timeouts: AtomicU64,
+    /// Executor threads abandoned (a run past its timeout, or cancelled) that have not ended
+    /// yet: at most [`MAX_ABANDONED`] on a node.
+    pub abandoned: Arc<AtomicU64>,
 }
+
+/// Abandoned executor threads a node lets live at once. Past it a worker takes no new run
+/// (so its lane takes no more deliveries) until one ends, for at most the run's own time.
+pub const MAX_ABANDONED: u64 = 64;
 
 impl PoolStats {
     pub fn executors_started(&self) -> u64 {
@@ -48,6 +55,9 @@ impl PoolStats {
     }
     pub fn timeouts(&self) -> u64 {
         self.timeouts.load(Ordering::Relaxed)
+    }
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned.load(Ordering::Relaxed)
     }
 }
 
@@ -102,16 +112,38 @@ struct Job {
 struct Executor {
     jobs: mpsc::Sender<Job>,
     outcomes: mpsc::Receiver<Ran>,
+    /// Set when its worker gives up on its run: the thread then counts itself out of
+    /// [`PoolStats::abandoned`] when it ends.
+    abandoned: Arc<AtomicBool>,
+}
+
+/// Counts an abandoned executor thread out when it ends.
+struct Ending {
+    abandoned: Arc<AtomicBool>,
+    count: Arc<AtomicU64>,
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if self.abandoned.load(Ordering::SeqCst) {
+            self.count.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Executor {
-    fn spawn(stats: &PoolStats) -> Executor {
+    fn spawn(stats: &PoolStats) -> std::io::Result<Executor> {
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (outcome_tx, outcomes) = mpsc::channel::<Ran>();
-        stats.executors_started.fetch_add(1, Ordering::Relaxed);
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let ending = Ending {
+            abandoned: abandoned.clone(),
+            count: stats.abandoned.clone(),
+        };
         std::thread::Builder::new()
             .name("task-executor".into())
             .spawn(move || {
+                let _ending = ending;
                 // Ends when its worker drops the sender (after a timeout, or at shutdown).
                 while let Ok(mut job) = job_rx.recv() {
                     let mut input = Cancellable {
@@ -123,8 +155,9 @@ impl Executor {
                         cancel: job.cancel.clone(),
                     };
                     let kind = job.kind.clone();
-                    let result =
-                        catch_unwind(AssertUnwindSafe(|| kind.run(&mut input, &mut output)));
+                    let result = crate::kinds::with_stop(job.cancel.clone(), || {
+                        catch_unwind(AssertUnwindSafe(|| kind.run(&mut input, &mut output)))
+                    });
                     let result = match result {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(RunError::of_task(e)),
@@ -134,10 +167,33 @@ impl Executor {
                         break;
                     }
                 }
-            })
-            .expect("spawn executor thread");
-        Executor { jobs, outcomes }
+            })?;
+        stats.executors_started.fetch_add(1, Ordering::Relaxed);
+        Ok(Executor {
+            jobs,
+            outcomes,
+            abandoned,
+        })
     }
+
+    /// Give up on this executor's run: it ends at its next look at the stop flag (or read or
+    /// write), counted in `stats` until then.
+    fn abandon(self, stats: &PoolStats) {
+        stats.abandoned.fetch_add(1, Ordering::SeqCst);
+        self.abandoned.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Wait (blocking this worker's thread, so its lane takes no new run) while a node has
+/// [`MAX_ABANDONED`] abandoned runs still ending, until `deadline`; whether there is room.
+fn room_for_another(stats: &PoolStats, deadline: std::time::Instant) -> bool {
+    while stats.abandoned() >= MAX_ABANDONED {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(CANCEL_CHECK);
+    }
+    true
 }
 
 /// Fails reads and writes once its task is cancelled, so a streaming handler stops early.
@@ -241,7 +297,16 @@ impl Worker {
         let input = self.open(msg.input)?;
         let executor = match self.executor.take() {
             Some(e) => e,
-            None => Executor::spawn(&self.quick.stats),
+            None => {
+                if !room_for_another(&self.quick.stats, msg.deadline) {
+                    return Err(RunError::retryable(format!(
+                        "{MAX_ABANDONED} abandoned runs are still ending on this node; tried again later"
+                    )));
+                }
+                Executor::spawn(&self.quick.stats).map_err(|e| {
+                    RunError::retryable(format!("cannot start a thread for the task: {e}"))
+                })?
+            }
         };
         let running = self.running.clone();
         let slot = running.enter(msg.id);
@@ -262,12 +327,14 @@ impl Worker {
             }
             Err(Waited::Cancelled) => {
                 cancel.store(true, Ordering::Relaxed);
+                executor.abandon(&self.quick.stats);
                 tracing::info!(task = %msg.id, kind = %msg.kind, "task cancelled while running; worker thread replaced");
                 return Err(RunError::Cancelled);
             }
             Err(Waited::Timeout) => {
                 // Abandon this executor (it exits once the handler returns) and replace it.
                 cancel.store(true, Ordering::Relaxed);
+                executor.abandon(&self.quick.stats);
                 self.quick.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(kind = %msg.kind, ?timeout, "task timed out; worker thread replaced");
                 // (The kind's timeout counts from when the node took the delivery, so the

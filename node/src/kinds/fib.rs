@@ -11,7 +11,13 @@ pub fn kind() -> Kind {
 
 fn run(input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
     let n = read_number(input, "fib", MAX_N)?;
-    write!(output, "{}", fib(n))?;
+    let value = fib(n);
+    // (At most about a second of work: the stop flag is looked at before the long part,
+    // writing the number's digits.)
+    if super::stopped() {
+        return Err(super::stopped_error());
+    }
+    write!(output, "{value}")?;
     Ok(())
 }
 

@@ -93,6 +93,39 @@ impl Kind {
     }
 }
 
+thread_local! {
+    /// The stop flag of the run on this thread (set by its worker on a timeout or cancel).
+    static STOP: std::cell::RefCell<Option<Arc<std::sync::atomic::AtomicBool>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Whether the run on this thread was told to stop (its timeout passed, or it was cancelled).
+/// A kind that computes or waits long without reading or writing looks at this often and
+/// ends with [`stopped_error`], so an abandoned run frees its thread soon.
+pub fn stopped() -> bool {
+    STOP.with(|s| {
+        s.borrow()
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+    })
+}
+
+/// What a kind that saw [`stopped`] answers.
+pub fn stopped_error() -> TaskError {
+    TaskError::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "task stopped (its timeout passed, or it was cancelled)",
+    ))
+}
+
+/// Run `f` on this thread with `flag` as its stop flag.
+pub(crate) fn with_stop<T>(flag: Arc<std::sync::atomic::AtomicBool>, f: impl FnOnce() -> T) -> T {
+    STOP.with(|s| *s.borrow_mut() = Some(flag));
+    let out = f();
+    STOP.with(|s| *s.borrow_mut() = None);
+    out
+}
+
 /// The kinds a node knows, by name.
 #[derive(Clone)]
 pub struct Registry {

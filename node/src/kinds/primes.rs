@@ -12,7 +12,8 @@ pub fn kind() -> Kind {
 
 fn run(input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
     let n = read_number(input, "primes", MAX_N)?;
-    write!(output, "{}", count_primes(n))?;
+    let count = count_primes_until(n, super::stopped).ok_or_else(super::stopped_error)?;
+    write!(output, "{count}")?;
     Ok(())
 }
 
@@ -33,9 +34,15 @@ fn small_primes(limit: u64) -> Vec<u64> {
     primes
 }
 
+#[cfg(test)]
 pub fn count_primes(n: u64) -> u64 {
+    count_primes_until(n, || false).unwrap_or(0)
+}
+
+/// [`count_primes`], given up (`None`) once `stop` says so (looked at every segment).
+fn count_primes_until(n: u64, stop: impl Fn() -> bool) -> Option<u64> {
     if n < 2 {
-        return 0;
+        return Some(0);
     }
     let root = (n as f64).sqrt() as u64 + 1;
     let base = small_primes(root);
@@ -43,6 +50,9 @@ pub fn count_primes(n: u64) -> u64 {
     let mut seg = vec![true; SEGMENT as usize];
     let mut low = 2u64;
     while low <= n {
+        if stop() {
+            return None;
+        }
         let high = (low + SEGMENT - 1).min(n);
         let len = (high - low + 1) as usize;
         seg[..len].fill(true);
@@ -63,7 +73,7 @@ pub fn count_primes(n: u64) -> u64 {
         count += seg[..len].iter().filter(|&&b| b).count() as u64;
         low = high + 1;
     }
-    count
+    Some(count)
 }
 
 #[cfg(test)]

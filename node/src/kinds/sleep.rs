@@ -13,9 +13,22 @@ pub fn kind() -> Kind {
     )
 }
 
+/// How often a sleep looks whether it was told to stop.
+const LOOK: std::time::Duration = std::time::Duration::from_millis(50);
+
 fn run(input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
     let ms = read_number(input, "sleep", MAX_MS)?;
-    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    loop {
+        if super::stopped() {
+            return Err(super::stopped_error());
+        }
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(LOOK));
+    }
     write!(output, "slept {ms}ms")?;
     Ok(())
 }

@@ -112,3 +112,50 @@ async fn a_task_waiting_for_a_worker_spends_its_timeout_meanwhile() {
         assert!(message.contains("timeout"), "{outcomes:?}");
     }
 }
+
+/// Threads named `name` of process `pid`.
+fn threads_named(pid: u32, name: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| t.ok())
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|comm| comm.trim() == name)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[actix_rt::test]
+async fn cancelled_runs_give_their_threads_back() {
+    let env = TestEnv::new().await;
+    let node = env
+        .spawn_process(
+            std::path::Path::new(env!("CARGO_BIN_EXE_tasknode")),
+            "n",
+            &[("TASKNODE__LANES__SLOW__WORKERS", "1")],
+        )
+        .await;
+    let mut c = node.connect().await;
+    // Twenty ten-minute sleeps, each cancelled once it runs.
+    for _ in 0..20 {
+        let r = c.ask("SUBMIT sleep 600000").await;
+        let id = id_of(&r);
+        tasknode_testkit::wait_status(&mut c, id, &[TaskStatus::Running], 20).await;
+        let r = c.ask(&format!("CANCEL {id}")).await;
+        assert_eq!(r["status"], "cancelled", "{r}");
+    }
+    // Each run saw its stop flag and ended: no sleeping thread is left behind.
+    let pid = node.child.id();
+    tasknode_testkit::poll_until("the cancelled runs' threads end", 20, async || {
+        (threads_named(pid, "task-executor") <= 1).then_some(())
+    })
+    .await;
+    // The lane still runs tasks.
+    let r = c
+        .ask(r#"{"kind":"sleep","payload":"10","wait":true}"#)
+        .await;
+    assert_eq!(r["result"], "slept 10ms", "{r}");
+}
