@@ -24,6 +24,7 @@ mod priorities;
 mod protocol;
 mod rescue;
 mod retention;
+mod schedules;
 mod settings;
 mod tasks;
 mod tls;
