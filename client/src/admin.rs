@@ -22,6 +22,9 @@ pub enum TokenCmd {
         /// At most this many bytes in one payload.
         #[arg(long)]
         max_payload: Option<u64>,
+        /// At most this many schedules (100 if not given).
+        #[arg(long)]
+        max_schedules: Option<u32>,
     },
     /// Every token, live and revoked (never a secret).
     List,
@@ -38,6 +41,7 @@ pub async fn run(conn: &mut Client, cmd: TokenCmd, json: bool) -> Result<(), Cli
             max_inflight,
             rate,
             max_payload,
+            max_schedules,
         } => {
             let new = NewToken {
                 name,
@@ -45,6 +49,7 @@ pub async fn run(conn: &mut Client, cmd: TokenCmd, json: bool) -> Result<(), Cli
                 max_inflight,
                 rate,
                 max_payload,
+                max_schedules,
             };
             let made = conn.token_create(new).await?;
             if json {

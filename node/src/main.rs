@@ -51,6 +51,9 @@ enum TokenCommand {
         /// Bytes of one payload.
         #[arg(long)]
         max_payload: Option<u64>,
+        /// Schedules at once (100 if not given).
+        #[arg(long)]
+        max_schedules: Option<u32>,
     },
     /// List the tokens (never their secrets).
     List,
@@ -113,6 +116,7 @@ async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
             max_inflight,
             rate,
             max_payload,
+            max_schedules,
         } => {
             tokens::check_name(&name).map_err(anyhow::Error::msg)?;
             let role = Role::parse(&role)
@@ -121,6 +125,7 @@ async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
                 max_inflight,
                 rate,
                 max_payload,
+                max_schedules,
             };
             limits.check().map_err(anyhow::Error::msg)?;
             let secret = tokens::create(&mut conn, &name, role, limits)

@@ -210,6 +210,19 @@ pub struct ScheduleInfo {
     /// The token that added it (its tasks are that token's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Ticks not run because its token was over a limit (`max_inflight`, `rate`), and why
+    /// the last were not.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_skip: Option<String>,
+    /// Its token was revoked: it ticks no more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `SCHEDULE LIST`.

@@ -1,6 +1,7 @@
 //! Managing tokens over the protocol (admin tokens only):
 //!
-//! - `TOKEN CREATE <name> <role> [max_inflight=N] [rate=PER_SECOND] [max_payload=BYTES]`
+//! - `TOKEN CREATE <name> <role> [max_inflight=N] [rate=PER_SECOND] [max_payload=BYTES]
+//!   [max_schedules=N]`
 //!   answers [`TokenCreated`], the secret shown this once;
 //! - `TOKEN LIST` answers [`TokenList`];
 //! - `TOKEN REVOKE <name>` answers [`TokenRevoked`]; every node refuses it within 2 s.
@@ -34,6 +35,9 @@ pub struct NewToken {
     /// Largest payload in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_payload: Option<u64>,
+    /// Most schedules it may have (100 if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_schedules: Option<u32>,
 }
 
 /// A token as listed (never its secret).
@@ -48,6 +52,8 @@ pub struct TokenInfo {
     pub rate: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_payload: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_schedules: Option<u32>,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<DateTime<Utc>>,
@@ -101,7 +107,7 @@ pub struct TokenRevoked {
     pub revoked: String,
 }
 
-const USAGE: &str = "usage: TOKEN CREATE <name> <submit|read|admin> [max_inflight=N] [rate=PER_SECOND] [max_payload=BYTES] | TOKEN LIST | TOKEN REVOKE <name>";
+const USAGE: &str = "usage: TOKEN CREATE <name> <submit|read|admin> [max_inflight=N] [rate=PER_SECOND] [max_payload=BYTES] [max_schedules=N] | TOKEN LIST | TOKEN REVOKE <name>";
 
 fn malformed(msg: impl Into<String>) -> ProtocolError {
     ProtocolError::Malformed(msg.into())
@@ -133,6 +139,7 @@ impl TokenCommand {
                         "max_inflight" => new.max_inflight = Some(number(key, value)?),
                         "rate" => new.rate = Some(number(key, value)?),
                         "max_payload" => new.max_payload = Some(number(key, value)?),
+                        "max_schedules" => new.max_schedules = Some(number(key, value)?),
                         _ => return Err(malformed(format!("no token option `{key}`; {USAGE}"))),
                     }
                 }
@@ -162,6 +169,9 @@ impl TokenCommand {
                 if let Some(b) = new.max_payload {
                     line.push_str(&format!(" max_payload={b}"));
                 }
+                if let Some(n) = new.max_schedules {
+                    line.push_str(&format!(" max_schedules={n}"));
+                }
                 line
             }
         }
@@ -180,6 +190,7 @@ mod tests {
             max_inflight: Some(10),
             rate: Some(2.5),
             max_payload: Some(1024),
+            max_schedules: Some(3),
         });
         for cmd in [
             create,

@@ -30,7 +30,12 @@ pub struct Limits {
     pub rate: Option<f64>,
     /// Bytes of one payload.
     pub max_payload: Option<u64>,
+    /// Schedules at once ([`DEFAULT_MAX_SCHEDULES`] if unset).
+    pub max_schedules: Option<u32>,
 }
+
+/// A token's schedules at most, unless it says otherwise (and an open node's).
+pub const DEFAULT_MAX_SCHEDULES: u32 = 100;
 
 /// A token as a node knows it (never its secret).
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +55,7 @@ pub struct TokenRow {
     pub max_payload: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub max_schedules: Option<i32>,
 }
 
 /// A secret as a client holds it. Its `Debug` hides it, so it cannot reach a log by accident.
@@ -95,6 +101,7 @@ struct Row {
     max_inflight: Option<i32>,
     rate: Option<f64>,
     max_payload: Option<i64>,
+    max_schedules: Option<i32>,
 }
 
 impl Row {
@@ -106,6 +113,7 @@ impl Row {
                 max_inflight: self.max_inflight.map(|n| n.max(0) as u32),
                 rate: self.rate,
                 max_payload: self.max_payload.map(|n| n.max(0) as u64),
+                max_schedules: self.max_schedules.map(|n| n.max(0) as u32),
             },
         })
     }
@@ -134,6 +142,9 @@ impl Limits {
         if self.max_payload == Some(0) {
             return Err("max_payload must be at least 1 byte".into());
         }
+        if self.max_schedules.is_some_and(|n| n > 100_000) {
+            return Err("max_schedules must be at most 100000".into());
+        }
         Ok(())
     }
 }
@@ -154,6 +165,7 @@ pub async fn create(
             tokens::max_inflight.eq(limits.max_inflight.map(|n| n.min(i32::MAX as u32) as i32)),
             tokens::rate.eq(limits.rate),
             tokens::max_payload.eq(limits.max_payload.map(|n| n.min(i64::MAX as u64) as i64)),
+            tokens::max_schedules.eq(limits.max_schedules.map(|n| n.min(i32::MAX as u32) as i32)),
         ))
         .execute(conn)
         .await?;
@@ -172,19 +184,35 @@ pub async fn list(conn: &mut AsyncPgConnection) -> Result<Vec<TokenRow>, DbError
             tokens::max_payload,
             tokens::created_at,
             tokens::revoked_at,
+            tokens::max_schedules,
         ))
         .load(conn)
         .await?)
 }
 
 /// Revoke token `name`; `false` if there is no such live token.
+/// Revoke token `name` and disable its schedules (in one transaction); `false` if there is no
+/// such live token.
 pub async fn revoke(conn: &mut AsyncPgConnection, name: &str) -> Result<bool, DbError> {
-    let n = diesel::update(tokens::table.find(name))
-        .filter(tokens::revoked_at.is_null())
-        .set(tokens::revoked_at.eq(Utc::now()))
-        .execute(conn)
+    use crate::db::schema::schedules;
+    use diesel_async::AsyncConnection;
+    let now = Utc::now();
+    let revoked = conn
+        .transaction(async |c| {
+            let n = diesel::update(tokens::table.find(name))
+                .filter(tokens::revoked_at.is_null())
+                .set(tokens::revoked_at.eq(now))
+                .execute(c)
+                .await?;
+            diesel::update(schedules::table.filter(schedules::owner.eq(name)))
+                .filter(schedules::disabled_at.is_null())
+                .set(schedules::disabled_at.eq(now))
+                .execute(c)
+                .await?;
+            Ok::<_, diesel::result::Error>(n == 1)
+        })
         .await?;
-    Ok(n == 1)
+    Ok(revoked)
 }
 
 #[derive(Default)]

@@ -3,9 +3,7 @@
 //! once, for any node's relay) and moves each schedule to its next tick, all in one
 //! transaction: one task per tick across the fleet, however many nodes look.
 
-use super::models::NewTask;
 use super::schema::schedules;
-use super::tasks::{insert_many, Lease};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -20,10 +18,23 @@ pub struct ScheduleRow {
     pub kind: String,
     pub payload: Vec<u8>,
     pub missed: String,
-    pub owner: Option<String>,
+    /// The token that added it (`''` on an open node): names are per owner.
+    pub owner: String,
     pub next_at: DateTime<Utc>,
     pub last_at: Option<DateTime<Utc>>,
     pub last_task: Option<Uuid>,
+    /// Ticks not run because its owner was over a limit, and why the last one was not.
+    pub skipped: i64,
+    pub last_skip: Option<String>,
+    /// When its token was revoked: it ticks no more.
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+impl ScheduleRow {
+    /// Its tasks' owner (`None` on an open node).
+    pub fn task_owner(&self) -> Option<&str> {
+        (!self.owner.is_empty()).then_some(self.owner.as_str())
+    }
 }
 
 /// When a schedule ticks: the first tick after a time.
@@ -31,34 +42,44 @@ pub trait Ticks: Sync {
     fn after(&self, row: &ScheduleRow, at: DateTime<Utc>) -> Option<DateTime<Utc>>;
 }
 
-/// Add `row`, or replace the schedule of its name if `may_replace` says so of its owner.
-/// Answers `false` if the name is taken by a schedule it may not replace.
-pub async fn put(
-    conn: &mut AsyncPgConnection,
-    row: &ScheduleRow,
-    may_replace: impl FnOnce(Option<&str>) -> bool + Send,
-) -> QueryResult<bool> {
+/// What [`put`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Added,
+    /// Its owner had a schedule of that name: replaced.
+    Replaced,
+    /// Its owner has this many schedules already (its `max_schedules`): not added.
+    Full(u32),
+}
+
+/// Add `row`, replacing its owner's schedule of the same name; refused when the owner has
+/// `max` schedules already. (Another owner's schedule of that name is another schedule.)
+pub async fn put(conn: &mut AsyncPgConnection, row: &ScheduleRow, max: u32) -> QueryResult<Put> {
     conn.transaction(async |c| {
-        let owner: Option<Option<String>> = schedules::table
-            .find(&row.name)
-            .select(schedules::owner)
-            .for_update()
-            .first(c)
-            .await
-            .optional()?;
-        if let Some(owner) = owner {
-            if !may_replace(owner.as_deref()) {
-                return Ok(false);
-            }
-            diesel::delete(schedules::table.find(&row.name))
-                .execute(c)
+        // One change of an owner's schedules at a time, so the count below holds.
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind::<diesel::sql_types::Text, _>(format!("schedules:{}", row.owner))
+            .execute(c)
+            .await?;
+        let replaced = diesel::delete(schedules::table.find((&row.owner, &row.name)))
+            .execute(c)
+            .await?
+            == 1;
+        if !replaced {
+            let has: i64 = schedules::table
+                .filter(schedules::owner.eq(&row.owner))
+                .count()
+                .get_result(c)
                 .await?;
+            if has >= i64::from(max) {
+                return Ok(Put::Full(max));
+            }
         }
         diesel::insert_into(schedules::table)
             .values(row)
             .execute(c)
             .await?;
-        Ok(true)
+        Ok(if replaced { Put::Replaced } else { Put::Added })
     })
     .await
 }
@@ -79,7 +100,8 @@ pub async fn list(
         .await
 }
 
-/// Remove schedule `name` (of `owner`, if given); `false` if there is none.
+/// Remove schedule `name` of `owner` (every owner's of that name, for an admin: `None`);
+/// `false` if there is none.
 pub async fn remove(
     conn: &mut AsyncPgConnection,
     name: &str,
@@ -91,7 +113,7 @@ pub async fn remove(
     if let Some(owner) = owner {
         query = query.filter(schedules::owner.eq(owner));
     }
-    query.execute(conn).await.map(|n| n == 1)
+    query.execute(conn).await.map(|n| n >= 1)
 }
 
 /// A tick later than this is late, not missed: it still runs (a slow sweep, a short pause).
@@ -129,78 +151,6 @@ pub fn due_ticks(
     (due, tick)
 }
 
-/// Take up to `limit` due schedules, accept their tasks (due at once, for any relay) and move
-/// them on. Answers the tasks made.
-pub async fn fire_due(
-    conn: &mut AsyncPgConnection,
-    node: &str,
-    ticks: &impl Ticks,
-    limit: i64,
-) -> QueryResult<usize> {
-    // Most looks find nothing due: one plain read, no transaction.
-    let due: bool = diesel::select(diesel::dsl::exists(
-        schedules::table.filter(schedules::next_at.le(Utc::now())),
-    ))
-    .get_result(conn)
-    .await?;
-    if !due {
-        return Ok(0);
-    }
-    conn.transaction(async |c| {
-        let now = Utc::now();
-        let rows: Vec<ScheduleRow> = schedules::table
-            .filter(schedules::next_at.le(now))
-            .order(schedules::next_at)
-            .limit(limit)
-            .for_update()
-            .skip_locked()
-            .select(ScheduleRow::as_select())
-            .load(c)
-            .await?;
-        let mut made = 0;
-        for row in rows {
-            let (due, next) = due_ticks(&row, ticks, now);
-            let ids: Vec<Uuid> = due.iter().map(|_| Uuid::now_v7()).collect();
-            let tasks: Vec<NewTask<'_>> = ids
-                .iter()
-                .zip(&due)
-                .map(|(id, at)| NewTask {
-                    id: *id,
-                    kind: &row.kind,
-                    payload: Some(&row.payload),
-                    payload_key: None,
-                    payload_size: row.payload.len() as i64,
-                    submitted_by: node,
-                    created_at: *at,
-                    owner: row.owner.as_deref(),
-                    priority: 0,
-                })
-                .collect();
-            if !tasks.is_empty() {
-                let lease = Lease {
-                    owner: super::control::NOBODY,
-                    due: now,
-                };
-                insert_many(c, &tasks, Some(lease)).await?;
-                made += tasks.len();
-            }
-            // A schedule that never ticks again (a date past) is kept, parked far ahead.
-            let next = next.unwrap_or(DateTime::<Utc>::MAX_UTC);
-            let next = next.min(now + chrono::Duration::days(365 * 100));
-            diesel::update(schedules::table.find(&row.name))
-                .set((
-                    schedules::next_at.eq(next),
-                    schedules::last_at.eq(due.last().copied().or(row.last_at)),
-                    schedules::last_task.eq(ids.last().copied().or(row.last_task)),
-                ))
-                .execute(c)
-                .await?;
-        }
-        Ok(made)
-    })
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,10 +172,13 @@ mod tests {
             kind: "echo".into(),
             payload: vec![],
             missed: missed.into(),
-            owner: None,
+            owner: String::new(),
             next_at,
             last_at: None,
             last_task: None,
+            skipped: 0,
+            last_skip: None,
+            disabled_at: None,
         }
     }
 

@@ -54,18 +54,21 @@ diesel::table! {
 }
 
 diesel::table! {
-    schedules (name) {
+    schedules (owner, name) {
         name -> Text,
         cron -> Text,
         tz -> Text,
         kind -> Text,
         payload -> Bytea,
         missed -> Text,
-        owner -> Nullable<Text>,
+        owner -> Text,
         next_at -> Timestamptz,
         last_at -> Nullable<Timestamptz>,
         last_task -> Nullable<Uuid>,
         created_at -> Timestamptz,
+        skipped -> Int8,
+        last_skip -> Nullable<Text>,
+        disabled_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -97,6 +100,7 @@ diesel::table! {
         max_payload -> Nullable<Int8>,
         created_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+        max_schedules -> Nullable<Int4>,
     }
 }
 

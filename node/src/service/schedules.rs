@@ -1,11 +1,13 @@
 //! `SCHEDULE ADD|LIST|REMOVE`: periodic tasks. A token manages its own schedules (their tasks
-//! are its tasks); an admin manages all.
+//! are its tasks, within its limits), at most its `max_schedules` of them; names are its own
+//! (another token may use the same name for another schedule). An admin lists all, and its
+//! `SCHEDULE REMOVE` removes every schedule of the name.
 
 use super::{ServiceError, Services};
 use crate::actors::persister::control::{ListSchedules, PutSchedule, RemoveSchedule};
 use crate::actors::Settle;
 use crate::auth::Identity;
-use crate::db::schedules::ScheduleRow;
+use crate::db::schedules::{Put, ScheduleRow};
 use crate::periodic::Cron;
 use protocol::{Missed, NewSchedule, ScheduleInfo, ScheduleList, ScheduleRemoved};
 
@@ -23,7 +25,10 @@ fn info(row: ScheduleRow) -> ScheduleInfo {
         next_at: row.next_at,
         last_at: row.last_at,
         last_task: row.last_task,
-        owner: row.owner,
+        owner: (!row.owner.is_empty()).then_some(row.owner),
+        skipped: row.skipped.max(0) as u64,
+        last_skip: row.last_skip,
+        disabled: row.disabled_at.is_some(),
     }
 }
 
@@ -67,18 +72,25 @@ impl Services {
             kind,
             payload: new.payload.into_bytes(),
             missed: new.missed.as_str().to_string(),
-            owner: who.owner().map(str::to_string),
+            owner: who.owner().unwrap_or_default().to_string(),
             next_at,
             last_at: None,
             last_task: None,
+            skipped: 0,
+            last_skip: None,
+            disabled_at: None,
         };
+        let max = who
+            .limits
+            .max_schedules
+            .unwrap_or(crate::auth::tokens::DEFAULT_MAX_SCHEDULES);
         let put = PutSchedule {
             row: row.clone(),
-            admin: who.is_admin(),
+            max,
         };
-        if !self.handles.persister.send(put).await.settle()? {
-            return Err(ServiceError::Forbidden(format!(
-                "schedule `{name}` belongs to another token"
+        if let Put::Full(max) = self.handles.persister.send(put).await.settle()? {
+            return Err(ServiceError::QuotaExceeded(format!(
+                "this token may have {max} schedules (max_schedules); remove one first"
             )));
         }
         tracing::info!(schedule = %row.name, cron = %row.cron, tz = %row.tz, "schedule added");

@@ -16,6 +16,7 @@ pub fn info(row: TokenRow) -> TokenInfo {
         max_inflight: row.max_inflight.map(|n| n.max(0) as u32),
         rate: row.rate,
         max_payload: row.max_payload.map(|n| n.max(0) as u64),
+        max_schedules: row.max_schedules.map(|n| n.max(0) as u32),
         created_at: row.created_at,
         revoked_at: row.revoked_at,
     }
@@ -47,6 +48,7 @@ impl Services {
             max_inflight: new.max_inflight,
             rate: new.rate,
             max_payload: new.max_payload,
+            max_schedules: new.max_schedules,
         };
         limits.check().map_err(ServiceError::Invalid)?;
         let secret = match self.access.tokens.create(&new.name, role, limits).await {

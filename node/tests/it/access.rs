@@ -168,6 +168,7 @@ async fn rate_and_payload_limits_are_answered_and_submissions_go_through_again_a
         rate: Some(2.0),
         max_payload: Some(10),
         max_inflight: None,
+        max_schedules: None,
     };
     let limited = env.token("limited", Role::Submit, limits).await;
     let mut c = connect_as(node.addr, &limited).await;

@@ -23,7 +23,7 @@ pub const HELP: &[&str] = &[
     "SCHEDULE ADD <name> [missed=once|skip] \"[TZ=<zone> ]<cron>\" <kind> [payload] | SCHEDULE LIST | SCHEDULE REMOVE <name>   periodic tasks",
     "KINDS                     the task kinds this node knows",
     "AUTH <token>              who you are; needed before anything but PING, HELP and QUIT",
-    "TOKEN CREATE <name> <role> [max_inflight=N] [rate=N] [max_payload=N] | TOKEN LIST | TOKEN REVOKE <name>   manage tokens (admin)",
+    "TOKEN CREATE <name> <role> [max_inflight=N] [rate=N] [max_payload=N] [max_schedules=N] | TOKEN LIST | TOKEN REVOKE <name>   manage tokens (admin)",
     "PING                      whether this node and its dependencies answer",
     "HELP                      this text",
     "QUIT                      close the connection",

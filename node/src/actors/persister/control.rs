@@ -162,22 +162,20 @@ impl Handler<PruneKeys> for Persister {
     }
 }
 
-/// Add or replace a schedule (see [`schedules::put`]): `false` if its name belongs to another
-/// owner and `admin` is not set.
+/// Add or replace a schedule of its owner, who may have `max` (see [`schedules::put`]).
 #[derive(Message)]
-#[rtype(result = "Result<bool, DbError>")]
+#[rtype(result = "Result<schedules::Put, DbError>")]
 pub struct PutSchedule {
     pub row: ScheduleRow,
-    pub admin: bool,
+    pub max: u32,
 }
 
 impl Handler<PutSchedule> for Persister {
-    type Result = ResponseFuture<Result<bool, DbError>>;
+    type Result = ResponseFuture<Result<schedules::Put, DbError>>;
 
     fn handle(&mut self, msg: PutSchedule, _: &mut Context<Self>) -> Self::Result {
         read(&self.pool, async move |c| {
-            let (admin, owner) = (msg.admin, msg.row.owner.clone());
-            schedules::put(c, &msg.row, |theirs| admin || theirs == owner.as_deref()).await
+            schedules::put(c, &msg.row, msg.max).await
         })
     }
 }
@@ -215,7 +213,7 @@ impl Handler<RemoveSchedule> for Persister {
     }
 }
 
-/// Accept the tasks of due schedules (see [`schedules::fire_due`]); answers how many.
+/// Accept the tasks of due schedules (see [`crate::db::firing::fire_due`]); answers how many.
 #[derive(Message)]
 #[rtype(result = "Result<usize, DbError>")]
 pub struct FireSchedules {
@@ -228,7 +226,7 @@ impl Handler<FireSchedules> for Persister {
 
     fn handle(&mut self, msg: FireSchedules, _: &mut Context<Self>) -> Self::Result {
         read(&self.pool, async move |c| {
-            schedules::fire_due(c, &msg.node, &RowTicks, msg.limit).await
+            crate::db::firing::fire_due(c, &msg.node, &RowTicks, msg.limit).await
         })
     }
 }

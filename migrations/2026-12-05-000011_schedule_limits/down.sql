@@ -1,0 +1,10 @@
+ALTER TABLE schedules DROP COLUMN disabled_at;
+ALTER TABLE schedules DROP COLUMN last_skip;
+ALTER TABLE schedules DROP COLUMN skipped;
+ALTER TABLE schedules DROP CONSTRAINT schedules_pkey;
+DELETE FROM schedules a USING schedules b WHERE a.name = b.name AND a.owner > b.owner;
+ALTER TABLE schedules ADD PRIMARY KEY (name);
+ALTER TABLE schedules ALTER COLUMN owner DROP NOT NULL;
+ALTER TABLE schedules ALTER COLUMN owner DROP DEFAULT;
+UPDATE schedules SET owner = NULL WHERE owner = '';
+ALTER TABLE tokens DROP COLUMN max_schedules;
