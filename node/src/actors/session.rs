@@ -340,23 +340,7 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if self.who.identity.is_none() {
-            ctx.run_later(self.limits.auth_timeout, |act, ctx| {
-                if act.who.identity.is_some() {
-                    return;
-                }
-                let line = ErrorLine::new(
-                    ErrorCode::Unauthenticated,
-                    format!(
-                        "no AUTH within {}s; closing the connection",
-                        act.limits.auth_timeout.as_secs()
-                    ),
-                );
-                act.admit(ctx, 1, move |act, ctx, permit| {
-                    act.answer(ctx, permit, &line, true)
-                });
-            });
-        }
+        self.watch_auth_deadline(ctx);
         let every =
             (self.limits.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         // Idle means nothing pending either: a client waiting for a long task is not idle.

@@ -40,27 +40,13 @@ pub fn day_floor(day: NaiveDate) -> String {
     format!("{}-{}-0000-0000-000000000000", &hex[..8], &hex[8..])
 }
 
-#[derive(Debug, QueryableByName)]
-struct Locked {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    locked: bool,
-}
-
 /// Take the maintenance lock for this connection's session; `false` if another node has it.
 pub async fn try_lock(conn: &mut AsyncPgConnection) -> QueryResult<bool> {
-    let got: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
-        .bind::<diesel::sql_types::BigInt, _>(LOCK)
-        .get_result(conn)
-        .await?;
-    Ok(got.locked)
+    super::lock::try_lock(conn, LOCK).await
 }
 
 pub async fn unlock(conn: &mut AsyncPgConnection) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_unlock($1)")
-        .bind::<diesel::sql_types::BigInt, _>(LOCK)
-        .execute(conn)
-        .await
-        .map(drop)
+    super::lock::unlock(conn, LOCK).await
 }
 
 /// Make the partitions of the days after the last one made, from `from` through `through`;

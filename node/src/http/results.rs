@@ -86,9 +86,7 @@ pub(super) async fn result(
         match byte_range(asked.as_deref(), size) {
             Some(Ok(r)) => range = Some((r, size)),
             Some(Err(())) if view.error.is_none() && view.status.is_final() => {
-                return Ok(HttpResponse::RangeNotSatisfiable()
-                    .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
-                    .finish())
+                return Ok(unsatisfiable(size))
             }
             _ => {}
         }
@@ -116,11 +114,7 @@ pub(super) async fn result(
             let size = bytes.len() as u64;
             let range = match byte_range(asked.as_deref(), size) {
                 Some(Ok(r)) => Some(r),
-                Some(Err(())) => {
-                    return Ok(HttpResponse::RangeNotSatisfiable()
-                        .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
-                        .finish())
-                }
+                Some(Err(())) => return Ok(unsatisfiable(size)),
                 None => None,
             };
             let body = match range {
@@ -183,11 +177,7 @@ pub(super) async fn payload(
         .and_then(|v| v.to_str().ok());
     let range = match byte_range(asked, size) {
         Some(Ok(r)) => Some(r),
-        Some(Err(())) => {
-            return Ok(HttpResponse::RangeNotSatisfiable()
-                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
-                .finish())
-        }
+        Some(Err(())) => return Ok(unsatisfiable(size)),
         None => None,
     };
     let mut response = ranged(range, size);
@@ -199,6 +189,13 @@ pub(super) async fn payload(
             .no_chunking(length)
             .streaming(tokio_stream::wrappers::ReceiverStream::new(chunks)),
     })
+}
+
+/// 416: the range asked for is past the end of `size` bytes.
+fn unsatisfiable(size: u64) -> HttpResponse {
+    HttpResponse::RangeNotSatisfiable()
+        .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+        .finish()
 }
 
 /// 206 with `Content-Range` for a range of `size` bytes, else 200; ranges accepted either way.

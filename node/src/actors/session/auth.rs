@@ -135,3 +135,27 @@ impl Session {
         }
     }
 }
+
+impl Session {
+    /// A connection that has not said who it is within `listener.auth_timeout_secs` is told
+    /// so and closed (`PING`, `HELP` do not extend it).
+    pub(super) fn watch_auth_deadline(&mut self, ctx: &mut Context<Self>) {
+        if self.who.identity.is_none() {
+            ctx.run_later(self.limits.auth_timeout, |act, ctx| {
+                if act.who.identity.is_some() {
+                    return;
+                }
+                let line = ErrorLine::new(
+                    ErrorCode::Unauthenticated,
+                    format!(
+                        "no AUTH within {}s; closing the connection",
+                        act.limits.auth_timeout.as_secs()
+                    ),
+                );
+                act.admit(ctx, 1, move |act, ctx, permit| {
+                    act.answer(ctx, permit, &line, true)
+                });
+            });
+        }
+    }
+}
