@@ -155,12 +155,21 @@ pub fn due_ticks(
 mod tests {
     use super::*;
 
-    /// Ticks every `n` seconds.
+    /// Ticks every `n` seconds, on the grid of the row's `next_at` (as a cron's ticks are on
+    /// the clock's).
     struct Every(i64);
 
     impl Ticks for Every {
-        fn after(&self, _: &ScheduleRow, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-            Some(at + chrono::Duration::seconds(self.0))
+        fn after(&self, row: &ScheduleRow, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+            let step = chrono::Duration::seconds(self.0);
+            let mut tick = row.next_at;
+            while tick <= at {
+                tick += step;
+            }
+            while tick - step > at {
+                tick -= step;
+            }
+            Some(tick)
         }
     }
 
