@@ -134,18 +134,6 @@ pub async fn bury(conn: &mut AsyncPgConnection, id: Uuid, why: &str) -> QueryRes
     Ok(n == 1)
 }
 
-/// The statuses of tasks `ids` (those that have a row).
-pub async fn statuses(
-    conn: &mut AsyncPgConnection,
-    ids: &[Uuid],
-) -> QueryResult<Vec<(Uuid, String)>> {
-    tasks::table
-        .filter(tasks::id.eq_any(ids))
-        .select((tasks::id, tasks::status))
-        .load(conn)
-        .await
-}
-
 /// Take the janitor's lock for this session; `false` if another node holds it.
 pub async fn try_lock(conn: &mut AsyncPgConnection) -> QueryResult<bool> {
     super::lock::try_lock(conn, LOCK).await

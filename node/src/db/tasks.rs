@@ -270,7 +270,7 @@ pub async fn start_many(
     let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
     let now = Utc::now();
     let started: Vec<TaskRow> = diesel::update(dsl::tasks.filter(dsl::id.eq_any(&ids)))
-        .filter(startable(node))
+        .filter(startable(node, now))
         .set((
             dsl::status.eq(TaskStatus::Running.as_str()),
             dsl::attempts.eq(dsl::attempts + 1),
@@ -305,17 +305,16 @@ pub async fn start_many(
 /// known to its caller (see `delivery::start`).
 fn startable(
     node: &str,
+    now: DateTime<Utc>,
 ) -> Box<dyn BoxableExpression<dsl::tasks, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>> {
-    use diesel::sql_types::{Bool, Text};
+    use diesel::sql_types::{Bool, Text, Timestamptz};
     let running_elsewhere = diesel::dsl::sql::<Bool>(
         "EXISTS (SELECT 1 FROM nodes n WHERE n.name = tasks.node AND n.name <> ",
     )
     .bind::<Text, _>(node.to_string())
-    .sql(&format!(
-        " AND n.seen_at > now() - interval '{} seconds' \
-          AND (n.state->>'started_at')::timestamptz <= tasks.started_at)",
-        crate::fleet::SILENT.num_seconds()
-    ));
+    .sql(" AND n.seen_at > ")
+    .bind::<Timestamptz, _>(now - crate::fleet::SILENT)
+    .sql(" AND (n.state->>'started_at')::timestamptz <= tasks.started_at)");
     Box::new(
         dsl::status.eq(TaskStatus::Queued.as_str()).or(dsl::status
             .eq(TaskStatus::Running.as_str())

@@ -42,6 +42,20 @@ async fn insert_old(
         .unwrap();
 }
 
+/// Wait up to `secs` until partition `name` is dropped (no longer listed).
+async fn dropped(db: &mut diesel_async::AsyncPgConnection, name: &str, secs: u64) {
+    poll_until("the old day is dropped", secs, async || {
+        let listed: i64 = task_partitions::table
+            .filter(task_partitions::name.eq(name))
+            .count()
+            .get_result(db)
+            .await
+            .unwrap();
+        (listed == 0).then_some(())
+    })
+    .await;
+}
+
 #[actix_rt::test]
 async fn a_day_past_retention_is_dropped_with_its_objects_while_tasks_flow() {
     let env = TestEnv::new().await;
@@ -105,16 +119,7 @@ async fn a_day_past_retention_is_dropped_with_its_objects_while_tasks_flow() {
         })
     };
     let name = retention::partition_name(day);
-    poll_until("the old day is dropped", 30, async || {
-        let listed: i64 = task_partitions::table
-            .filter(task_partitions::name.eq(&name))
-            .count()
-            .get_result(&mut db)
-            .await
-            .unwrap();
-        (listed == 0).then_some(())
-    })
-    .await;
+    dropped(&mut db, &name, 30).await;
     AtomicBool::store(&stop, true, Ordering::Relaxed);
     let (ok, failed) = flowing.await.unwrap();
     assert!(
@@ -203,16 +208,7 @@ async fn a_long_reader_of_tasks_does_not_stop_writes_while_a_day_waits_to_be_dro
         .await
         .unwrap();
     let name = retention::partition_name(day);
-    poll_until("the old day is dropped", 60, async || {
-        let listed: i64 = task_partitions::table
-            .filter(task_partitions::name.eq(&name))
-            .count()
-            .get_result(&mut db)
-            .await
-            .unwrap();
-        (listed == 0).then_some(())
-    })
-    .await;
+    dropped(&mut db, &name, 60).await;
 }
 
 /// Keys under `name` in the env's part of the bucket.
