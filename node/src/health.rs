@@ -3,7 +3,6 @@
 //! (one asks, the others wait for its answer), so probes from anyone, authenticated or not,
 //! never load the database pool or the bucket.
 
-use crate::actors::persister::{CheckDatabase, Persister};
 use crate::actors::publisher::{IsConnected, Publisher};
 use crate::actors::uploader::{CheckStore, Uploader};
 use actix::prelude::*;
@@ -37,7 +36,7 @@ pub struct Health {
 
 struct Inner {
     publisher: Addr<Publisher>,
-    persister: Addr<Persister>,
+    store: crate::db::Store,
     uploader: Addr<Uploader>,
     /// The last answer; held while asking, so one asks at a time.
     last: tokio::sync::Mutex<Option<(Instant, Deps)>>,
@@ -46,13 +45,13 @@ struct Inner {
 impl Health {
     pub fn new(
         publisher: Addr<Publisher>,
-        persister: Addr<Persister>,
+        store: crate::db::Store,
         uploader: Addr<Uploader>,
     ) -> Self {
         Health {
             inner: Arc::new(Inner {
                 publisher,
-                persister,
+                store,
                 uploader,
                 last: tokio::sync::Mutex::new(None),
             }),
@@ -79,12 +78,12 @@ impl Health {
         let i = &self.inner;
         let (amqp, pg, s3) = tokio::join!(
             tokio::time::timeout(LIMIT, i.publisher.send(IsConnected)),
-            tokio::time::timeout(LIMIT, i.persister.send(CheckDatabase)),
+            tokio::time::timeout(LIMIT, i.store.ping()),
             tokio::time::timeout(LIMIT, i.uploader.send(CheckStore)),
         );
         Deps {
             amqp: up(amqp),
-            postgres: up(pg),
+            postgres: matches!(pg, Ok(true)),
             s3: up(s3),
         }
     }

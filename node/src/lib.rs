@@ -49,6 +49,7 @@ pub mod lanes;
 pub mod messages;
 pub mod metrics;
 pub mod periodic;
+pub mod publishing;
 pub mod retry;
 pub mod service;
 pub mod startup;

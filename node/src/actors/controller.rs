@@ -5,10 +5,9 @@
 //! here whose task was cancelled on another node to stop. Once a minute it forgets
 //! idempotency keys past `keys.retention_secs`.
 
-use super::persister::control::{CancelledAmong, ListPaused, PruneKeys, ReleaseParked};
-use super::persister::Persister;
-use super::Settle;
+use super::every::{self, Every, Periodic, Round};
 use crate::control::Control;
+use crate::db::Store;
 use actix::prelude::*;
 use std::time::Duration;
 
@@ -18,63 +17,51 @@ pub const EVERY: Duration = Duration::from_millis(500);
 const PRUNE_EVERY: u32 = 120;
 
 pub struct Controller {
-    persister: Addr<Persister>,
+    store: Store,
     control: Control,
     keys_retention: chrono::Duration,
     rounds: u32,
-    busy: bool,
 }
 
 impl Controller {
-    pub fn new(persister: Addr<Persister>, control: Control, keys_retention: Duration) -> Self {
+    pub fn new(store: Store, control: Control, keys_retention: Duration) -> Self {
         Controller {
-            persister,
+            store,
             control,
             keys_retention: chrono::Duration::from_std(keys_retention)
                 .unwrap_or(chrono::Duration::MAX),
             rounds: 0,
-            busy: false,
         }
     }
+}
 
-    fn look(&mut self, ctx: &mut Context<Self>) {
-        if self.busy {
-            return;
-        }
-        self.busy = true;
+impl Periodic for Controller {
+    const WHAT: &'static str = "follow the fleet's pauses and cancellations";
+
+    fn round(&mut self) -> Round<Self> {
         self.rounds = self.rounds.wrapping_add(1);
         let prune = self.rounds % PRUNE_EVERY == 1;
-        let (persister, control) = (self.persister.clone(), self.control.clone());
+        let (store, control) = (self.store.clone(), self.control.clone());
         let before = chrono::Utc::now() - self.keys_retention;
         let work = async move {
-            match persister.send(ListPaused).await.settle() {
-                Ok(targets) => control.paused.set(targets),
-                Err(e) => tracing::debug!(error = %e, "paused lanes and kinds not read"),
-            }
+            control.paused.set(store.list_paused().await?);
             let held = control.paused.held_kinds();
-            match persister.send(ReleaseParked(held)).await.settle() {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(tasks = n, "parked tasks released"),
-                Err(e) => tracing::debug!(error = %e, "parked tasks not released"),
+            match store.release_parked(&held).await? {
+                0 => {}
+                n => tracing::info!(tasks = n, "parked tasks released"),
             }
             let running = control.running.ids();
             if !running.is_empty() {
-                match persister.send(CancelledAmong(running)).await.settle() {
-                    Ok(ids) => {
-                        for id in ids {
-                            control.running.cancel(id);
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "cancellations not read"),
+                for id in store.cancelled_among(&running).await? {
+                    control.running.cancel(id);
                 }
             }
             if prune {
-                if let Err(e) = persister.send(PruneKeys(before)).await.settle() {
-                    tracing::debug!(error = %e, "old idempotency keys not pruned");
-                }
+                store.prune_keys(before).await?;
             }
+            Ok(())
         };
-        ctx.spawn(work.into_actor(self).map(|_, me, _| me.busy = false));
+        Box::pin(work.into_actor(self))
     }
 }
 
@@ -82,7 +69,6 @@ impl Actor for Controller {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.look(ctx);
-        ctx.run_interval(EVERY, |me, ctx| me.look(ctx));
+        every::start(ctx, Every::new(EVERY));
     }
 }

@@ -8,24 +8,27 @@
 //! | [`replies::ReplyRouter`] | async, `Supervisor` | RabbitMQ (this node's reply queue) | restarts with backoff; waiters survive and also poll rows |
 //! | [`consumer::TaskConsumer`] | async, `Supervisor` | RabbitMQ (task queue); each delivery goes to [`crate::delivery`] | restarts with backoff; unacked deliveries are redelivered by the broker |
 //! | [`worker_pool::Worker`] | `SyncArbiter`, `workers.count` threads | uploader (payload streams) | a panicking handler fails only its task; a timed-out one gets its executor thread replaced |
-//! | [`relay::Relay`] | async | persister (outbox claims), publisher | a failed claim or publish is tried again on the next sweep |
-//! | [`watcher::Watcher`] | async | persister (one read a second for every task waited on) | a failed read is tried on the next tick |
-//! | [`heartbeat::Heartbeat`] | async | PostgreSQL (this node's state and seconds, each second) | a failed beat is skipped |
-//! | [`janitor::Janitor`] | async | RabbitMQ (`.dead` queues, its own connection), PostgreSQL (stuck rows, one node at a time) | a failed round is logged and tried again next round |
-//! | [`persister::Persister`] | async | PostgreSQL (bb8 pool) | the pool replaces broken connections; callers get `DbError` |
+//! | [`relay::Relay`] | async, periodic | store (outbox claims), publisher | a failed claim or publish is tried again on the next round |
+//! | [`watcher::Watcher`] | async, periodic | store (one read a second for every task waited on) | a failed read is tried on the next round |
+//! | [`heartbeat::Heartbeat`] | async, periodic | PostgreSQL (this node's state from [`crate::fleet::local`] and its seconds, each second) | a failed beat is skipped |
+//! | [`controller::Controller`] | async, periodic | store (paused lanes and kinds, cancellations, old keys) | tried again next round |
+//! | [`scheduler::Scheduler`] | async, periodic | store (due schedules' tasks) | tried again next round |
+//! | [`retention::Retention`] | async, periodic | PostgreSQL (day partitions, one node at a time), S3 store | tried again after 10 s |
+//! | [`janitor::Janitor`] | async, periodic | RabbitMQ (`.dead` queues, its own connection), PostgreSQL (stuck rows, one node at a time) | tried again next round |
 //! | [`uploader::Uploader`] | async | S3 store | callers get `StorageError`; multipart uploads are aborted |
+//! | [`depths::QueueDepths`] | async | RabbitMQ (passive declares of each lane's queues) | a failed look answers what it knew |
 //!
-//! The supervised actors share [`crate::amqp::link`]'s lifecycle and
-//! [`crate::supervision`]'s restart budget: past it the node exits non-zero for its process
-//! supervisor to restart.
+//! The periodic actors run their rounds through [`every`]. The supervised actors share
+//! [`crate::amqp::link`]'s lifecycle and [`crate::supervision`]'s restart budget: past it the
+//! node exits non-zero for its process supervisor to restart.
 
 pub mod consumer;
 pub mod controller;
 pub mod depths;
+pub mod every;
 pub mod heartbeat;
 pub mod janitor;
 pub mod listener;
-pub mod persister;
 pub mod publisher;
 pub mod relay;
 pub mod replies;
@@ -46,7 +49,8 @@ use actix::prelude::*;
 pub struct Handles {
     pub node: String,
     pub kinds: Registry,
-    pub persister: Addr<persister::Persister>,
+    /// The task rows.
+    pub store: crate::db::Store,
     pub uploader: Addr<uploader::Uploader>,
     pub publisher: Addr<publisher::Publisher>,
     pub replies: Addr<replies::ReplyRouter>,
@@ -57,25 +61,13 @@ pub struct Handles {
     pub health: crate::health::Health,
     /// This node's reply queue: replies for tasks it accepted come here.
     pub reply_queue: String,
-    /// Publishes of accepted tasks in flight at once (see [`relay::accept`]).
-    pub publishing: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Publishes accepted tasks (see [`crate::publishing`]).
+    pub outbox: crate::publishing::Outbox,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Paused lanes and kinds; runs in progress here.
     pub control: crate::control::Control,
     /// Asks the broker how deep each lane's queue is (for `/metrics`).
     pub depths: Addr<depths::QueueDepths>,
-}
-
-impl Handles {
-    /// What the relay needs (see [`relay::accept`]).
-    pub fn relay(&self) -> relay::Parts {
-        relay::Parts {
-            publishing: self.publishing.clone(),
-            node: self.node.clone(),
-            persister: self.persister.clone(),
-            publisher: self.publisher.clone(),
-        }
-    }
 }
 
 /// An actor's answer, with a mailbox failure (the actor stopped) folded into its own error.

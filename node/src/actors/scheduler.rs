@@ -1,11 +1,10 @@
 //! Scheduler: every [`EVERY`] each node takes the periodic schedules whose tick is due and
-//! accepts their tasks ([`crate::db::schedules::fire_due`]); the relays publish them. Nodes
+//! accepts their tasks ([`crate::db::firing::fire_due`]); the relays publish them. Nodes
 //! take schedules with `SKIP LOCKED`, so each tick makes one task however many nodes run, and
 //! the schedules go on while any node is up.
 
-use super::persister::control::FireSchedules;
-use super::persister::Persister;
-use super::Settle;
+use super::every::{self, Every, Periodic, Round};
+use crate::db::Store;
 use actix::prelude::*;
 use std::time::Duration;
 
@@ -16,42 +15,29 @@ const TAKE: i64 = 64;
 
 pub struct Scheduler {
     node: String,
-    persister: Addr<Persister>,
-    busy: bool,
+    store: Store,
 }
 
 impl Scheduler {
-    pub fn new(node: String, persister: Addr<Persister>) -> Self {
-        Scheduler {
-            node,
-            persister,
-            busy: false,
-        }
+    pub fn new(node: String, store: Store) -> Self {
+        Scheduler { node, store }
     }
+}
 
-    fn look(&mut self, ctx: &mut Context<Self>) {
-        if self.busy {
-            return;
-        }
-        self.busy = true;
-        let (persister, node) = (self.persister.clone(), self.node.clone());
+impl Periodic for Scheduler {
+    const WHAT: &'static str = "fire due schedules";
+
+    fn round(&mut self) -> Round<Self> {
+        let (store, node) = (self.store.clone(), self.node.clone());
         let work = async move {
             loop {
-                let fire = FireSchedules {
-                    node: node.clone(),
-                    limit: TAKE,
-                };
-                match persister.send(fire).await.settle() {
-                    Ok(0) => break,
-                    Ok(n) => tracing::debug!(tasks = n, "periodic tasks accepted"),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "schedules not read");
-                        break;
-                    }
+                match store.fire_schedules(&node, TAKE).await? {
+                    0 => return Ok(()),
+                    n => tracing::debug!(tasks = n, "periodic tasks accepted"),
                 }
             }
         };
-        ctx.spawn(work.into_actor(self).map(|_, me, _| me.busy = false));
+        Box::pin(work.into_actor(self))
     }
 }
 
@@ -59,6 +45,6 @@ impl Actor for Scheduler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(EVERY, |me, ctx| me.look(ctx));
+        every::start(ctx, Every::new(EVERY).later());
     }
 }

@@ -4,9 +4,9 @@
 //! reading its own row, the node reads the rows of all tasks waited on for over [`GRACE`] in
 //! one query every [`EVERY`], and wakes the waiters whose task has a final row.
 
-use super::persister::{FinalRows, Persister};
-use super::Settle;
+use super::every::{self, Every, Periodic, Round};
 use crate::db::models::TaskRow;
+use crate::db::Store;
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -23,29 +23,28 @@ const CHUNK: usize = 4096;
 type Waiter = (Instant, oneshot::Sender<TaskRow>);
 
 pub struct Watcher {
-    persister: Addr<Persister>,
+    store: Store,
     waiting: HashMap<Uuid, Vec<Waiter>>,
-    busy: bool,
 }
 
 impl Watcher {
-    pub fn new(persister: Addr<Persister>) -> Self {
+    pub fn new(store: Store) -> Self {
         Watcher {
-            persister,
+            store,
             waiting: HashMap::new(),
-            busy: false,
         }
     }
+}
 
-    fn sweep(&mut self, ctx: &mut Context<Self>) {
+impl Periodic for Watcher {
+    const WHAT: &'static str = "read the rows of tasks waited on";
+
+    fn round(&mut self) -> Round<Self> {
         // Waiters that went away (answered by their reply, or their client gone).
         self.waiting.retain(|_, ws| {
             ws.retain(|(_, tx)| !tx.is_closed());
             !ws.is_empty()
         });
-        if self.busy {
-            return;
-        }
         let due: Vec<Uuid> = self
             .waiting
             .iter()
@@ -54,26 +53,18 @@ impl Watcher {
             .take(CHUNK)
             .collect();
         if due.is_empty() {
-            return;
+            return Box::pin(fut::ready(Ok(())));
         }
-        self.busy = true;
-        let persister = self.persister.clone();
-        async move { persister.send(FinalRows(due)).await.settle() }
-            .into_actor(self)
-            .map(|rows, act, _| {
-                act.busy = false;
-                match rows {
-                    Ok(rows) => {
-                        for row in rows {
-                            for (_, tx) in act.waiting.remove(&row.id).unwrap_or_default() {
-                                let _ = tx.send(row.clone());
-                            }
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "cannot read the rows waited on"),
+        let store = self.store.clone();
+        let read = async move { store.final_rows(&due).await };
+        Box::pin(read.into_actor(self).map(|rows, act, _| {
+            for row in rows? {
+                for (_, tx) in act.waiting.remove(&row.id).unwrap_or_default() {
+                    let _ = tx.send(row.clone());
                 }
-            })
-            .spawn(ctx);
+            }
+            Ok(())
+        }))
     }
 }
 
@@ -82,7 +73,7 @@ impl Actor for Watcher {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
-        ctx.run_interval(EVERY, |act, ctx| act.sweep(ctx));
+        every::start(ctx, Every::new(EVERY).later());
     }
 }
 

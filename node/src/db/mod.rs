@@ -15,6 +15,7 @@ pub mod retention;
 pub mod schedules;
 pub mod schema;
 pub mod sql;
+pub mod store;
 pub mod tasks;
 pub mod uploads;
 
@@ -26,6 +27,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
 
 pub use connect::Database;
+pub use store::Store;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 
@@ -43,8 +45,6 @@ pub enum DbError {
     Migration(String),
     #[error("database write failed: {0}")]
     Write(String),
-    #[error("the persister has stopped: {0}")]
-    Stopped(#[from] actix::MailboxError),
 }
 
 /// A pool of `size` connections to `db`. Connections are made lazily and re-made after a

@@ -2,7 +2,7 @@
 //!
 //! diesel's `sql_query` and multi-row `insert_into(..).values(vec)` are re-parsed and
 //! re-planned by PostgreSQL on every call (their text varies, or diesel marks them unsafe to
-//! cache). The hot writes of the [`Persister`](crate::actors::persister) are set-based
+//! cache). The hot writes of the [`Store`](crate::db::Store) are set-based
 //! statements over `UNNEST` of array parameters instead: one fixed text whatever the batch
 //! size, so the connection's statement cache prepares each once.
 

@@ -4,12 +4,12 @@
 //! is the completer the node uses.
 
 use super::DeliveryCtx;
-use crate::actors::persister::{RecordOutcome, RetryLater};
 use crate::actors::publisher::{Republish, Target};
 use crate::actors::uploader::UploadFile;
 use crate::actors::worker_pool::{RunError, TaskOutput};
 use crate::actors::Settle;
 use crate::db::models::Finish;
+use crate::db::store::{RecordOutcome, RetryLater};
 use crate::messages::TaskMessage;
 use crate::retry::{Next, RetryPolicy};
 use protocol::TaskStatus;
@@ -97,15 +97,14 @@ impl Completer for DeliveryCtx {
     async fn record(&self, task: &TaskMessage, finish: Finish) -> Handled {
         let written = self
             .handles
-            .persister
-            .send(RecordOutcome {
+            .store
+            .record(RecordOutcome {
                 task: task.clone(),
                 node: self.handles.node.clone(),
                 finish,
                 started_at: None,
             })
-            .await
-            .settle();
+            .await;
         match written {
             Ok(Some(row)) => {
                 self.handles.metrics.finished(&row);
@@ -143,15 +142,14 @@ impl Completer for DeliveryCtx {
         let next_attempt_at = chrono::Utc::now() + chrono::Duration::milliseconds(delay_ms as i64);
         let noted = self
             .handles
-            .persister
-            .send(RetryLater {
+            .store
+            .retry_later(RetryLater {
                 id: task.id,
                 node: self.handles.node.clone(),
                 error: error.to_string(),
                 next_attempt_at,
             })
-            .await
-            .settle();
+            .await;
         if noted.is_err() {
             return Handled::Requeue;
         }

@@ -17,7 +17,6 @@ mod fake;
 mod quick;
 pub mod start;
 
-use crate::actors::persister::control::ParkTasks;
 use crate::actors::publisher::{Park, PublishReplies};
 use crate::actors::replies::LocalReplies;
 use crate::actors::worker_pool::{QuickRunner, Worker};
@@ -95,7 +94,7 @@ pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
     let (held, tasks): (Vec<_>, Vec<_>) = tasks.into_iter().partition(|t| paused.holds(&t.kind));
     if !held.is_empty() {
         let n = held.len();
-        match ctx.handles.persister.send(ParkTasks(held)).await.settle() {
+        match ctx.handles.store.park(&held).await {
             Ok(_) => tracing::info!(tasks = n, "tasks of a paused lane or kind parked"),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot park the tasks of a paused lane or kind; requeued");

@@ -6,9 +6,9 @@
 
 use super::complete::{complete, Handled};
 use super::{start, DeliveryCtx};
-use crate::actors::persister::{RecordOutcome, RecordOutcomes};
 use crate::actors::worker_pool::{QuickRunner, RunBatch, RunError, TaskOutput};
 use crate::db::models::Finish;
+use crate::db::store::RecordOutcome;
 use crate::kinds::Kind;
 use crate::messages::{PayloadRef, TaskMessage};
 use bytes::Bytes;
@@ -76,13 +76,7 @@ pub(super) async fn process(ctx: &DeliveryCtx, quick: Vec<Quick<'_>>) -> Vec<Han
         });
     }
     let mut handled = vec![Handled::Done; tasks.len()];
-    let written = match ctx.handles.persister.send(RecordOutcomes(records)).await {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!(error = %e, "persister unavailable; requeued");
-            return vec![Handled::Requeue; tasks.len()];
-        }
-    };
+    let written = ctx.handles.store.record_all(records).await;
     let mut replies = Vec::new();
     for (i, row) in record_of.into_iter().zip(written) {
         match row {

@@ -5,10 +5,9 @@
 
 use super::complete::{complete, Completer, Handled};
 use super::DeliveryCtx;
-use crate::actors::persister::StartTask;
 use crate::actors::worker_pool::{RunError, RunTask, TaskInput, TaskOutput};
-use crate::actors::Settle;
 use crate::db::models::{Finish, TaskRow};
+use crate::db::store::StartTask;
 use crate::db::tasks::Start;
 use crate::db::DbError;
 use crate::messages::{PayloadRef, TaskMessage};
@@ -100,7 +99,7 @@ impl Starter for DeliveryCtx {
                 task: task.clone(),
                 node: self.handles.node.clone(),
             };
-            match self.handles.persister.send(start).await.settle()? {
+            match self.handles.store.start(start).await? {
                 Start::Busy(_) if std::time::Instant::now() < until => {
                     tokio::time::sleep(BUSY_LOOK).await;
                 }

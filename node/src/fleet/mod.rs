@@ -7,6 +7,7 @@
 //!
 //! [`Overview`]: protocol::fleet::Overview
 
+pub mod local;
 pub mod recent;
 
 /// A node silent this long is shown down.

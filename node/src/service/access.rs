@@ -2,8 +2,6 @@
 //! may do. The session keeps the [`Identity`]; the services take it with each request.
 
 use super::{ServiceError, Services};
-use crate::actors::persister::CountUnfinished;
-use crate::actors::Settle;
 use crate::auth::tokens::{Secret, TokenStore};
 use crate::auth::{Identity, Mode};
 use std::collections::HashMap;
@@ -172,12 +170,7 @@ impl Services {
         let (Some(max), Some(name)) = (who.limits.max_inflight, &who.name) else {
             return Ok(());
         };
-        let queued = self
-            .handles
-            .persister
-            .send(CountUnfinished(name.clone()))
-            .await
-            .settle()?;
+        let queued = self.handles.store.count_unfinished(name).await?;
         let unfinished = queued.max(0) as usize + self.access.waiting.count(name);
         if unfinished >= max as usize {
             return Err(ServiceError::QuotaExceeded(format!(

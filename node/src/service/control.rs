@@ -3,12 +3,11 @@
 
 use super::waiting::Waiting;
 use super::{Answer, ServiceError, Services};
-use crate::actors::persister::control::{AcceptWith, CancelTask, ListPaused, SetPaused};
-use crate::actors::relay::{self, LEASE};
-use crate::actors::Settle;
 use crate::auth::{Identity, Role};
 use crate::db::control::{Accepted, KeyClaim};
+use crate::db::store::control::AcceptWith;
 use crate::messages::{PayloadRef, TaskMessage};
+use crate::publishing::{lease_end, LEASE};
 use protocol::{PauseTarget, Paused, SubmitOptions, TaskStatus, TaskView};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -78,9 +77,9 @@ impl Services {
             run_at,
             key,
             owner: self.handles.node.clone(),
-            due: relay::lease_end(LEASE),
+            due: lease_end(LEASE),
         };
-        let accepted = self.handles.persister.send(accept).await.settle()?;
+        let accepted = self.handles.store.accept_with(accept).await?;
         let id = match accepted {
             Accepted::Existing { id: first, same } => {
                 if let PayloadRef::Object { key, .. } = &task.payload {
@@ -99,7 +98,7 @@ impl Services {
             Accepted::New => {
                 self.handles.metrics.accepted(&task.kind);
                 if run_at.is_none() {
-                    relay::publish_accepted(&self.handles.relay(), task).await;
+                    self.handles.outbox.publish_soon(task).await;
                 }
                 id
             }
@@ -122,12 +121,7 @@ impl Services {
             Some(name) => format!("cancelled by {name}"),
             None => "cancelled".to_string(),
         };
-        let cancelled = self
-            .handles
-            .persister
-            .send(CancelTask { id, why })
-            .await
-            .settle()?;
+        let cancelled = self.handles.store.cancel(id, &why).await?;
         let Some((before, row)) = cancelled else {
             return Err(ServiceError::NotCancellable { id, status });
         };
@@ -148,12 +142,8 @@ impl Services {
         if let Some(target) = target {
             self.check_target(&target)?;
             let target = target.as_string();
-            let set = SetPaused {
-                target: target.clone(),
-                paused: true,
-                by: who.name.clone(),
-            };
-            self.handles.persister.send(set).await.settle()?;
+            let by = who.name.as_deref();
+            self.handles.store.pause(&target, by).await?;
             self.handles.control.paused.add(target.clone());
             tracing::info!(%target, "paused");
         }
@@ -169,19 +159,14 @@ impl Services {
         may_control(who)?;
         self.check_target(&target)?;
         let target = target.as_string();
-        let set = SetPaused {
-            target: target.clone(),
-            paused: false,
-            by: who.name.clone(),
-        };
-        self.handles.persister.send(set).await.settle()?;
+        self.handles.store.resume(&target).await?;
         self.handles.control.paused.remove(&target);
         tracing::info!(%target, "resumed");
         self.paused_now().await
     }
 
     async fn paused_now(&self) -> Result<Paused, ServiceError> {
-        let paused = self.handles.persister.send(ListPaused).await.settle()?;
+        let paused = self.handles.store.list_paused().await?;
         Ok(Paused { paused })
     }
 

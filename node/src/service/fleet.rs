@@ -5,8 +5,9 @@ use super::{ServiceError, Services};
 use crate::actors::depths::GetDepths;
 use crate::auth::Identity;
 use crate::db::fleet::FleetTables;
-use chrono::{DateTime, Utc};
-use protocol::fleet::{LaneLoad, Me, NodeState, Overview, QueueDepth};
+use crate::fleet::local::LocalNode;
+use chrono::Utc;
+use protocol::fleet::{Me, NodeState, Overview, QueueDepth};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,18 +19,16 @@ const FRESH: Duration = Duration::from_millis(900);
 #[derive(Clone)]
 pub struct Fleet {
     pub tables: FleetTables,
-    pub started_at: DateTime<Utc>,
-    /// Each lane's name and its worker threads on this node.
-    pub lanes: Vec<(String, u32)>,
+    /// This node.
+    pub local: LocalNode,
     last: Arc<Mutex<Option<(Instant, Overview)>>>,
 }
 
 impl Fleet {
-    pub fn new(tables: FleetTables, lanes: Vec<(String, u32)>) -> Fleet {
+    pub fn new(tables: FleetTables, local: LocalNode) -> Fleet {
         Fleet {
             tables,
-            started_at: Utc::now(),
-            lanes,
+            local,
             last: Default::default(),
         }
     }
@@ -38,33 +37,7 @@ impl Fleet {
 impl Services {
     /// This node now, as the heartbeat writes it.
     pub async fn node_state(&self) -> NodeState {
-        let pong = self.health().await;
-        let up = |c: &Option<protocol::Check>| matches!(c, Some(protocol::Check::Ok));
-        let metrics = &self.handles.metrics;
-        NodeState {
-            name: self.node().to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            started_at: self.fleet.started_at,
-            seen_at: Utc::now(),
-            up: true,
-            broker: up(&pong.amqp),
-            database: up(&pong.postgres),
-            store: up(&pong.s3),
-            draining: self.draining.load(std::sync::atomic::Ordering::Relaxed),
-            in_flight: metrics.in_flight_now(),
-            restarts: metrics.restarts_total(),
-            connections: metrics.connections_now(),
-            lanes: self
-                .fleet
-                .lanes
-                .iter()
-                .map(|(lane, workers)| LaneLoad {
-                    lane: lane.clone(),
-                    workers: *workers,
-                    busy: metrics.busy(lane).get().max(0) as u32,
-                })
-                .collect(),
-        }
+        self.fleet.local.state().await
     }
 
     /// Every node, the last minutes and the queues (admins only: it is the whole fleet's).

@@ -2,9 +2,7 @@
 //! (`GET /v1/tasks`), and one task long-polled until it is final (`GET /v1/tasks/{id}?wait=`).
 
 use super::{ServiceError, Services};
-use crate::actors::persister::ListTasks;
 use crate::actors::watcher::WatchNow;
-use crate::actors::Settle;
 use crate::auth::Identity;
 use crate::db::listing::{first_id_at, Filter};
 use protocol::http::{TaskPage, TaskQuery, PAGE_DEFAULT, PAGE_MAX};
@@ -45,15 +43,7 @@ impl Services {
             from: query.since.map(first_id_at),
         };
         // One more than asked: whether a next page exists.
-        let mut rows = self
-            .handles
-            .persister
-            .send(ListTasks {
-                filter,
-                limit: limit + 1,
-            })
-            .await
-            .settle()?;
+        let mut rows = self.handles.store.list(&filter, limit + 1).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next_cursor = more

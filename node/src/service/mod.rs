@@ -19,14 +19,13 @@ mod schedules;
 pub mod tokens;
 mod waiting;
 
-use crate::actors::persister::{GetTask, ListDead, ResetForRetry};
 use crate::actors::publisher::PublishError;
-use crate::actors::relay::{self, LEASE};
-use crate::actors::{Handles, Settle};
+use crate::actors::Handles;
 use crate::auth::Identity;
 use crate::db::models::TaskRow;
 use crate::db::DbError;
 use crate::messages::{PayloadRef, TaskMessage};
+use crate::publishing::{lease_end, message_of, LEASE};
 use crate::storage::StorageError;
 use crate::view::FromRow;
 use bytes::Bytes;
@@ -311,11 +310,11 @@ impl Services {
             }
             return answer;
         }
-        let parts = self.handles.relay();
+        let outbox = self.handles.outbox.clone();
         let kind = task.kind.clone();
         // Spawned: once its row is being written, the task is the node's to finish, even if
         // this request is dropped (its client gone).
-        match actix::spawn(async move { relay::accept(&parts, task).await }).await {
+        match actix::spawn(async move { accept(&outbox, task).await }).await {
             Ok(accepted) => accepted?,
             Err(e) => return Err(ServiceError::Database(DbError::Write(e.to_string()))),
         }
@@ -342,10 +341,9 @@ impl Services {
     /// unknown id.
     pub async fn row(&self, id: Uuid, who: &Identity) -> Result<TaskRow, ServiceError> {
         self.handles
-            .persister
-            .send(GetTask(id))
-            .await
-            .settle()?
+            .store
+            .task(id)
+            .await?
             .filter(|row| who.sees(row.owner.as_deref()))
             .ok_or(ServiceError::NotFound(id))
     }
@@ -386,10 +384,9 @@ impl Services {
         let owner = (!who.is_admin()).then(|| who.owner().unwrap_or_default().to_string());
         let rows = self
             .handles
-            .persister
-            .send(ListDead { limit, owner })
-            .await
-            .settle()?;
+            .store
+            .list_dead(limit, owner.as_deref())
+            .await?;
         let dead = rows
             .into_iter()
             .map(|r| DeadTask {
@@ -412,20 +409,16 @@ impl Services {
         let status = self.row(id, who).await?.status;
         let reset = self
             .handles
-            .persister
-            .send(ResetForRetry {
-                id,
-                owner: self.handles.node.clone(),
-                due: relay::lease_end(LEASE),
-            })
-            .await
-            .settle()?;
+            .store
+            .reset_for_retry(id, &self.handles.node, lease_end(LEASE))
+            .await?;
         let Some(row) = reset else {
             return Err(ServiceError::NotRetryable { id, status });
         };
         let kind = row.kind.clone();
-        let task = relay::message_of(row, &self.handles.node);
-        actix::spawn(relay::publish(self.handles.relay(), vec![task]));
+        let task = message_of(row, &self.handles.node);
+        let outbox = self.handles.outbox.clone();
+        actix::spawn(async move { outbox.publish(vec![task]).await });
         tracing::info!(task = %id, "task queued again by RETRY");
         let mut view = TaskView::new(id, kind, TaskStatus::Queued);
         view.attempts = Some(0);
@@ -436,4 +429,17 @@ impl Services {
     pub async fn status(&self, id: Uuid, who: &Identity) -> Result<TaskView, ServiceError> {
         Ok(self.view(&self.row(id, who).await?).without_result())
     }
+}
+
+/// Accept `task`: write its row and outbox entry, then publish it in the background (the
+/// caller may go away meanwhile). Once this returns `Ok`, the task will be published.
+async fn accept(outbox: &crate::publishing::Outbox, task: TaskMessage) -> Result<(), DbError> {
+    let accept = crate::db::store::Accept {
+        task: task.clone(),
+        owner: outbox.node.clone(),
+        due: lease_end(LEASE),
+    };
+    outbox.store.accept(accept).await?;
+    outbox.publish_soon(task).await;
+    Ok(())
 }

@@ -4,8 +4,6 @@
 //! `SCHEDULE REMOVE` removes every schedule of the name.
 
 use super::{ServiceError, Services};
-use crate::actors::persister::control::{ListSchedules, PutSchedule, RemoveSchedule};
-use crate::actors::Settle;
 use crate::auth::Identity;
 use crate::db::schedules::{Put, ScheduleRow};
 use crate::periodic::Cron;
@@ -84,11 +82,7 @@ impl Services {
             .limits
             .max_schedules
             .unwrap_or(crate::auth::tokens::DEFAULT_MAX_SCHEDULES);
-        let put = PutSchedule {
-            row: row.clone(),
-            max,
-        };
-        if let Put::Full(max) = self.handles.persister.send(put).await.settle()? {
+        if let Put::Full(max) = self.handles.store.put_schedule(&row, max).await? {
             return Err(ServiceError::QuotaExceeded(format!(
                 "this token may have {max} schedules (max_schedules); remove one first"
             )));
@@ -100,12 +94,7 @@ impl Services {
     /// `SCHEDULE LIST`: a token's schedules (every schedule for an admin).
     pub async fn list_schedules(&self, who: &Identity) -> Result<ScheduleList, ServiceError> {
         let owner = (!who.is_admin()).then(|| who.owner().unwrap_or_default().to_string());
-        let rows = self
-            .handles
-            .persister
-            .send(ListSchedules(owner))
-            .await
-            .settle()?;
+        let rows = self.handles.store.schedules(owner.as_deref()).await?;
         Ok(ScheduleList {
             schedules: rows.into_iter().map(info).collect(),
         })
@@ -119,11 +108,12 @@ impl Services {
     ) -> Result<ScheduleRemoved, ServiceError> {
         Services::may_submit(who)?;
         let owner = (!who.is_admin()).then(|| who.owner().unwrap_or_default().to_string());
-        let remove = RemoveSchedule {
-            name: name.clone(),
-            owner,
-        };
-        match self.handles.persister.send(remove).await.settle()? {
+        match self
+            .handles
+            .store
+            .remove_schedule(&name, owner.as_deref())
+            .await?
+        {
             true => Ok(ScheduleRemoved { removed: name }),
             false => Err(ServiceError::NoSuchSchedule(name)),
         }

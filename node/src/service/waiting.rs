@@ -3,13 +3,13 @@
 //! `not_accepted`.
 
 use super::{Answer, ServiceError, Services};
-use crate::actors::persister::{Accept, InsertTask};
 use crate::actors::publisher::{PublishError, PublishTask};
-use crate::actors::relay::{self, UNSURE_WAIT};
 use crate::actors::replies::{Register, ReplyRouter, Unregister};
 use crate::actors::watcher::Watch;
 use crate::actors::Settle;
+use crate::db::store::Accept;
 use crate::messages::TaskMessage;
+use crate::publishing::{lease_end, UNSURE_WAIT};
 use actix::prelude::*;
 use bytes::Bytes;
 use std::time::Duration;
@@ -66,9 +66,9 @@ impl Services {
                         let accept = Accept {
                             task: task.clone(),
                             owner: self.handles.node.clone(),
-                            due: relay::lease_end(UNSURE_WAIT),
+                            due: lease_end(UNSURE_WAIT),
                         };
-                        if let Err(db) = self.handles.persister.send(accept).await.settle() {
+                        if let Err(db) = self.handles.store.accept(accept).await {
                             return Err(ServiceError::Unsure { id, publish, db });
                         }
                         confirmed = true;
@@ -76,7 +76,7 @@ impl Services {
                 },
                 _ = &mut deadline, if confirmed => {
                     // The client now hears the id: make sure the row exists to ask about.
-                    self.handles.persister.send(InsertTask { task }).await.settle()?;
+                    self.handles.store.insert(task).await?;
                     return Err(ServiceError::Timeout { id, secs: wait.as_secs() });
                 }
             }

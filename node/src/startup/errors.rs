@@ -24,7 +24,7 @@ pub enum StartupError {
         url: String,
         queue: String,
         node: String,
-        source: lapin::Error,
+        source: Box<lapin::Error>,
     },
     #[error("RabbitMQ publisher did not connect within {0:?}")]
     PublisherNotReady(Duration),
@@ -36,7 +36,7 @@ pub enum StartupError {
     Queue {
         queue: String,
         queue_type: crate::amqp::QueueType,
-        source: lapin::Error,
+        source: Box<lapin::Error>,
     },
     #[error("{0}")]
     OpenNetwork(String),

@@ -1,4 +1,4 @@
-//! The persister's batches: writes waiting for the next flush, grouped by kind, each with
+//! The store's batches: writes waiting for the next flush, grouped by kind, each with
 //! where its own answer goes, and how a batch is written.
 
 use super::{Accept, RecordOutcome, RetryLater, StartTask};
@@ -74,27 +74,6 @@ impl Batch {
             .iter()
             .all(|(a, _)| Some(&a.owner) == self.accepts.first().map(|(f, _)| &f.owner));
         one_kind && one_node && one_owner && self.starts.is_empty() && self.singles.len() <= 1
-    }
-
-    /// Up to `max` of the queued writes; the rest stay queued for the next flush.
-    pub(super) fn take(&mut self, max: usize) -> Batch {
-        if self.len() <= max {
-            return std::mem::take(self);
-        }
-        fn front<T>(writes: &mut Vec<T>, room: &mut usize) -> Vec<T> {
-            let n = writes.len().min(*room);
-            *room -= n;
-            writes.drain(..n).collect()
-        }
-        let mut room = max;
-        Batch {
-            inserts: front(&mut self.inserts, &mut room),
-            accepts: front(&mut self.accepts, &mut room),
-            settled: front(&mut self.settled, &mut room),
-            starts: front(&mut self.starts, &mut room),
-            records: front(&mut self.records, &mut room),
-            singles: front(&mut self.singles, &mut room),
-        }
     }
 
     /// Each write as a batch of its own.
