@@ -15,6 +15,7 @@
 //!
 //! Both count in `tasknode_tasks_rescued_total`.
 
+use super::every::{self, Every, Periodic, Round};
 use crate::amqp::Broker;
 use crate::db::models::NewTask;
 use crate::db::rescue::{self, Cutoffs};
@@ -88,24 +89,27 @@ impl Janitor {
             state: Some(State::default()),
         }
     }
+}
 
-    fn round(&mut self, ctx: &mut Context<Self>) {
-        let Some(state) = self.state.take() else {
-            return; // the last round goes on
+impl Periodic for Janitor {
+    const WHAT: &'static str = "empty dead-letter queues and rescue stuck tasks";
+
+    fn round(&mut self) -> Round<Self> {
+        let Some(mut state) = self.state.take() else {
+            return Box::pin(fut::ready(Ok(()))); // cannot happen: rounds run one at a time
         };
         let parts = self.parts.clone();
         let work = async move {
-            let mut state = state;
-            if let Err(e) = round(&parts, &mut state).await {
-                tracing::warn!(error = %e, "janitor round not finished; tried again next round");
+            let done = round(&parts, &mut state).await;
+            if done.is_err() {
                 state.link = None;
             }
-            state
+            (state, done)
         };
-        ctx.spawn(
-            work.into_actor(self)
-                .map(|state, me, _| me.state = Some(state)),
-        );
+        Box::pin(work.into_actor(self).map(|(state, done), me, _| {
+            me.state = Some(state);
+            Ok(done?)
+        }))
     }
 }
 
@@ -113,7 +117,7 @@ impl Actor for Janitor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.parts.every, |me, ctx| me.round(ctx));
+        every::start(ctx, Every::new(self.parts.every).later());
     }
 }
 

@@ -29,6 +29,8 @@ pub struct SocketListener {
     limits: SessionLimits,
     connections: Arc<AtomicUsize>,
     tls: Option<ServerTls>,
+    /// Tells every session when the node drains (see [`StopListening`]).
+    drain: tokio::sync::watch::Sender<bool>,
 }
 
 impl SocketListener {
@@ -48,6 +50,7 @@ impl SocketListener {
                 limits,
                 connections,
                 tls,
+                drain: tokio::sync::watch::Sender::new(false),
             }
         })
     }
@@ -94,7 +97,8 @@ impl Actor for SocketListener {
     type Context = Context<Self>;
 }
 
-/// Stop accepting connections (graceful shutdown); open sessions go on.
+/// Stop accepting connections (graceful shutdown), and tell every session to drain: it
+/// reads no more requests, writes the answers of those it has, then closes.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StopListening;
@@ -103,6 +107,7 @@ impl Handler<StopListening> for SocketListener {
     type Result = ();
 
     fn handle(&mut self, _: StopListening, ctx: &mut Context<Self>) {
+        self.drain.send_replace(true);
         ctx.stop();
     }
 }
@@ -134,9 +139,10 @@ impl StreamHandler<std::io::Result<TcpStream>> for SocketListener {
         }
         self.connections.fetch_add(1, Ordering::SeqCst);
         let (svc, connections, limits) = (self.svc.clone(), self.connections.clone(), self.limits);
+        let drain = self.drain.subscribe();
         let Some(tls) = self.tls.clone() else {
             let (read, write) = stream.into_split();
-            Session::serve(read, write, svc, connections, limits);
+            Session::serve(read, write, svc, connections, limits, drain);
             return;
         };
         actix::spawn(async move {
@@ -144,7 +150,7 @@ impl StreamHandler<std::io::Result<TcpStream>> for SocketListener {
             match handshake(stream, &tls).await {
                 Ok(stream) => {
                     let (read, write) = tokio::io::split(stream);
-                    Session::serve(read, write, svc, connections, limits);
+                    Session::serve(read, write, svc, connections, limits, drain);
                 }
                 Err(e) => {
                     connections.fetch_sub(1, Ordering::SeqCst);

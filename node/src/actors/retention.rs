@@ -3,6 +3,7 @@
 //! the days older than that with the bucket objects of their finished tasks
 //! ([`crate::db::retention`]): constant work per day, whatever the day held.
 
+use super::every::{self, Every, Periodic, Round};
 use crate::db::{retention, DbPool};
 use crate::storage::Storage;
 use actix::prelude::*;
@@ -25,7 +26,6 @@ pub struct Retention {
     days: u64,
     /// Objects no row names are deleted once this old.
     orphans_after: Duration,
-    busy: bool,
 }
 
 impl Retention {
@@ -35,30 +35,18 @@ impl Retention {
             storage,
             days,
             orphans_after,
-            busy: false,
         }
     }
+}
 
-    fn round(&mut self, ctx: &mut Context<Self>) {
-        if self.busy {
-            return;
-        }
-        self.busy = true;
+impl Periodic for Retention {
+    const WHAT: &'static str = "maintain the task partitions";
+
+    fn round(&mut self) -> Round<Self> {
         let (pool, storage, days) = (self.pool.clone(), self.storage.clone(), self.days);
         let orphans_after = self.orphans_after;
-        let work = async move {
-            let done = maintain(&pool, &storage, days, orphans_after).await;
-            if let Err(e) = &done {
-                tracing::warn!(error = %e, again = ?AGAIN, "task partitions not maintained this round");
-            }
-            done.is_ok()
-        };
-        ctx.spawn(work.into_actor(self).map(|done, me, ctx| {
-            me.busy = false;
-            if !done {
-                ctx.run_later(AGAIN, |me, ctx| me.round(ctx));
-            }
-        }));
+        let work = async move { Ok(maintain(&pool, &storage, days, orphans_after).await?) };
+        Box::pin(work.into_actor(self))
     }
 }
 
@@ -66,8 +54,7 @@ impl Actor for Retention {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.round(ctx);
-        ctx.run_interval(EVERY, |me, ctx| me.round(ctx));
+        every::start(ctx, Every::new(EVERY).again(AGAIN));
     }
 }
 

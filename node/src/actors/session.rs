@@ -60,6 +60,8 @@ pub struct SessionLimits {
     pub write_timeout: Duration,
     /// A connection that has not said `AUTH` (on a node with tokens) is closed after this.
     pub auth_timeout: Duration,
+    /// How long a draining session (the node stops) may take to write its answers.
+    pub drain_grace: Duration,
 }
 
 pub struct Session {
@@ -75,6 +77,9 @@ pub struct Session {
     writer: tokio::task::JoinHandle<()>,
     /// Who this connection is (after `AUTH`).
     who: auth::Who,
+    /// Becomes `true` when the node drains.
+    drain: tokio::sync::watch::Receiver<bool>,
+    draining: bool,
 }
 
 impl Session {
@@ -86,6 +91,7 @@ impl Session {
         svc: Services,
         connections: Arc<AtomicUsize>,
         limits: SessionLimits,
+        drain: tokio::sync::watch::Receiver<bool>,
     ) {
         Session::create(move |ctx| {
             let (slots, queue) = mpsc::channel::<Slot>(MAX_PIPELINED + 1);
@@ -111,6 +117,8 @@ impl Session {
                 connections,
                 last_activity,
                 writer,
+                drain,
+                draining: false,
             }
         });
     }
@@ -341,6 +349,13 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.watch_auth_deadline(ctx);
+        let mut drain = self.drain.clone();
+        let told = async move { drain.wait_for(|d| *d).await.is_ok() };
+        ctx.spawn(told.into_actor(self).map(|told, act, ctx| {
+            if told {
+                act.drain(ctx);
+            }
+        }));
         let every =
             (self.limits.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         // Idle means nothing pending either: a client waiting for a long task is not idle.
@@ -372,21 +387,39 @@ impl Actor for Session {
         });
     }
 
+    /// The connection counts as open until its writer is done.
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        self.connections.fetch_sub(1, Ordering::SeqCst);
+        let connections = self.connections.clone();
         if self.writer.is_finished() {
+            connections.fetch_sub(1, Ordering::SeqCst);
             return;
         }
-        // Let queued answers drain briefly (QUIT's `bye`), then drop the socket even if the
-        // client is not reading.
+        // Let queued answers drain (QUIT's `bye`; a draining node's answers), then drop the
+        // socket even if the client is not reading.
         let writer = std::mem::replace(&mut self.writer, actix::spawn(async {}));
-        let grace = self.limits.write_timeout;
+        let grace = match self.draining {
+            true => self.limits.drain_grace,
+            false => self.limits.write_timeout,
+        };
         actix::spawn(async move {
             let abort = writer.abort_handle();
             if tokio::time::timeout(grace, writer).await.is_err() {
                 abort.abort();
             }
+            connections.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+}
+
+impl Session {
+    /// The node drains: read no more requests (an unfinished `PUT` is aborted), write the
+    /// answers of those taken, then close.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        tracing::debug!("node draining: the connection closes after its answers");
+        self.draining = true;
+        self.upload = None;
+        self.close_after_answers();
+        ctx.stop();
     }
 }
 

@@ -1,10 +1,10 @@
 //! Worker: the pool of task handlers, `workers.count` `Worker` actors on the threads of an
 //! actix `SyncArbiter` (started by [`Worker::start_pool`]).
 //!
-//! A quick task (a quick kind on an inline payload) runs on the worker's own thread, or
-//! where its delivery was taken when small ([`QuickRunner`]). For
-//! anything else each worker hands its task to an executor thread of its own and waits at
-//! most the task's timeout. A handler that panics is caught there and fails only its task. A
+//! A delivery's quick tasks (decided in [`crate::delivery`]) run as one batch on the worker's
+//! own thread (or where the delivery was taken, when small: [`QuickRunner`]). For any other
+//! run each worker hands its task to an executor thread of its own and waits at most the
+//! task's timeout. A handler that panics is caught there and fails only its task. A
 //! handler that overruns its timeout is abandoned (told to stop at its next read or write,
 //! its result discarded) and the worker gets a fresh executor thread, so the pool is back at
 //! full size at once. A run cancelled (`CANCEL`, see [`Running`]) is abandoned the same way.
@@ -99,8 +99,12 @@ impl RunError {
 
 pub struct Worker {
     kinds: Registry,
-    /// Quick runs, and the spill limit and counters every run uses.
+    /// Quick runs (a delivery's quick tasks, batched: see [`crate::delivery`]).
     quick: QuickRunner,
+    /// Results past this size go to a temporary file (then to the bucket).
+    spill_limit: usize,
+    /// The node's pool counters.
+    stats: Arc<PoolStats>,
     uploader: Addr<Uploader>,
     executor: Option<Executor>,
     /// Runs in progress on this node (a cancelled one is told to stop).
@@ -121,6 +125,8 @@ impl Worker {
     ) -> Addr<Worker> {
         SyncArbiter::start(threads, move || Worker {
             kinds: kinds.clone(),
+            spill_limit: quick.spill_limit,
+            stats: quick.stats.clone(),
             quick: quick.clone(),
             uploader: uploader.clone(),
             executor: None,
@@ -147,9 +153,6 @@ impl Worker {
             .kinds
             .get(&msg.kind)
             .ok_or_else(|| RunError::BadInput(format!("unknown kind `{}`", msg.kind)))?;
-        if let (TaskInput::Inline(bytes), true) = (&msg.input, kind.quick) {
-            return self.quick.run(&kind, bytes.clone());
-        }
         // The task's time counts from its delivery: what it waited for this worker is spent.
         let timeout = msg
             .deadline
@@ -163,12 +166,12 @@ impl Worker {
         let executor = match self.executor.take() {
             Some(e) => e,
             None => {
-                if !room_for_another(&self.quick.stats, msg.deadline) {
+                if !room_for_another(&self.stats, msg.deadline) {
                     return Err(RunError::retryable(format!(
                         "{MAX_ABANDONED} abandoned runs are still ending on this node; tried again later"
                     )));
                 }
-                Executor::spawn(&self.quick.stats).map_err(|e| {
+                Executor::spawn(&self.stats).map_err(|e| {
                     RunError::retryable(format!("cannot start a thread for the task: {e}"))
                 })?
             }
@@ -179,7 +182,7 @@ impl Worker {
         let job = Job {
             kind,
             input,
-            output: SpooledTempFile::new(self.quick.spill_limit),
+            output: SpooledTempFile::new(self.spill_limit),
             cancel: cancel.clone(),
         };
         if executor.jobs.send(job).is_err() {
@@ -192,15 +195,15 @@ impl Worker {
             }
             Err(Waited::Cancelled) => {
                 cancel.store(true, Ordering::Relaxed);
-                executor.abandon(&self.quick.stats);
+                executor.abandon(&self.stats);
                 tracing::info!(task = %msg.id, kind = %msg.kind, "task cancelled while running; worker thread replaced");
                 return Err(RunError::Cancelled);
             }
             Err(Waited::Timeout) => {
                 // Abandon this executor (it exits once the handler returns) and replace it.
                 cancel.store(true, Ordering::Relaxed);
-                executor.abandon(&self.quick.stats);
-                self.quick.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                executor.abandon(&self.stats);
+                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(kind = %msg.kind, ?timeout, "task timed out; worker thread replaced");
                 // (The kind's timeout counts from when the node took the delivery, so the
                 // run itself had what was left of it.)
@@ -216,7 +219,7 @@ impl Worker {
         };
         if let Err(e) = result {
             if let RunError::Panicked(text) = &e {
-                self.quick.stats.panics.fetch_add(1, Ordering::Relaxed);
+                self.stats.panics.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(kind = %msg.kind, error = %text, "task handler panicked");
             }
             return Err(e);

@@ -3,6 +3,7 @@
 //! `Completer` trait, so it is unit-tested without a broker or a database; [`DeliveryCtx`]
 //! is the completer the node uses.
 
+use super::start::{start, Starter};
 use super::DeliveryCtx;
 use crate::actors::publisher::{Republish, Target};
 use crate::actors::uploader::UploadFile;
@@ -12,6 +13,7 @@ use crate::db::models::Finish;
 use crate::db::store::{RecordOutcome, RetryLater};
 use crate::messages::TaskMessage;
 use crate::retry::{Next, RetryPolicy};
+use chrono::{DateTime, Utc};
 use protocol::TaskStatus;
 
 /// How one task of a delivery ended, as far as the delivery is concerned.
@@ -24,11 +26,27 @@ pub enum Handled {
     Requeue,
 }
 
+/// Which attempt a run was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// Counted on the row before it ran (see [`super::start`]).
+    Counted(u32),
+    /// A quick task's first run, not marked running first: its outcome is its first write,
+    /// unless it needs more (a retry, a result for the bucket), which counts it first.
+    Uncounted { started_at: DateTime<Utc> },
+}
+
 /// The effects of completing a run.
 pub(crate) trait Completer {
     fn policy(&self) -> &RetryPolicy;
-    /// Write a final outcome and, once written, answer the waiting client.
-    async fn record(&self, task: &TaskMessage, finish: Finish) -> Handled;
+    /// Write a final outcome and, once written, answer the waiting client. `started_at`: when
+    /// a run not marked running first started.
+    async fn record(
+        &self,
+        task: &TaskMessage,
+        finish: Finish,
+        started_at: Option<DateTime<Utc>>,
+    ) -> Handled;
     /// Put a result that spilled to a file in the bucket; answers its key.
     async fn store_result(&self, task: &TaskMessage, file: std::fs::File)
         -> Result<String, String>;
@@ -38,13 +56,25 @@ pub(crate) trait Completer {
     async fn bury(&self, task: &TaskMessage) -> bool;
 }
 
-/// After attempt `attempt` of `task` ran (and was counted): map the run to its effect.
-pub(crate) async fn complete<C: Completer>(
+/// After `attempt` of `task` ran: map the run to its effect. The one way a run's outcome is
+/// recorded, for quick tasks and timed ones alike.
+#[tracing::instrument(skip_all, fields(task = %task.id, kind = %task.kind))]
+pub(crate) async fn complete<C: Completer + Starter>(
     c: &C,
     task: &TaskMessage,
-    attempt: u32,
+    attempt: Attempt,
     run: Result<TaskOutput, RunError>,
 ) -> Handled {
+    let (attempt, started_at) = match (attempt, &run) {
+        (Attempt::Counted(n), _) => (n, None),
+        (Attempt::Uncounted { started_at }, Ok(TaskOutput::Inline(_))) => (1, Some(started_at)),
+        (Attempt::Uncounted { started_at }, Err(e)) if !e.is_retryable() => (1, Some(started_at)),
+        // It needs more than one write: counted as an attempt now (it ran), then completed.
+        (Attempt::Uncounted { .. }, _) => match start(c, task).await {
+            Ok(n) => (n, None),
+            Err(done) => return done,
+        },
+    };
     let finish = match run {
         Ok(TaskOutput::Inline(data)) => Finish::succeeded(data),
         Ok(TaskOutput::Spilled { file, size }) => match c.store_result(task, file).await {
@@ -60,7 +90,7 @@ pub(crate) async fn complete<C: Completer>(
         // Bad input and panics would fail again: the task fails now.
         Err(e) => Finish::failed(TaskStatus::Failed, e.to_string()),
     };
-    c.record(task, finish).await
+    c.record(task, finish, started_at).await
 }
 
 /// A failure that may pass: run again after a delay, or past the kind's attempts, bury the
@@ -83,7 +113,7 @@ async fn fail_retryably<C: Completer>(
                 return Handled::Requeue;
             }
             let message = format!("{error} (after {attempt} attempts)");
-            c.record(task, Finish::failed(TaskStatus::Dead, message))
+            c.record(task, Finish::failed(TaskStatus::Dead, message), None)
                 .await
         }
     }
@@ -94,7 +124,12 @@ impl Completer for DeliveryCtx {
         &self.policy
     }
 
-    async fn record(&self, task: &TaskMessage, finish: Finish) -> Handled {
+    async fn record(
+        &self,
+        task: &TaskMessage,
+        finish: Finish,
+        started_at: Option<DateTime<Utc>>,
+    ) -> Handled {
         let written = self
             .handles
             .store
@@ -102,7 +137,7 @@ impl Completer for DeliveryCtx {
                 task: task.clone(),
                 node: self.handles.node.clone(),
                 finish,
-                started_at: None,
+                started_at,
             })
             .await;
         match written {
@@ -184,7 +219,8 @@ mod tests {
     use uuid::Uuid;
 
     fn run(fake: &Fake, attempt: u32, r: Result<TaskOutput, RunError>) -> (Handled, Vec<String>) {
-        let handled = futures_executor::block_on(complete(fake, &task(), attempt, r));
+        let handled =
+            futures_executor::block_on(complete(fake, &task(), Attempt::Counted(attempt), r));
         (handled, fake.log.take())
     }
 
@@ -262,6 +298,40 @@ mod tests {
         assert_eq!(
             log[1],
             format!("record succeeded Some(\"results/{}\")", Uuid::nil())
+        );
+    }
+
+    fn quick(fake: &Fake, r: Result<TaskOutput, RunError>) -> (Handled, Vec<String>) {
+        let first = Attempt::Uncounted {
+            started_at: chrono::Utc::now(),
+        };
+        let handled = futures_executor::block_on(complete(fake, &task(), first, r));
+        (handled, fake.log.take())
+    }
+
+    #[test]
+    fn a_quick_run_is_recorded_in_one_write_unless_it_needs_more() {
+        let fake = Fake::new(&[]);
+        let (h, log) = quick(&fake, Ok(TaskOutput::Inline(b"X".to_vec())));
+        assert_eq!(
+            (h, log),
+            (Handled::Done, vec!["record succeeded None".into()])
+        );
+        let (h, log) = quick(&fake, Err(RunError::BadInput("nope".into())));
+        assert_eq!(
+            (h, log),
+            (Handled::Done, vec!["record failed Some(\"nope\")".into()])
+        );
+        // A failure that may pass is counted first (the row says attempt 2 of 2: buried).
+        let (h, log) = quick(&fake, transient());
+        assert_eq!(h, Handled::Done);
+        assert_eq!(
+            log,
+            [
+                "mark running",
+                "bury",
+                "record dead Some(\"timeout (after 2 attempts)\")"
+            ]
         );
     }
 

@@ -94,7 +94,12 @@ impl Completer for Fake {
     fn policy(&self) -> &RetryPolicy {
         &self.policy
     }
-    async fn record(&self, _: &TaskMessage, f: Finish) -> Handled {
+    async fn record(
+        &self,
+        _: &TaskMessage,
+        f: Finish,
+        _: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Handled {
         let what = format!("record {} {:?}", f.status, f.error.or(f.result_key));
         match self.did(what) {
             true => Handled::Done,

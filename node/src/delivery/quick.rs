@@ -1,18 +1,15 @@
-//! Quick tasks: a first delivery's quick kinds on inline payloads run together, right here
-//! when their inputs are small ([`QuickRunner::in_place`]) or else on one worker, and their
-//! outcomes are written in one statement. A run takes microseconds, so their
-//! outcome is their first (often only) row write. A run that needs more (a result for the
-//! bucket, a retry) is counted as an attempt and completed like any other.
+//! Quick tasks: a first delivery's quick kinds on inline payloads (decided here, once) run
+//! together, right here when their inputs are small ([`QuickRunner::in_place`]) or else on
+//! one worker. A run takes microseconds, so its outcome is its first (often only) row write;
+//! each goes through the one completer ([`super::complete`]), whose writes the store batches.
+//! A run that needs more (a result for the bucket, a retry) is counted as an attempt there.
 
-use super::complete::{complete, Handled};
-use super::{start, DeliveryCtx};
-use crate::actors::worker_pool::{QuickRunner, RunBatch, RunError, TaskOutput};
-use crate::db::models::Finish;
-use crate::db::store::RecordOutcome;
+use super::complete::{complete, Attempt, Handled};
+use super::DeliveryCtx;
+use crate::actors::worker_pool::{QuickRunner, RunBatch, RunError};
 use crate::kinds::Kind;
 use crate::messages::{PayloadRef, TaskMessage};
 use bytes::Bytes;
-use protocol::TaskStatus;
 use std::sync::Arc;
 
 /// A quick task, with its kind and input.
@@ -31,8 +28,9 @@ pub(super) fn input(ctx: &DeliveryCtx, task: &TaskMessage) -> Option<(Arc<Kind>,
     }
 }
 
-/// Run quick tasks as one batch (here, or on a worker), write their outcomes in one go,
-/// answer them.
+/// Run quick tasks as one batch (here, or on a worker), then complete each like any run
+/// (their outcome writes share a batch in the store).
+#[tracing::instrument(skip_all, fields(tasks = quick.len()))]
 pub(super) async fn process(ctx: &DeliveryCtx, quick: Vec<Quick<'_>>) -> Vec<Handled> {
     if quick.is_empty() {
         return Vec::new();
@@ -54,57 +52,10 @@ pub(super) async fn process(ctx: &DeliveryCtx, quick: Vec<Quick<'_>>) -> Vec<Han
             tasks.iter().map(|_| Err(lost.clone())).collect()
         })
     };
-    // Outcomes to write now; runs that need more go on one by one.
-    let mut records = Vec::with_capacity(tasks.len());
-    let mut record_of = Vec::with_capacity(tasks.len());
-    let mut rest = Vec::new();
-    for (i, (task, run)) in tasks.iter().zip(runs).enumerate() {
-        let finish = match run {
-            Ok(TaskOutput::Inline(data)) => Finish::succeeded(data),
-            Err(e) if !e.is_retryable() => Finish::failed(TaskStatus::Failed, e.to_string()),
-            other => {
-                rest.push((i, other));
-                continue;
-            }
-        };
-        record_of.push(i);
-        records.push(RecordOutcome {
-            task: (*task).clone(),
-            node: ctx.handles.node.clone(),
-            finish,
-            started_at: Some(started_at),
-        });
-    }
-    let mut handled = vec![Handled::Done; tasks.len()];
-    let written = ctx.handles.store.record_all(records).await;
-    let mut replies = Vec::new();
-    for (i, row) in record_of.into_iter().zip(written) {
-        match row {
-            Ok(Some(row)) => {
-                ctx.handles.metrics.finished(&row);
-                replies.extend(ctx.reply_for(tasks[i], &row))
-            }
-            Ok(None) => tracing::error!(task = %tasks[i].id, "task row vanished while running"),
-            Err(e) => {
-                tracing::warn!(task = %tasks[i].id, error = %e, "cannot write task outcome; requeued");
-                handled[i] = Handled::Requeue;
-            }
-        }
-    }
-    ctx.send_replies(replies);
-    let more = futures_util::future::join_all(rest.into_iter().map(|(i, run)| {
-        let task = tasks[i];
-        async move {
-            // Counted as an attempt now (it ran), then completed as any run.
-            match start::start(ctx, task).await {
-                Ok(attempt) => (i, complete(ctx, task, attempt, run).await),
-                Err(done) => (i, done),
-            }
-        }
-    }))
-    .await;
-    for (i, h) in more {
-        handled[i] = h;
-    }
-    handled
+    let first = Attempt::Uncounted { started_at };
+    let completed = tasks
+        .iter()
+        .zip(runs)
+        .map(|(task, run)| complete(ctx, task, first, run));
+    futures_util::future::join_all(completed).await
 }

@@ -3,7 +3,7 @@
 //! row has already ended (a redelivery after its outcome was written) is answered from the
 //! row and not run again.
 
-use super::complete::{complete, Completer, Handled};
+use super::complete::{complete, Attempt, Completer, Handled};
 use super::DeliveryCtx;
 use crate::actors::worker_pool::{RunError, RunTask, TaskInput, TaskOutput};
 use crate::db::models::{Finish, TaskRow};
@@ -47,7 +47,9 @@ pub(crate) async fn start<S: Starter + Completer>(
                 return Err(Handled::Requeue);
             }
             let why = format!("no outcome after {max} attempts (last error: {last})");
-            Err(s.record(task, Finish::failed(TaskStatus::Dead, why)).await)
+            Err(s
+                .record(task, Finish::failed(TaskStatus::Dead, why), None)
+                .await)
         }
         Ok(Start::AlreadyFinal(row)) => {
             tracing::info!(task = %id, status = %row.status, "redelivered task already finished; not run again");
@@ -74,13 +76,14 @@ pub(crate) async fn start<S: Starter + Completer>(
 }
 
 /// Start, run and complete one task.
+#[tracing::instrument(skip_all, fields(task = %task.id, kind = %task.kind))]
 pub(crate) async fn process<S: Starter + Completer>(s: &S, task: &TaskMessage) -> Handled {
     let attempt = match start(s, task).await {
         Ok(attempt) => attempt,
         Err(done) => return done,
     };
     let run = s.run(task).await;
-    complete(s, task, attempt, run).await
+    complete(s, task, Attempt::Counted(attempt), run).await
 }
 
 impl Starter for DeliveryCtx {

@@ -5,10 +5,12 @@
 //! - [`intake`]: where a payload goes as it arrives: kept for the message or streamed to the
 //!   bucket (the inline-or-bucket decision, made once for lines and `PUT`s alike).
 //! - [`results`]: `RESULT`: an inline result, or a bucket object to stream.
-//! - `waiting`: a waiting submission (publish with confirm, then its reply or final row).
+//! - `accept`: the one way a task is accepted (a [`Services::submit`]'s route and wait);
+//!   `waiting`: a waiting submission's one wait and its registration for the reply.
 //! - [`access`]: who may do what (tokens, roles, limits); [`tokens`]: managing tokens.
 //! - [`listing`]: a client's tasks page by page, and one task long-polled (HTTP).
 
+mod accept;
 pub mod access;
 mod control;
 pub mod fleet;
@@ -24,13 +26,12 @@ use crate::actors::Handles;
 use crate::auth::Identity;
 use crate::db::models::TaskRow;
 use crate::db::DbError;
-use crate::messages::{PayloadRef, TaskMessage};
 use crate::publishing::{lease_end, message_of, LEASE};
 use crate::storage::StorageError;
 use crate::view::FromRow;
 use bytes::Bytes;
 use protocol::{Check, DeadList, DeadTask, ErrorCode, ErrorLine, KindInfo, KindList, Pong};
-use protocol::{SubmitOptions, TaskStatus, TaskView};
+use protocol::{TaskStatus, TaskView};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -90,6 +91,13 @@ pub enum ServiceError {
         publish: PublishError,
         db: DbError,
     },
+    #[error(
+        "the node was interrupted while accepting task {id} ({source}); ask `STATUS {id}` later"
+    )]
+    Interrupted {
+        id: Uuid,
+        source: tokio::task::JoinError,
+    },
 }
 
 impl ServiceError {
@@ -101,6 +109,7 @@ impl ServiceError {
                 ErrorCode::DatabaseUnavailable
             }
             ServiceError::NotAccepted(_) => ErrorCode::NotAccepted,
+            ServiceError::Interrupted { .. } => ErrorCode::Internal,
             ServiceError::NotFound(_) => ErrorCode::NotFound,
             ServiceError::NotFinished { .. } => ErrorCode::NotFinished,
             ServiceError::NotRetryable { .. } => ErrorCode::NotRetryable,
@@ -146,7 +155,8 @@ impl ServiceError {
             | ServiceError::NotCancellable { id, .. }
             | ServiceError::KeyConflict { id, .. }
             | ServiceError::Timeout { id, .. }
-            | ServiceError::Unsure { id, .. } => Some(*id),
+            | ServiceError::Unsure { id, .. }
+            | ServiceError::Interrupted { id, .. } => Some(*id),
             _ => None,
         }
     }
@@ -209,119 +219,6 @@ impl Services {
                 known: self.handles.kinds.names(),
             }),
         }
-    }
-
-    /// Accept a task from a request line: its payload takes the same way as a `PUT`'s
-    /// ([`Intake`]), then [`Services::submit`].
-    pub async fn submit_bytes(
-        &self,
-        kind: String,
-        payload: Vec<u8>,
-        wait: Option<Duration>,
-        options: &SubmitOptions,
-        who: &Identity,
-    ) -> Result<Answer, ServiceError> {
-        self.admit(who, payload.len() as u64)?;
-        let id = Uuid::now_v7();
-        let payload = self
-            .intake(id, &kind, payload.len() as u64)
-            .whole(payload)
-            .await?;
-        self.submit(id, kind, payload, wait, options, who).await
-    }
-
-    /// Accept a task whose payload is where `payload` says:
-    /// - without `wait`: write its `queued` row and outbox entry, answer its id; the relay
-    ///   publishes it ([`relay::accept`]), even if RabbitMQ is away for now;
-    /// - with a `wait`: publish it with confirm and answer its result (if it comes in time). Its row is first written
-    ///   by the node that runs it (with the outcome, in one write), so a waiting task costs
-    ///   one row write; if the wait times out, the `queued` row is written before the client
-    ///   hears the task id.
-    ///
-    /// Either way the client hears of the task only once it is safe: a queued task's row
-    /// exists and will be published; a result was written before it was sent; `not_accepted`
-    /// is said only of a task whose message surely reached no queue.
-    ///
-    /// A task with an idempotency key or for later takes [`Services::accept_with`] instead.
-    ///
-    /// A payload already in the bucket of a task surely not accepted (refused before its row
-    /// was written) is deleted; one whose fate is unsure (the database failed mid-write) is
-    /// left to retention's sweep of objects no row names.
-    pub async fn submit(
-        &self,
-        id: Uuid,
-        kind: String,
-        payload: PayloadRef,
-        wait: Option<Duration>,
-        options: &SubmitOptions,
-        who: &Identity,
-    ) -> Result<Answer, ServiceError> {
-        let key = match &payload {
-            PayloadRef::Object { key, .. } => Some(key.clone()),
-            PayloadRef::Inline { .. } => None,
-        };
-        let answer = self
-            .submit_once(id, kind, payload, wait, options, who)
-            .await;
-        if let (Err(e), Some(key)) = (&answer, key) {
-            if e.surely_not_accepted() {
-                let storage = self.handles.storage.clone();
-                actix::spawn(async move {
-                    if let Err(e) = storage.delete(&key).await {
-                        tracing::warn!(%key, error = %e, "payload of a refused task not deleted; retention sweeps it later");
-                    }
-                });
-            }
-        }
-        answer
-    }
-
-    async fn submit_once(
-        &self,
-        id: Uuid,
-        kind: String,
-        payload: PayloadRef,
-        wait: Option<Duration>,
-        options: &SubmitOptions,
-        who: &Identity,
-    ) -> Result<Answer, ServiceError> {
-        Services::may_submit(who)?;
-        self.check_kind(&kind)?;
-        self.check_inflight(who).await?;
-        let task = TaskMessage {
-            id,
-            kind,
-            payload,
-            submitted_by: self.handles.node.clone(),
-            reply_to: wait.map(|_| self.handles.reply_queue.clone()),
-            accepted_at: Some(chrono::Utc::now()),
-            owner: who.owner().map(str::to_string),
-            priority: options.priority(),
-        };
-        if control::needs_control(options) {
-            return self.accept_with(task, options, wait, who).await;
-        }
-        if let Some(wait) = wait {
-            let _counted = who.name.as_deref().map(|n| self.access.waiting.enter(n));
-            let kind = task.kind.clone();
-            let answer = self.wait_for(task, wait).await;
-            if matches!(answer, Ok(_) | Err(ServiceError::Timeout { .. })) {
-                self.handles.metrics.accepted(&kind);
-            }
-            return answer;
-        }
-        let outbox = self.handles.outbox.clone();
-        let kind = task.kind.clone();
-        // Spawned: once its row is being written, the task is the node's to finish, even if
-        // this request is dropped (its client gone).
-        match actix::spawn(async move { accept(&outbox, task).await }).await {
-            Ok(accepted) => accepted?,
-            Err(e) => return Err(ServiceError::Database(DbError::Write(e.to_string()))),
-        }
-        self.handles.metrics.accepted(&kind);
-        let mut view = TaskView::new(id, kind, TaskStatus::Queued);
-        view.priority = Some(options.priority()).filter(|p| *p > 0);
-        Ok(Answer::View(Box::new(self.flag_paused(view))))
     }
 
     pub fn view(&self, row: &TaskRow) -> TaskView {
@@ -429,17 +326,4 @@ impl Services {
     pub async fn status(&self, id: Uuid, who: &Identity) -> Result<TaskView, ServiceError> {
         Ok(self.view(&self.row(id, who).await?).without_result())
     }
-}
-
-/// Accept `task`: write its row and outbox entry, then publish it in the background (the
-/// caller may go away meanwhile). Once this returns `Ok`, the task will be published.
-async fn accept(outbox: &crate::publishing::Outbox, task: TaskMessage) -> Result<(), DbError> {
-    let accept = crate::db::store::Accept {
-        task: task.clone(),
-        owner: outbox.node.clone(),
-        due: lease_end(LEASE),
-    };
-    outbox.store.accept(accept).await?;
-    outbox.publish_soon(task).await;
-    Ok(())
 }

@@ -85,6 +85,7 @@ pub(super) fn start(
         idle_timeout: Duration::from_secs(settings.listener.idle_timeout_secs),
         write_timeout: Duration::from_secs(settings.listener.write_timeout_secs),
         auth_timeout: Duration::from_secs(settings.listener.auth_timeout_secs),
+        drain_grace: Duration::from_secs(settings.supervision.shutdown_grace_secs),
     };
     let listener = SocketListener::start(
         listener,

@@ -39,6 +39,8 @@ pub struct Node {
     pub pool_stats: Arc<PoolStats>,
     /// Deliveries being processed.
     pub inflight: Arc<AtomicUsize>,
+    /// Open line-protocol connections (until their last answer is written).
+    connections: Arc<AtomicUsize>,
     listener: Addr<SocketListener>,
     /// One per lane this node runs.
     consumers: Vec<Addr<TaskConsumer>>,
@@ -94,6 +96,7 @@ impl Node {
             services,
             pool_stats,
             inflight: counters.inflight,
+            connections: counters.connections.clone(),
             listener: fronts.listener,
             consumers,
             _background: background,

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 impl Node {
     /// Serve until `shutdown` resolves, then stop gracefully: stop accepting connections and
-    /// taking tasks, give in-flight tasks up to `supervision.shutdown_grace_secs` to finish
-    /// (each is acked only once its row is written; any still running when the grace ends is
-    /// simply not acked, so the broker hands it to another node). Returns `Err` when an actor
-    /// could not recover, so the process exits non-zero.
+    /// taking tasks, tell every session to drain (it reads no more requests and closes once
+    /// its answers are written), give in-flight tasks and sessions up to
+    /// `supervision.shutdown_grace_secs` to finish (each task is acked only once its row is
+    /// written; any still running when the grace ends is simply not acked, so the broker
+    /// hands it to another node). Returns `Err` when an actor could not recover, so the
+    /// process exits non-zero.
     pub async fn run_until_stopped(
         mut self,
         shutdown: impl std::future::Future<Output = ()>,
@@ -37,12 +39,13 @@ impl Node {
         let deadline = tokio::time::Instant::now() + self.grace;
         loop {
             let left = self.inflight.load(std::sync::atomic::Ordering::SeqCst);
-            if left == 0 {
-                tracing::info!(%node, "in-flight tasks done; stopped");
+            let open = self.connections.load(std::sync::atomic::Ordering::SeqCst);
+            if left == 0 && open == 0 {
+                tracing::info!(%node, "in-flight tasks and sessions done; stopped");
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(%node, left, "grace period over; unfinished tasks go back to the queue");
+                tracing::warn!(%node, left, open, "grace period over; unfinished tasks go back to the queue");
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -300,3 +300,38 @@ async fn a_client_that_closes_its_side_still_gets_its_answers() {
     assert_eq!(got[2]["status"], "succeeded");
     assert_eq!(got[3]["result"], "TWO");
 }
+
+/// Stopping a node (SIGTERM) drains its sessions: a request already taken is answered, then
+/// the node closes the connection, and the stop ends only once that answer is written.
+#[actix_rt::test]
+async fn a_stopping_node_answers_what_it_took_then_closes_the_connection() {
+    let env = TestEnv::new().await;
+    let node = env.spawn_node("n1").await;
+    let stream = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut lines = tokio::io::BufReader::new(read).lines();
+    let auth = format!("AUTH {}\n", env.token);
+    write.write_all(auth.as_bytes()).await.unwrap();
+    let ok: serde_json::Value =
+        serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(ok["auth"], "ok");
+    write.write_all(b"sleep 1500\n").await.unwrap();
+    // The task is being run: the session has taken the request.
+    while node.inflight() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    node.stop().await;
+    // The stop waited for the answer: it is there to read, then the end of the connection.
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(1), lines.next_line())
+        .await
+        .expect("the answer was written before the stop ended")
+        .unwrap()
+        .expect("an answer, not the end of the connection");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["status"], "succeeded", "{answer}");
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("the node closed the connection");
+    assert_eq!(end.unwrap(), None);
+}
