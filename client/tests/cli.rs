@@ -1,5 +1,7 @@
 //! `taskctl` end to end: the real binary against real nodes (see `tasknode-testkit`).
 
+#![allow(clippy::unwrap_used)] // a test's unwrap is its assertion
+
 use sha2::Digest;
 use std::path::PathBuf;
 use std::process::Output;

@@ -85,7 +85,7 @@ impl Outbox {
 
     /// Publish tasks in the outbox (leased to this node); delete the entries the broker
     /// confirmed, hand back the others.
-    #[tracing::instrument(skip_all, fields(tasks = tasks.len()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(tasks = tasks.len()))]
     pub async fn publish(&self, tasks: Vec<TaskMessage>) {
         let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
         let sent = futures_util::future::join_all(

@@ -15,6 +15,8 @@
 //! `TASKNODE_TEST_PG` (an admin URL, database `postgres`), `TASKNODE_TEST_AMQP` and
 //! `TASKNODE_TEST_S3` (endpoint).
 
+#![allow(clippy::unwrap_used)] // test support: a failed setup step fails the test
+
 pub mod env;
 pub mod lines;
 pub mod nodes;

@@ -114,7 +114,11 @@ async fn run_async(args: &BenchArgs, plan: Arc<Plan>, shared: Arc<Shared>) -> Re
                     .as_ref()
                     .map(|s| s.to_string())
                     .unwrap_or_default();
-                if let Some(tx) = waiting.lock().unwrap().remove(&id) {
+                if let Some(tx) = waiting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id)
+                {
                     let _ = tx.send(());
                 }
             }
@@ -142,7 +146,10 @@ async fn run_async(args: &BenchArgs, plan: Arc<Plan>, shared: Arc<Shared>) -> Re
                 n += 1;
                 let id = format!("{w}-{n}");
                 let (tx, rx) = oneshot::channel();
-                waiting.lock().unwrap().insert(id.clone(), tx);
+                waiting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.clone(), tx);
                 // Persistent, mandatory, confirmed: as a node publishes a task.
                 let options = BasicPublishOptions {
                     mandatory: true,

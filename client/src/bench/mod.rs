@@ -87,7 +87,10 @@ struct Shared {
 impl Shared {
     fn new() -> Arc<Self> {
         Arc::new(Shared {
-            histogram: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3).unwrap()),
+            histogram: Mutex::new(
+                Histogram::new_with_bounds(1, 600_000_000, 3)
+                    .expect("fixed, valid histogram bounds"),
+            ),
             done: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -98,13 +101,16 @@ impl Shared {
     /// A request scheduled at `at` completed now.
     fn record(&self, at: Instant) {
         let us = at.elapsed().as_micros() as u64;
-        self.histogram.lock().unwrap().saturating_record(us.max(1));
+        self.histogram
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .saturating_record(us.max(1));
         self.done.fetch_add(1, Ordering::Relaxed);
     }
 
     fn error(&self, e: impl std::fmt::Display) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        let mut first = self.first_error.lock().unwrap();
+        let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
         if first.is_none() {
             *first = Some(e.to_string());
         }
@@ -240,7 +246,7 @@ pub fn run(args: &BenchArgs, fleet: &crate::fleet::Fleet, json_out: bool) -> Res
     let _ = reporter.join();
     result?;
 
-    let h = shared.histogram.lock().unwrap();
+    let h = shared.histogram.lock().unwrap_or_else(|e| e.into_inner());
     let done = shared.done.load(Ordering::Relaxed);
     let errors = shared.errors.load(Ordering::Relaxed);
     let ms = |v: u64| v as f64 / 1000.0;
@@ -253,7 +259,7 @@ pub fn run(args: &BenchArgs, fleet: &crate::fleet::Fleet, json_out: bool) -> Res
         "rate": args.rate,
         "completed": done,
         "errors": errors,
-        "first_error": *shared.first_error.lock().unwrap(),
+        "first_error": *shared.first_error.lock().unwrap_or_else(|e| e.into_inner()),
         "seconds": elapsed.as_secs_f64(),
         "throughput_per_s": done as f64 / elapsed.as_secs_f64(),
         "latency_ms": {

@@ -141,8 +141,9 @@ impl StreamHandler<std::io::Result<TcpStream>> for SocketListener {
         let (svc, connections, limits) = (self.svc.clone(), self.connections.clone(), self.limits);
         let drain = self.drain.subscribe();
         let Some(tls) = self.tls.clone() else {
+            let peer = stream.peer_addr().ok();
             let (read, write) = stream.into_split();
-            Session::serve(read, write, svc, connections, limits, drain);
+            Session::serve(read, write, svc, connections, limits, drain, peer);
             return;
         };
         actix::spawn(async move {
@@ -150,7 +151,7 @@ impl StreamHandler<std::io::Result<TcpStream>> for SocketListener {
             match handshake(stream, &tls).await {
                 Ok(stream) => {
                     let (read, write) = tokio::io::split(stream);
-                    Session::serve(read, write, svc, connections, limits, drain);
+                    Session::serve(read, write, svc, connections, limits, drain, peer);
                 }
                 Err(e) => {
                     connections.fetch_sub(1, Ordering::SeqCst);

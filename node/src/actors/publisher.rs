@@ -70,7 +70,14 @@ pub enum PublishError {
     #[error("RabbitMQ did not confirm the message within {0:?}")]
     Timeout(Duration),
     #[error("RabbitMQ: {0}")]
-    Amqp(String),
+    Amqp(#[source] lapin::Error),
+    #[error("RabbitMQ: the channel is not in confirm mode")]
+    NotConfirmMode,
+    #[error("the publisher restarted before the message was confirmed")]
+    Restarted,
+    /// The message could not be encoded (never sent).
+    #[error("cannot encode the message: {0}")]
+    Encode(#[source] std::sync::Arc<serde_json::Error>),
     #[error("the publisher has stopped: {0}")]
     Stopped(#[from] actix::MailboxError),
 }
@@ -81,7 +88,10 @@ impl PublishError {
     pub fn is_definite(&self) -> bool {
         matches!(
             self,
-            PublishError::NotConnected | PublishError::Nacked | PublishError::Unroutable(_)
+            PublishError::NotConnected
+                | PublishError::Nacked
+                | PublishError::Unroutable(_)
+                | PublishError::Encode(_)
         )
     }
 }
@@ -175,8 +185,9 @@ impl Publisher {
             let body = match serde_json::to_vec(&tasks) {
                 Ok(b) => b,
                 Err(e) => {
+                    let e = std::sync::Arc::new(e);
                     for p in taken {
-                        let _ = p.waiter.send(Err(PublishError::Amqp(e.to_string())));
+                        let _ = p.waiter.send(Err(PublishError::Encode(e.clone())));
                     }
                     continue;
                 }
@@ -246,16 +257,14 @@ impl Publisher {
                     properties,
                 )
                 .await
-                .map_err(|e| PublishError::Amqp(e.to_string()))?;
+                .map_err(PublishError::Amqp)?;
             match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
                 Err(_) => Err(PublishError::Timeout(CONFIRM_TIMEOUT)),
-                Ok(Err(e)) => Err(PublishError::Amqp(e.to_string())),
+                Ok(Err(e)) => Err(PublishError::Amqp(e)),
                 Ok(Ok(Confirmation::Ack(None))) => Ok(()),
                 Ok(Ok(Confirmation::Ack(Some(_)))) => Err(PublishError::Unroutable(queue)),
                 Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
-                Ok(Ok(Confirmation::NotRequested)) => {
-                    Err(PublishError::Amqp("channel is not in confirm mode".into()))
-                }
+                Ok(Ok(Confirmation::NotRequested)) => Err(PublishError::NotConfirmMode),
             }
         }
     }
@@ -266,7 +275,12 @@ impl Publisher {
         fut: impl std::future::Future<Output = Result<(), PublishError>> + 'static,
     ) -> ResponseActFuture<Self, Result<(), PublishError>> {
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
-            if let Err(e @ (PublishError::Amqp(_) | PublishError::Timeout(_))) = &res {
+            if let Err(
+                e @ (PublishError::Amqp(_)
+                | PublishError::NotConfirmMode
+                | PublishError::Timeout(_)),
+            ) = &res
+            {
                 if act.link.lost() {
                     act.link.failed(e);
                     ctx.stop();
@@ -398,10 +412,7 @@ impl Handler<PublishTask> for Publisher {
             single,
         });
         self.flush_tasks(ctx);
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(PublishError::Amqp("publisher restarted".into())))
-        })
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(PublishError::Restarted)) })
     }
 }
 

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::FramedRead;
+use tracing::Instrument;
 use writer::{Item, Outbox, Pending, Slot, Writer};
 
 /// Requests of one connection served at once; past this the connection is not read until
@@ -80,6 +81,8 @@ pub struct Session {
     /// Becomes `true` when the node drains.
     drain: tokio::sync::watch::Receiver<bool>,
     draining: bool,
+    /// This connection's span: every request's log lines carry it (its peer and token).
+    span: tracing::Span,
 }
 
 impl Session {
@@ -92,17 +95,26 @@ impl Session {
         connections: Arc<AtomicUsize>,
         limits: SessionLimits,
         drain: tokio::sync::watch::Receiver<bool>,
+        peer: Option<std::net::SocketAddr>,
     ) {
+        let span = tracing::info_span!(
+            "connection",
+            peer = tracing::field::display(peer.map_or("?".to_string(), |p| p.to_string())),
+            token = tracing::field::Empty,
+        );
         Session::create(move |ctx| {
             let (slots, queue) = mpsc::channel::<Slot>(MAX_PIPELINED + 1);
             let last_activity = Rc::new(Cell::new(Instant::now()));
             let writer = Writer::new(write, limits.write_timeout, last_activity.clone());
             let session = ctx.address();
-            let writer = actix::spawn(async move {
-                writer.run(queue).await;
-                // The writer gave up (or was told to close): the session ends with it.
-                session.do_send(WriterGone);
-            });
+            let writer = actix::spawn(
+                async move {
+                    writer.run(queue).await;
+                    // The writer gave up (or was told to close): the session ends with it.
+                    session.do_send(WriterGone);
+                }
+                .instrument(span.clone()),
+            );
             ctx.add_stream(FramedRead::new(
                 read,
                 LineCodec::new(limits.max_line, limits.max_payload),
@@ -119,6 +131,7 @@ impl Session {
                 writer,
                 drain,
                 draining: false,
+                span,
             }
         });
     }
@@ -168,7 +181,7 @@ impl Session {
     ) {
         let (mut tx, rx) = oneshot::channel();
         self.queue(ctx, Pending::One(rx), permit);
-        actix::spawn(async move {
+        let work = async move {
             // A connection that is gone takes no answers: stop working on this one (a waiting
             // submission stops waiting; its task goes on).
             let out = tokio::select! {
@@ -178,7 +191,8 @@ impl Session {
             if let Some(out) = out {
                 let _ = tx.send(Item::Out(out));
             }
-        });
+        };
+        actix::spawn(work.instrument(self.span.clone()));
         if close {
             // Take nothing more from this client; what is queued is still answered.
             self.close_after_answers();
@@ -227,7 +241,8 @@ impl Session {
             timeout: self.limits.write_timeout,
         };
         let svc = self.svc.clone();
-        actix::spawn(async move {
+        let span = self.span.clone();
+        let work = async move {
             let close = match svc.result(id, &who, None).await {
                 Ok(ResultBody::Inline(view)) => !out.send(Outbound::line(&view)).await,
                 Ok(ResultBody::Stream {
@@ -240,7 +255,8 @@ impl Session {
             if close {
                 let _ = out.tx.send(Item::Close).await;
             }
-        });
+        };
+        actix::spawn(work.instrument(span));
     }
 
     fn handle_request(
@@ -438,6 +454,7 @@ impl Handler<WriterGone> for Session {
 
 impl StreamHandler<Result<Inbound, std::io::Error>> for Session {
     fn handle(&mut self, item: Result<Inbound, std::io::Error>, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         self.last_activity.set(Instant::now());
         match item {
             Ok(Inbound::Request(Ok(req))) => {

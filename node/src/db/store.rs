@@ -128,38 +128,38 @@ impl Store {
     }
 
     /// Record a newly accepted task as `queued`. `Ok(false)`: the id exists already.
-    #[tracing::instrument(skip_all, fields(task = %task.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(task = %task.id))]
     pub async fn insert(&self, task: TaskMessage) -> Result<bool, DbError> {
         self.write(|b, tx| b.inserts.push((task, tx))).await
     }
 
     /// Accept a task: its `queued` row and its outbox entry in one statement. `Ok(false)`:
     /// the id exists already.
-    #[tracing::instrument(skip_all, fields(task = %accept.task.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(task = %accept.task.id))]
     pub async fn accept(&self, accept: Accept) -> Result<bool, DbError> {
         self.write(|b, tx| b.accepts.push((accept, tx))).await
     }
 
     /// The broker confirmed these tasks' messages (see [`outbox::settle`]).
-    #[tracing::instrument(skip_all, fields(tasks = ids.len()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(tasks = ids.len()))]
     pub async fn published(&self, ids: Vec<Uuid>) -> Result<(), DbError> {
         self.write(|b, tx| b.settled.push((ids, tx))).await
     }
 
     /// Mark a delivered task running here (see [`tasks::start_many`]).
-    #[tracing::instrument(skip_all, fields(task = %start.task.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(task = %start.task.id))]
     pub async fn start(&self, start: StartTask) -> Result<Start, DbError> {
         self.write(|b, tx| b.starts.push((start, tx))).await
     }
 
     /// Write a run's outcome; answers the row as stored.
-    #[tracing::instrument(skip_all, fields(task = %outcome.task.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(task = %outcome.task.id))]
     pub async fn record(&self, outcome: RecordOutcome) -> Result<Option<TaskRow>, DbError> {
         self.write(|b, tx| b.records.push((outcome, tx))).await
     }
 
     /// Several outcomes (the tasks of one delivery), in one batch; answers in order.
-    #[tracing::instrument(skip_all, fields(tasks = outcomes.len()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(tasks = outcomes.len()))]
     pub async fn record_all(
         &self,
         outcomes: Vec<RecordOutcome>,
@@ -180,7 +180,7 @@ impl Store {
     }
 
     /// Note a failed run that will be retried.
-    #[tracing::instrument(skip_all, fields(task = %retry.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(task = %retry.id))]
     pub async fn retry_later(&self, retry: RetryLater) -> Result<bool, DbError> {
         self.write(|b, tx| b.singles.push((Single::RetryLater(retry), tx)))
             .await
@@ -204,7 +204,7 @@ impl Store {
     }
 
     /// One task's row.
-    #[tracing::instrument(skip_all, fields(task = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(task = %id))]
     pub async fn task(&self, id: Uuid) -> Result<Option<TaskRow>, DbError> {
         self.run(async |c| tasks::get(c, id).await).await
     }

@@ -79,6 +79,7 @@ impl Drop for InFlight {
 
 /// One delivery: a message of one or more tasks; acked once every task's outcome is
 /// written, handed back to the queue otherwise.
+#[tracing::instrument(name = "delivery", skip_all, fields(queue = %ctx.queue, tag = delivery.delivery_tag, redelivered = delivery.redelivered))]
 pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
     let _inflight = InFlight::new(&ctx.inflight);
     let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());

@@ -294,7 +294,11 @@ impl Services {
                         new: true,
                         unwritten: None,
                     }),
-                    Err(db) => Err(ServiceError::Unsure { id, publish, db }),
+                    Err(db) => Err(ServiceError::Unsure {
+                        id,
+                        publish: Box::new(publish),
+                        db,
+                    }),
                 }
             }
         }

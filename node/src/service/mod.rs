@@ -88,7 +88,7 @@ pub enum ServiceError {
     #[error("task {id} may or may not run: its publish was not confirmed ({publish}) and the database is unavailable ({db}); ask `STATUS {id}` later")]
     Unsure {
         id: Uuid,
-        publish: PublishError,
+        publish: Box<PublishError>,
         db: DbError,
     },
     #[error(

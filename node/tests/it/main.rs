@@ -1,6 +1,8 @@
 //! Integration tests: real nodes against the real RabbitMQ, PostgreSQL and S3 store, each test
 //! in its own database, queues and key prefix (see the `tasknode-testkit` crate).
 
+#![allow(clippy::unwrap_used)] // a test's unwrap is its assertion
+
 mod accepting;
 mod access;
 mod api;

@@ -47,7 +47,7 @@ impl Publisher {
                         )
                         .await
                         .map(|_| ())
-                        .map_err(|e| PublishError::Amqp(e.to_string())),
+                        .map_err(PublishError::Amqp),
                 };
                 if let Err(e) = sent {
                     // The waiting sessions also poll the task rows, so they still get answers.

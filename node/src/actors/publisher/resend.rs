@@ -59,7 +59,10 @@ impl Handler<Republish> for Publisher {
         let props = task_properties().with_correlation_id(msg.task.id.to_string().into());
         let body = match serde_json::to_vec(&[&msg.task]) {
             Ok(body) => body,
-            Err(e) => return Box::pin(fut::ready(Err(PublishError::Amqp(e.to_string())))),
+            Err(e) => {
+                let e = PublishError::Encode(std::sync::Arc::new(e));
+                return Box::pin(fut::ready(Err(e)));
+            }
         };
         let task_queue = self
             .lanes
@@ -83,7 +86,7 @@ impl Handler<Republish> for Publisher {
                 topology
                     .declare_retry(&channel, &task_queue, delay_ms)
                     .await
-                    .map_err(|e| PublishError::Amqp(e.to_string()))?;
+                    .map_err(PublishError::Amqp)?;
             }
             publish.await
         };

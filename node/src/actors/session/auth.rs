@@ -69,6 +69,9 @@ impl Session {
                     name: identity.name.clone(),
                     role: identity.role.as_str().into(),
                 };
+                if let Some(name) = &identity.name {
+                    act.span.record("token", name.as_str());
+                }
                 act.who.identity = Some(Rc::new(identity));
                 act.who.secret = Some(Rc::new(secret));
                 act.who.failed = 0;

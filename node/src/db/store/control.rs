@@ -25,7 +25,7 @@ pub struct AcceptWith {
 
 impl Store {
     /// Accept a task with a key or for later (see [`control::accept`]).
-    #[tracing::instrument(skip_all, fields(task = %accept.task.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(task = %accept.task.id))]
     pub async fn accept_with(&self, accept: AcceptWith) -> Result<Accepted, DbError> {
         let lease = Lease {
             owner: &accept.owner,
@@ -39,7 +39,7 @@ impl Store {
     }
 
     /// Cancel a task (see [`control::cancel`]): its status before, and its row now.
-    #[tracing::instrument(skip_all, fields(task = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(task = %id))]
     pub async fn cancel(
         &self,
         id: Uuid,
