@@ -112,7 +112,7 @@ enum Command {
     Kinds,
     /// Check that a node answers (and whether its dependencies do).
     Ping,
-    /// Load the fleet and report throughput and latency (see README, Benchmark).
+    /// Load the fleet and report throughput and latency (see docs/benchmark.md).
     Bench(bench::BenchArgs),
     /// Manage tokens (an admin token).
     #[command(subcommand)]

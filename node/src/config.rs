@@ -34,9 +34,9 @@ pub struct Settings {
     pub janitor: JanitorSettings,
     pub workers: WorkerSettings,
     pub auth: crate::auth::AuthSettings,
-    pub http: crate::http::HttpSettings,
+    pub http: HttpSettings,
     /// `[lanes.<name>]`: see [`crate::lanes`].
-    pub lanes: std::collections::BTreeMap<String, crate::lanes::LaneSettings>,
+    pub lanes: std::collections::BTreeMap<String, LaneSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -304,3 +304,45 @@ mod validate;
 
 #[cfg(test)]
 mod tests;
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Where the API listens; empty: no HTTP API.
+    pub address: String,
+    /// Threads serving HTTP (each with its own event loop).
+    pub workers: usize,
+    /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`;
+    /// `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// Largest JSON body (a raw body may be as large as `listener.max_payload_bytes`).
+    pub max_json_bytes: usize,
+    /// A client must send its request head within this many seconds, and may not pause a
+    /// body for longer.
+    pub request_timeout_secs: u64,
+    /// An idle keep-alive connection is closed after this many seconds.
+    pub keep_alive_secs: u64,
+    /// Connections open at once; past that, a new connection is answered 503 `busy` and
+    /// closed.
+    pub max_connections: usize,
+    /// Event streams and long polls open at once; past that, 503 `busy`.
+    pub max_streams: usize,
+    /// The longest an event stream stays open (a client reconnects for more).
+    pub max_stream_secs: u64,
+    /// `/metrics` without a token (else an admin token is needed).
+    pub public_metrics: bool,
+}
+
+/// One `[lanes.<name>]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneSettings {
+    /// Kinds of this lane (besides those that fall to it by default).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Worker threads on each node; unset: `workers.count` (one per CPU by default).
+    pub workers: Option<usize>,
+    /// Deliveries each node holds at once from this lane's queue.
+    pub prefetch: u16,
+}

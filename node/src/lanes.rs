@@ -20,10 +20,9 @@
 //! [`Lanes::resolve`] refuses a lane whose longest timeout does not fit well below
 //! `amqp.consumer_timeout_secs`.
 
-use crate::actors::publisher::MAX_TASKS_PER_MESSAGE;
 use crate::config::Settings;
 use crate::kinds::Registry;
-use serde::Deserialize;
+use crate::messages::MAX_TASKS_PER_MESSAGE;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,19 +44,6 @@ fn band_queue(queue: &str, priority: u8) -> String {
         Some(low) => format!("{queue}.prio{low}"),
         None => queue.to_string(),
     }
-}
-
-/// One `[lanes.<name>]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LaneSettings {
-    /// Kinds of this lane (besides those that fall to it by default).
-    #[serde(default)]
-    pub kinds: Vec<String>,
-    /// Worker threads on each node; unset: `workers.count` (one per CPU by default).
-    pub workers: Option<usize>,
-    /// Deliveries each node holds at once from this lane's queue.
-    pub prefetch: u16,
 }
 
 /// The queue of lane `name`.

@@ -8,27 +8,31 @@
 //!
 //! # Layout, in the order a task travels
 //!
-//! - [`startup`]: [`startup::Node::build`] checks every dependency and starts the actors;
+//! - [`startup`]: [`startup::Node::build`] checks every dependency and starts the actors,
+//!   in named steps;
 //!   [`config`] holds the layered, typed settings.
 //! - [`actors::listener`] accepts a connection (over [`tls`] when configured), and
 //!   [`auth`] says who it is after `AUTH`; [`actors::session`] reads its requests (the
 //!   protocol's codec), dispatches them and writes the answers in order.
 //! - [`http`]: the HTTP API beside the line protocol, on the same services.
 //! - [`service`]: what a node does for a client: [`service::intake`] puts a payload inline
-//!   or in the bucket, [`service::Services::submit`] accepts a task (its row and outbox entry)
-//!   or publishes it and waits for its reply, [`service::results`] finds a result to send back.
-//! - [`actors::relay`] publishes accepted tasks (and what the outbox holds past its lease);
+//!   or in the bucket, [`service::Services::submit`] accepts a task (`service/accept.rs`,
+//!   the one way in: its row and outbox entry, or a publish with confirm and one wait),
+//!   [`service::results`] finds a result to send back.
+//! - [`publishing`] publishes accepted tasks, and [`actors::relay`] what the outbox holds
+//!   past its lease;
 //!   [`actors::publisher`] puts tasks on their [`lanes`]' queues as [`messages`] (version 1),
 //!   confirmed.
 //! - [`actors::consumer`] (one per lane) takes deliveries off the queue; [`delivery`] runs each one through
-//!   start, run ([`actors::worker_pool`], [`kinds`]) and complete, with [`retry`] deciding
-//!   delays and burial.
-//! - [`actors::persister`] writes every row ([`db`]); [`actors::uploader`] moves bytes to
+//!   start, run ([`actors::worker_pool`], [`kinds`]) and complete (the one way an outcome
+//!   is recorded), with [`retry`] deciding delays and burial.
+//! - [`db::Store`] writes every row (group commit) and reads them; [`actors::uploader`] moves bytes to
 //!   and from the bucket ([`storage`]).
 //! - [`actors::replies`] hands a reply to the session waiting for it; [`view`] makes the
 //!   task view a client gets from a row.
 //! - [`amqp`]: connecting (plain or TLS), topology and the lifecycle the AMQP actors share;
-//!   [`supervision`]: their restart budget; [`metrics`]: what a node counts, for Prometheus.
+//!   [`supervision`]: their restart budget; [`mailbox`]: asking an actor; [`metrics`]: what a
+//!   node counts, for Prometheus; [`actors::every`]: the periodic actors' one loop.
 //! - [`control`] and [`actors::controller`]: paused lanes and kinds, cancelled runs, keys;
 //!   [`actors::scheduler`]: periodic tasks.
 //! - [`fleet`] and [`actors::heartbeat`]: every node's state and recent seconds, in
@@ -46,6 +50,7 @@ pub mod health;
 pub mod http;
 pub mod kinds;
 pub mod lanes;
+pub mod mailbox;
 pub mod messages;
 pub mod metrics;
 pub mod periodic;

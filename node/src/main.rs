@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use tasknode::config::Settings;
 use tasknode::startup::Node;
 
-// The system allocator: mimalloc (used before issue 15) kept about 18 MiB of an idle node
-// resident (its per-thread heaps) and was no faster at low concurrency (under a pipelined
-// flood it may be a few percent faster).
+// The system allocator (no global allocator is set): mimalloc, tried before, kept about
+// 18 MiB of an idle node resident (its per-thread heaps) and was no faster at low
+// concurrency (under a pipelined flood it may be a few percent faster).
 
 #[derive(Parser)]
 #[command(name = "tasknode", version, about = "Run one tasknode node")]

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+/// Most tasks in one message.
+pub const MAX_TASKS_PER_MESSAGE: usize = 256;
+
 /// The `type` of a task message: a JSON array of [`TaskMessage`]s.
 pub const TASKS_V1: &str = "tasknode.tasks.v1";
 /// The `type` of a reply message: a [`ReplyBatch`].

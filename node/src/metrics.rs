@@ -131,89 +131,93 @@ impl Metrics {
             connections_now: connections,
             registry: Registry::default(),
         };
-        let r = &mut registry;
+        m.register_all(&mut registry);
+        Metrics { registry, ..m }
+    }
+
+    /// Register every metric under its name and help text.
+    fn register_all(&self, r: &mut Registry) {
         r.register(
             "tasks_accepted",
             "Tasks accepted by this node",
-            m.accepted.clone(),
+            self.accepted.clone(),
         );
         r.register(
             "tasks_finished",
             "Task outcomes written by this node",
-            m.finished.clone(),
+            self.finished.clone(),
         );
         r.register(
             "task_queue_wait_seconds",
             "From acceptance to the (last) start",
-            m.queue_wait.clone(),
+            self.queue_wait.clone(),
         );
         r.register(
             "task_run_seconds",
             "From start to outcome",
-            m.run_time.clone(),
+            self.run_time.clone(),
         );
         r.register(
             "task_end_to_end_seconds",
             "From acceptance to outcome",
-            m.end_to_end.clone(),
+            self.end_to_end.clone(),
         );
         r.register(
             "tasks_in_flight",
             "Deliveries being processed",
-            m.in_flight.clone(),
+            self.in_flight.clone(),
         );
         r.register(
             "workers_busy",
             "Worker threads running a task",
-            m.busy_workers.clone(),
+            self.busy_workers.clone(),
         );
         r.register(
             "publish_batch_size",
             "Tasks per broker publish batch",
-            m.publish_batch.clone(),
+            self.publish_batch.clone(),
         );
         r.register(
             "write_batch_size",
             "Rows per database write batch",
-            m.write_batch.clone(),
+            self.write_batch.clone(),
         );
         r.register(
             "actor_restarts",
             "Restarts of supervised actors",
-            m.restarts.clone(),
+            self.restarts.clone(),
         );
-        r.register("auth_failures", "Refused tokens", m.auth_failures.clone());
+        r.register(
+            "auth_failures",
+            "Refused tokens",
+            self.auth_failures.clone(),
+        );
         r.register(
             "rate_limited",
             "Submissions refused over a token's rate",
-            m.rate_limited.clone(),
+            self.rate_limited.clone(),
         );
-        r.register(
-            "tasks_rescued",
-            "Tasks put back through the outbox (or made dead) by the janitor: over the broker's delivery limit, or stuck with no message",
-            m.rescued.clone(),
-        );
+        r.register("tasks_rescued", "Tasks put back through the outbox (or made dead) by the janitor: over the broker's delivery limit, or stuck with no message", self.rescued.clone());
         r.register(
             "open_connections",
             "Open client connections by protocol (line, http)",
-            m.open_connections.clone(),
+            self.open_connections.clone(),
         );
         r.register(
             "http_requests_open",
             "HTTP requests being served",
-            m.http_requests_open.clone(),
+            self.http_requests_open.clone(),
         );
         r.register(
             "dependency_up",
             "1 when the dependency answers",
-            m.dependency_up.clone(),
+            self.dependency_up.clone(),
         );
         r.register(
             "queue_depth",
             "Messages ready in each lane's queue (from the broker)",
-            m.queue_depth.clone(),
+            self.queue_depth.clone(),
         );
-        Metrics { registry, ..m }
     }
 
     fn lane(&self, kind: &str) -> String {

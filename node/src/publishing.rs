@@ -8,9 +8,9 @@
 //! once in any case.
 
 use crate::actors::publisher::{PublishTask, Publisher};
-use crate::actors::Settle;
 use crate::db::models::TaskRow;
 use crate::db::Store;
+use crate::mailbox::Settle;
 use crate::messages::{PayloadRef, TaskMessage};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};

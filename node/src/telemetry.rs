@@ -59,22 +59,26 @@ fn mask_passwords(text: &str) -> String {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(
-            super::redact("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(
-            super::redact("postgres://postgres@127.0.0.1/db"),
-            "postgres://postgres@127.0.0.1/db"
-        );
-        assert_eq!(
-            super::redact("postgres://u@h/db?sslmode=require&password=hunter2&x=1"),
-            "postgres://u@h/db?sslmode=require&password=***&x=1"
-        );
-        assert_eq!(
-            super::redact("host=db user=u PASSWORD='a secret' dbname=t"),
-            "host=db user=u PASSWORD=*** dbname=t"
-        );
-        assert_eq!(super::redact("password="), "password=***");
+        for (given, shown) in [
+            (
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                "amqp://guest:***@127.0.0.1:5672/%2f",
+            ),
+            (
+                "postgres://postgres@127.0.0.1/db",
+                "postgres://postgres@127.0.0.1/db",
+            ),
+            (
+                "postgres://u@h/db?sslmode=require&password=hunter2&x=1",
+                "postgres://u@h/db?sslmode=require&password=***&x=1",
+            ),
+            (
+                "host=db user=u PASSWORD='a secret' dbname=t",
+                "host=db user=u PASSWORD=*** dbname=t",
+            ),
+            ("password=", "password=***"),
+        ] {
+            assert_eq!(super::redact(given), shown, "{given}");
+        }
     }
 }

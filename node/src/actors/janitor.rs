@@ -18,8 +18,9 @@
 use super::every::{self, Every, Periodic, Round};
 use crate::amqp::Broker;
 use crate::db::models::NewTask;
+use crate::db::outbox::Lease;
 use crate::db::rescue::{self, Cutoffs};
-use crate::db::tasks::{insert_many, Lease};
+use crate::db::tasks::insert_many;
 use crate::db::{DbError, DbPool};
 use crate::lanes::{band_queues, Lanes};
 use crate::retry::{self, RetryPolicy};

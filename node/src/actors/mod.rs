@@ -5,7 +5,7 @@
 //! | [`listener::SocketListener`] | async | starts a session per connection | logs a failed accept, keeps listening |
 //! | [`session::Session`] | async, one per TCP peer | [`crate::service::Services`] | answers an error line, keeps the connection |
 //! | [`publisher::Publisher`] | async, `Supervisor` | RabbitMQ (confirm channel) | restarts with backoff; publishes fail fast meanwhile |
-//! | [`replies::ReplyRouter`] | async, `Supervisor` | RabbitMQ (this node's reply queue) | restarts with backoff; waiters survive and also poll rows |
+//! | [`replies::ReplyRouter`] | async, `Supervisor` | RabbitMQ (this node's reply queue) | restarts with backoff; waiters survive, and the watcher reads their rows |
 //! | [`consumer::TaskConsumer`] | async, `Supervisor` | RabbitMQ (task queue); each delivery goes to [`crate::delivery`] | restarts with backoff; unacked deliveries are redelivered by the broker |
 //! | [`worker_pool::Worker`] | `SyncArbiter`, `workers.count` threads | uploader (payload streams) | a panicking handler fails only its task; a timed-out one gets its executor thread replaced |
 //! | [`relay::Relay`] | async, periodic | store (outbox claims), publisher | a failed claim or publish is tried again on the next round |
@@ -43,6 +43,8 @@ use crate::kinds::Registry;
 use crate::storage::Storage;
 use actix::prelude::*;
 
+pub use crate::mailbox::Settle;
+
 /// The node's long-lived actors and what both sides of a node (serving clients, running
 /// deliveries) need with them. Cheap to clone.
 #[derive(Clone)]
@@ -68,15 +70,4 @@ pub struct Handles {
     pub control: crate::control::Control,
     /// Asks the broker how deep each lane's queue is (for `/metrics`).
     pub depths: Addr<depths::QueueDepths>,
-}
-
-/// An actor's answer, with a mailbox failure (the actor stopped) folded into its own error.
-pub trait Settle<T, E> {
-    fn settle(self) -> Result<T, E>;
-}
-
-impl<T, E: From<MailboxError>> Settle<T, E> for Result<Result<T, E>, MailboxError> {
-    fn settle(self) -> Result<T, E> {
-        self.map_err(E::from).and_then(|answer| answer)
-    }
 }

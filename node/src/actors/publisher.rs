@@ -32,8 +32,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Most tasks in one message.
-pub const MAX_TASKS_PER_MESSAGE: usize = 256;
+pub use crate::messages::MAX_TASKS_PER_MESSAGE;
 /// The most bytes of tasks one message carries (one task larger than this still goes, alone):
 /// well under RabbitMQ 4's default `max_message_size` of 16 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;

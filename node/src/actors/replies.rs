@@ -4,8 +4,8 @@
 //! Runs under a `Supervisor` (see [`crate::supervision`]); waiters survive its restarts.
 //! The queue is exclusive to this node's connection, so two nodes configured with the same
 //! name cannot steal each other's replies: the second one fails at startup. A reply that is
-//! lost (the connection dropped while it was in flight) is covered by the waiting session,
-//! which also polls the task row.
+//! lost (the connection dropped while it was in flight) is covered by the node's
+//! [`super::watcher::Watcher`], which reads the rows of the tasks waited on.
 
 use crate::amqp;
 use crate::amqp::link::{self, Connected, Link, Opening};

@@ -1,60 +1,92 @@
-//! The checks of [`Settings`] that serde cannot express: each names its key.
+//! The checks of [`Settings`] that serde cannot express, one function per section: each
+//! error names its key.
 
 use super::{ConfigError, Settings};
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        problem: problem.into(),
+    }
+}
+
+/// `value` must be at least `min`.
+fn at_least(key: &'static str, value: u64, min: u64) -> Result<(), ConfigError> {
+    match value >= min {
+        true => Ok(()),
+        false => Err(invalid(key, format!("must be at least {min}"))),
+    }
+}
+
+/// `value` must start with one of `schemes`.
+fn scheme(key: &'static str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    match schemes.iter().any(|s| value.starts_with(s)) {
+        true => Ok(()),
+        false => Err(invalid(
+            key,
+            format!("must start with {}", schemes.join(" or ")),
+        )),
+    }
+}
 
 impl Settings {
     /// Checks serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
-            ConfigError::Invalid {
-                key,
-                problem: problem.into(),
-            }
-        }
+        self.validate_node()?;
+        self.validate_listener()?;
+        self.validate_amqp()?;
+        self.validate_database()?;
+        self.validate_storage()?;
+        self.validate_tasks()?;
+        self.validate_upkeep()
+    }
+
+    fn validate_node(&self) -> Result<(), ConfigError> {
         let name = &self.node.name;
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+        if name.is_empty() || !name.chars().all(allowed) {
             return Err(invalid(
                 "node.name",
                 "must be non-empty and use only letters, digits, '-', '_' or '.'",
             ));
         }
-        if self
-            .listener
-            .address
-            .parse::<std::net::SocketAddr>()
-            .is_err()
-        {
+        Ok(())
+    }
+
+    fn validate_listener(&self) -> Result<(), ConfigError> {
+        let l = &self.listener;
+        if l.address.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 "listener.address",
-                format!("`{}` is not an IP:port address", self.listener.address),
+                format!("`{}` is not an IP:port address", l.address),
             ));
         }
-        if self.listener.max_line_bytes < 64 {
-            return Err(invalid("listener.max_line_bytes", "must be at least 64"));
+        at_least("listener.max_line_bytes", l.max_line_bytes as u64, 64)?;
+        at_least("listener.max_connections", l.max_connections as u64, 1)?;
+        at_least("listener.wait_timeout_secs", l.wait_timeout_secs, 1)?;
+        at_least("listener.idle_timeout_secs", l.idle_timeout_secs, 1)?;
+        at_least("listener.auth_timeout_secs", l.auth_timeout_secs, 1)?;
+        at_least("listener.write_timeout_secs", l.write_timeout_secs, 1)?;
+        if l.tls_cert.is_some() != l.tls_key.is_some() {
+            return Err(invalid(
+                "listener.tls_cert",
+                "TLS needs both listener.tls_cert and listener.tls_key",
+            ));
         }
-        if self.listener.max_connections == 0 {
-            return Err(invalid("listener.max_connections", "must be at least 1"));
-        }
-        if self.listener.wait_timeout_secs == 0 {
-            return Err(invalid("listener.wait_timeout_secs", "must be at least 1"));
-        }
+        Ok(())
+    }
+
+    fn validate_amqp(&self) -> Result<(), ConfigError> {
         for url in self.amqp.urls() {
             if !url.starts_with("amqp://") && !url.starts_with("amqps://") {
-                let key = if self.amqp.urls.is_empty() {
-                    "amqp.url"
-                } else {
-                    "amqp.urls"
+                let key = match self.amqp.urls.is_empty() {
+                    true => "amqp.url",
+                    false => "amqp.urls",
                 };
+                let url = crate::telemetry::redact(&url);
                 return Err(invalid(
                     key,
-                    format!(
-                        "`{}` must start with amqp:// or amqps://",
-                        crate::telemetry::redact(&url)
-                    ),
+                    format!("`{url}` must start with amqp:// or amqps://"),
                 ));
             }
         }
@@ -64,104 +96,79 @@ impl Settings {
         if self.amqp.publish_wait_ms > 60_000 {
             return Err(invalid("amqp.publish_wait_ms", "must be at most 60000"));
         }
-        if !self.database.url.starts_with("postgres://")
-            && !self.database.url.starts_with("postgresql://")
-        {
-            return Err(invalid(
-                "database.url",
-                "must start with postgres:// or postgresql://",
-            ));
-        }
-        if self.database.pool_size == 0 {
-            return Err(invalid("database.pool_size", "must be at least 1"));
-        }
-        if !self.storage.endpoint.starts_with("http://")
-            && !self.storage.endpoint.starts_with("https://")
-        {
-            return Err(invalid(
-                "storage.endpoint",
-                "must start with http:// or https://",
-            ));
-        }
-        if self.storage.bucket.is_empty() {
+        Ok(())
+    }
+
+    fn validate_database(&self) -> Result<(), ConfigError> {
+        let schemes = ["postgres://", "postgresql://"];
+        scheme("database.url", &self.database.url, &schemes)?;
+        at_least("database.pool_size", self.database.pool_size.into(), 1)
+    }
+
+    fn validate_storage(&self) -> Result<(), ConfigError> {
+        let s = &self.storage;
+        scheme("storage.endpoint", &s.endpoint, &["http://", "https://"])?;
+        if s.bucket.is_empty() {
             return Err(invalid("storage.bucket", "must not be empty"));
         }
-        if self.storage.part_size < 5 * 1024 * 1024 {
+        if s.part_size < 5 * 1024 * 1024 {
             return Err(invalid(
                 "storage.part_size",
                 "must be at least 5242880 (5 MiB, the S3 minimum)",
             ));
         }
-        if self.storage.inline_limit > 16 * 1024 * 1024 {
+        if s.inline_limit > 16 * 1024 * 1024 {
             return Err(invalid("storage.inline_limit", "must be at most 16 MiB"));
         }
-        if self.listener.idle_timeout_secs == 0 {
-            return Err(invalid("listener.idle_timeout_secs", "must be at least 1"));
-        }
-        if self.listener.auth_timeout_secs == 0 {
-            return Err(invalid("listener.auth_timeout_secs", "must be at least 1"));
-        }
-        if self.listener.write_timeout_secs == 0 {
-            return Err(invalid("listener.write_timeout_secs", "must be at least 1"));
-        }
-        if self.listener.tls_cert.is_some() != self.listener.tls_key.is_some() {
-            return Err(invalid(
-                "listener.tls_cert",
-                "TLS needs both listener.tls_cert and listener.tls_key",
-            ));
-        }
-        if self.storage.max_uploads == 0 {
-            return Err(invalid("storage.max_uploads", "must be at least 1"));
-        }
-        if self.storage.timeout_secs == 0 {
-            return Err(invalid("storage.timeout_secs", "must be at least 1"));
-        }
-        if self.tasks.max_attempts == 0 || self.tasks.max_attempts > 50 {
+        at_least("storage.max_uploads", s.max_uploads as u64, 1)?;
+        at_least("storage.timeout_secs", s.timeout_secs, 1)
+    }
+
+    fn validate_tasks(&self) -> Result<(), ConfigError> {
+        let t = &self.tasks;
+        if t.max_attempts == 0 || t.max_attempts > 50 {
             return Err(invalid("tasks.max_attempts", "must be from 1 to 50"));
         }
-        if self.tasks.retry_base_ms == 0 {
-            return Err(invalid("tasks.retry_base_ms", "must be at least 1"));
-        }
+        at_least("tasks.retry_base_ms", t.retry_base_ms, 1)?;
         // RabbitMQ closes a channel holding a delivery unacked past its consumer_timeout.
-        if self.tasks.timeout_secs == 0 || self.tasks.timeout_secs > 1500 {
+        if t.timeout_secs == 0 || t.timeout_secs > 1500 {
             return Err(invalid(
                 "tasks.timeout_secs",
                 "must be from 1 to 1500 (below RabbitMQ's 30-minute consumer timeout)",
             ));
         }
-        for (kind, k) in &self.tasks.kinds {
+        for (kind, k) in &t.kinds {
             if k.max_attempts.is_some_and(|n| n == 0 || n > 50) {
-                return Err(ConfigError::Invalid {
-                    key: "tasks.kinds.<kind>.max_attempts",
-                    problem: format!("`{kind}`: must be from 1 to 50"),
-                });
+                let problem = format!("`{kind}`: must be from 1 to 50");
+                return Err(invalid("tasks.kinds.<kind>.max_attempts", problem));
             }
             if k.timeout_secs.is_some_and(|n| n == 0 || n > 1500) {
-                return Err(ConfigError::Invalid {
-                    key: "tasks.kinds.<kind>.timeout_secs",
-                    problem: format!("`{kind}`: must be from 1 to 1500"),
-                });
+                let problem = format!("`{kind}`: must be from 1 to 1500");
+                return Err(invalid("tasks.kinds.<kind>.timeout_secs", problem));
             }
         }
+        Ok(())
+    }
+
+    /// Keys, retention, the janitor and supervision.
+    fn validate_upkeep(&self) -> Result<(), ConfigError> {
         // A key must not outlive the row it names (its day is dropped after retention.days).
-        if self.retention.days > 0 && self.keys.retention_secs > self.retention.days * 86_400 {
+        let days = self.retention.days;
+        if days > 0 && self.keys.retention_secs > days * 86_400 {
             return Err(invalid(
                 "keys.retention_secs",
                 format!(
-                    "{} s is longer than retention.days ({} days): a key would name a task already removed",
-                    self.keys.retention_secs, self.retention.days
+                    "{} s is longer than retention.days ({days} days): a key would name a task already removed",
+                    self.keys.retention_secs
                 ),
             ));
         }
-        if self.janitor.every_secs == 0 {
-            return Err(invalid("janitor.every_secs", "must be at least 1"));
-        }
-        if self.supervision.max_restarts == 0 {
-            return Err(invalid("supervision.max_restarts", "must be at least 1"));
-        }
-        if self.supervision.window_secs == 0 {
-            return Err(invalid("supervision.window_secs", "must be at least 1"));
-        }
-        Ok(())
+        at_least("janitor.every_secs", self.janitor.every_secs, 1)?;
+        at_least(
+            "supervision.max_restarts",
+            self.supervision.max_restarts.into(),
+            1,
+        )?;
+        at_least("supervision.window_secs", self.supervision.window_secs, 1)
     }
 }

@@ -7,8 +7,9 @@
 //! delivery. A paused task's entry is due `'infinity'` until its lane or kind is resumed.
 
 use super::models::{NewTask, TaskRow};
+use super::outbox::Lease;
 use super::schema::{outbox, paused, task_keys, tasks};
-use super::tasks::{insert_many, Lease};
+use super::tasks::insert_many;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};

@@ -11,9 +11,10 @@
 use super::control::NOBODY;
 use super::listing::first_id_at;
 use super::models::NewTask;
+use super::outbox::Lease;
 use super::schedules::{due_ticks, ScheduleRow, Ticks};
 use super::schema::{schedules, tasks, tokens};
-use super::tasks::{insert_many, Lease};
+use super::tasks::insert_many;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};

@@ -102,42 +102,30 @@ pub type ListedRow = (
 
 impl From<ListedRow> for TaskRow {
     fn from(r: ListedRow) -> Self {
-        let (id, kind, status, payload, payload_key, payload_size, result, result_key) =
-            (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7);
-        let (
-            created_at,
-            started_at,
-            finished_at,
-            updated_at,
-            next_attempt_at,
-            owner,
-            priority,
-            run_at,
-            key,
-        ) = r.13;
+        let times = r.13;
         TaskRow {
-            id,
-            kind,
-            status: status.into(),
-            payload,
-            payload_key,
-            payload_size,
-            result,
-            result_key,
+            id: r.0,
+            kind: r.1,
+            status: r.2.into(),
+            payload: r.3,
+            payload_key: r.4,
+            payload_size: r.5,
+            result: r.6,
+            result_key: r.7,
             result_size: r.8,
             error: r.9,
             attempts: r.10,
             submitted_by: r.11,
             node: r.12,
-            created_at,
-            started_at,
-            finished_at,
-            updated_at,
-            next_attempt_at,
-            owner,
-            priority,
-            run_at,
-            key,
+            created_at: times.0,
+            started_at: times.1,
+            finished_at: times.2,
+            updated_at: times.3,
+            next_attempt_at: times.4,
+            owner: times.5,
+            priority: times.6,
+            run_at: times.7,
+            key: times.8,
         }
     }
 }

@@ -9,12 +9,18 @@
 use super::models::TaskRow;
 use super::schema::{outbox, tasks};
 use super::sql::Fixed;
-use super::tasks::Lease;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use protocol::TaskStatus;
 use uuid::Uuid;
+
+/// Who publishes newly accepted tasks: `owner`, until `due` (then any node's relay).
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    pub owner: &'a str,
+    pub due: DateTime<Utc>,
+}
 
 /// Put tasks (whose rows exist) in the outbox under `lease`, or renew their lease.
 pub async fn lease(

@@ -31,6 +31,28 @@ pub struct ScheduleRow {
 }
 
 impl ScheduleRow {
+    /// A schedule first due at `next_at`, never fired, skipped or disabled; its name, cron,
+    /// kind, payload and owner are empty (set them with struct update syntax).
+    pub fn unfired(next_at: DateTime<Utc>) -> ScheduleRow {
+        ScheduleRow {
+            name: String::new(),
+            cron: String::new(),
+            tz: "UTC".into(),
+            kind: String::new(),
+            payload: Vec::new(),
+            missed: protocol::Missed::default().as_str().to_string(),
+            owner: String::new(),
+            next_at,
+            last_at: None,
+            last_task: None,
+            skipped: 0,
+            last_skip: None,
+            disabled_at: None,
+        }
+    }
+}
+
+impl ScheduleRow {
     /// Its tasks' owner (`None` on an open node).
     pub fn task_owner(&self) -> Option<&str> {
         (!self.owner.is_empty()).then_some(self.owner.as_str())
@@ -181,13 +203,7 @@ mod tests {
             kind: "echo".into(),
             payload: vec![],
             missed: missed.into(),
-            owner: String::new(),
-            next_at,
-            last_at: None,
-            last_task: None,
-            skipped: 0,
-            last_skip: None,
-            disabled_at: None,
+            ..ScheduleRow::unfired(next_at)
         }
     }
 

@@ -15,7 +15,9 @@
 
 use crate::db::models::{Finish, NewTask, TaskRow};
 use crate::db::outbox;
-use crate::db::tasks::{self, Lease, Outcome, Start};
+use crate::db::outbox::Lease;
+use crate::db::outcomes::Outcome;
+use crate::db::tasks::{self, Start};
 use crate::db::{DbError, DbPool};
 use crate::messages::TaskMessage;
 use chrono::{DateTime, Utc};
@@ -57,7 +59,7 @@ pub struct StartTask {
     pub node: String,
 }
 
-/// A run's outcome (see [`tasks::record_many`]).
+/// A run's outcome (see [`crate::db::outcomes::record_many`]).
 pub struct RecordOutcome {
     pub task: TaskMessage,
     pub node: String,

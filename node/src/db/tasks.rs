@@ -2,6 +2,7 @@
 //! never makes a second row or undoes a finished one.
 
 use super::models::{row_text, NewTask, TaskRow};
+use super::outbox::Lease;
 use super::schema::tasks::dsl;
 use super::sql::Fixed;
 use chrono::{DateTime, Utc};
@@ -172,13 +173,6 @@ const ACCEPT_EACH: &str = concat!(
      JOIN UNNEST($?::uuid[], $?::timestamptz[]) AS d(id, due) ON d.id = new.id RETURNING outbox.id"
 );
 
-/// Who publishes newly accepted tasks: `owner`, until `due` (then any node's relay).
-#[derive(Debug, Clone, Copy)]
-pub struct Lease<'a> {
-    pub owner: &'a str,
-    pub due: DateTime<Utc>,
-}
-
 /// Insert new tasks as `queued` in one statement, with `lease` also into the outbox (to be
 /// published); answers the ids that were new (an id that exists already is left alone).
 pub async fn insert_many(
@@ -338,5 +332,3 @@ pub(super) async fn read_many(
         .map(|r| (r.id, r))
         .collect())
 }
-
-pub use super::outcomes::{record_many, Outcome};

@@ -12,6 +12,7 @@
 //!   every task in it is written, or handed back to the queue otherwise (at-least-once).
 
 pub mod complete;
+mod effects;
 #[cfg(test)]
 mod fake;
 mod quick;
@@ -35,7 +36,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use complete::complete;
 pub use complete::Handled;
+use effects::{Attempt, Completer};
+use start::{start, Starter};
 
 /// Pause before handing a delivery back after a failure to write, so an outage does not
 /// become a hot redelivery loop.
@@ -115,7 +119,7 @@ pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
     }
     let (quick, slow) = futures_util::future::join(
         quick::process(&ctx, quick),
-        futures_util::future::join_all(slow.iter().map(|task| start::process(&ctx, task))),
+        futures_util::future::join_all(slow.iter().map(|task| timed(&ctx, task))),
     )
     .await;
     if quick.contains(&Handled::Requeue) || slow.contains(&Handled::Requeue) {
@@ -123,6 +127,17 @@ pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
     } else if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
         tracing::warn!(error = %e, "ack failed; the tasks will be redelivered and answered from their rows");
     }
+}
+
+/// Start, run and complete one task.
+#[tracing::instrument(skip_all, fields(task = %task.id, kind = %task.kind))]
+pub(crate) async fn timed<S: Starter + Completer>(s: &S, task: &TaskMessage) -> Handled {
+    let attempt = match start(s, task).await {
+        Ok(attempt) => attempt,
+        Err(done) => return done,
+    };
+    let run = s.run(task).await;
+    complete(s, task, Attempt::Counted(attempt), run).await
 }
 
 /// A message this node cannot read is kept in the buried queue for an operator, never

@@ -3,7 +3,7 @@
 //! row has already ended (a redelivery after its outcome was written) is answered from the
 //! row and not run again.
 
-use super::complete::{complete, Attempt, Completer, Handled};
+use super::effects::{Completer, Handled};
 use super::DeliveryCtx;
 use crate::actors::worker_pool::{RunError, RunTask, TaskInput, TaskOutput};
 use crate::db::models::{Finish, TaskRow};
@@ -75,17 +75,6 @@ pub(crate) async fn start<S: Starter + Completer>(
     }
 }
 
-/// Start, run and complete one task.
-#[tracing::instrument(skip_all, fields(task = %task.id, kind = %task.kind))]
-pub(crate) async fn process<S: Starter + Completer>(s: &S, task: &TaskMessage) -> Handled {
-    let attempt = match start(s, task).await {
-        Ok(attempt) => attempt,
-        Err(done) => return done,
-    };
-    let run = s.run(task).await;
-    complete(s, task, Attempt::Counted(attempt), run).await
-}
-
 impl Starter for DeliveryCtx {
     /// While the task runs on another node that is alive, this waits (a second at a time,
     /// until the task's time from this delivery is spent): that run may end (its outcome
@@ -147,7 +136,7 @@ mod tests {
     use crate::delivery::fake::{task, Fake};
 
     fn process_with(fake: &Fake) -> (Handled, Vec<String>) {
-        let handled = futures_executor::block_on(process(fake, &task()));
+        let handled = futures_executor::block_on(crate::delivery::timed(fake, &task()));
         (handled, fake.log.take())
     }
 

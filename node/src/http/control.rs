@@ -114,7 +114,7 @@ pub fn options_of(req: &HttpRequest, body: SubmitOptions) -> Result<SubmitOption
     ),
     security(("bearer" = [])))]
 async fn cancel(svc: Svc, who: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = super::tasks::task_id(&id)?;
+    let id = super::error::task_id(&id)?;
     Ok(HttpResponse::Ok().json(svc.cancel(id, &who.0).await?))
 }
 

@@ -5,6 +5,7 @@ use crate::service::ServiceError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use protocol::{ErrorCode, ErrorLine};
+use uuid::Uuid;
 
 /// An error answer.
 #[derive(Debug)]
@@ -85,6 +86,16 @@ impl ResponseError for ApiError {
         }
         response.json(&self.line)
     }
+}
+
+/// A task id from a path: one that is not a UUID names no task.
+pub(super) fn task_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!("`{text}` is not a task id (a UUID)"),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ pub async fn events(
     who: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = super::tasks::task_id(&id)?;
+    let id = super::error::task_id(&id)?;
     let first = svc.task(id, &who.0, Duration::ZERO).await?;
     let watching = Watching {
         svc,

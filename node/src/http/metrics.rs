@@ -4,8 +4,8 @@
 
 use super::caller::Caller;
 use super::error::ApiError;
-use super::HttpSettings;
 use crate::actors::depths::GetDepths;
+use crate::config::HttpSettings;
 use crate::metrics::{DependencyLabel, LaneLabel};
 use crate::service::Services;
 use actix_web::{web, HttpResponse};

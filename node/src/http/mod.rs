@@ -23,43 +23,14 @@ pub mod openapi;
 pub mod results;
 pub mod tasks;
 
+use crate::config::HttpSettings;
 use crate::service::Services;
 use actix_web::dev::ServerHandle;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use error::ApiError;
 use protocol::ErrorCode;
-use serde::Deserialize;
 use std::time::Duration;
-
-/// `[http]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSettings {
-    /// Where the API listens; empty: no HTTP API.
-    pub address: String,
-    /// Threads serving HTTP (each with its own event loop).
-    pub workers: usize,
-    /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`;
-    /// `*` allows any.
-    pub cors_origins: Vec<String>,
-    /// Largest JSON body (a raw body may be as large as `listener.max_payload_bytes`).
-    pub max_json_bytes: usize,
-    /// A client must send its request head within this many seconds, and may not pause a
-    /// body for longer.
-    pub request_timeout_secs: u64,
-    /// An idle keep-alive connection is closed after this many seconds.
-    pub keep_alive_secs: u64,
-    /// Connections open at once; past that, a new connection is answered 503 `busy` and
-    /// closed.
-    pub max_connections: usize,
-    /// Event streams and long polls open at once; past that, 503 `busy`.
-    pub max_streams: usize,
-    /// The longest an event stream stays open (a client reconnects for more).
-    pub max_stream_secs: u64,
-    /// `/metrics` without a token (else an admin token is needed).
-    pub public_metrics: bool,
-}
 
 /// A JSON error for extractor failures, with the line protocol's codes.
 fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {

@@ -2,8 +2,8 @@
 //! the bucket, one byte range of it (206), or a redirect to its presigned URL.
 
 use super::caller::Caller;
+use super::error::task_id;
 use super::error::ApiError;
-use super::tasks::task_id;
 use crate::service::results::{PayloadBody, ResultBody};
 use crate::service::Services;
 use actix_web::http::{header, StatusCode};

@@ -2,7 +2,7 @@
 //! result, retry. Each handler calls the same service functions as the line protocol.
 
 use super::caller::Caller;
-use super::error::ApiError;
+use super::error::{task_id, ApiError};
 use crate::service::{Answer, ServiceError, Services};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -188,7 +188,7 @@ impl WaitQuery {
     security(("bearer" = [])))]
 async fn submit_raw(
     svc: Svc,
-    limits: web::Data<super::HttpSettings>,
+    limits: web::Data<crate::config::HttpSettings>,
     who: Caller,
     req: HttpRequest,
     kind: web::Path<String>,
@@ -271,15 +271,6 @@ async fn submit_raw(
         &who,
     )
     .await)
-}
-
-pub(super) fn task_id(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| {
-        ApiError::new(
-            ErrorCode::NotFound,
-            format!("`{text}` is not a task id (a UUID)"),
-        )
-    })
 }
 
 /// `GET /v1/tasks/{id}?wait=SECONDS`: the task (with an inline result), after waiting up to

@@ -10,6 +10,7 @@
 use super::waiting::Waiting;
 use super::{Answer, ServiceError, Services};
 use crate::actors::publisher::PublishTask;
+use crate::actors::watcher::Watch;
 use crate::actors::Settle;
 use crate::auth::Identity;
 use crate::db::control::{Accepted, KeyClaim};
@@ -17,11 +18,13 @@ use crate::db::store::control::AcceptWith;
 use crate::db::store::Accept;
 use crate::messages::{PayloadRef, TaskMessage};
 use crate::publishing::{lease_end, LEASE, UNSURE_WAIT};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use protocol::SubmitOptions;
 use protocol::{TaskStatus, TaskView};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// A task to accept, and how its client asked for it.
@@ -89,7 +92,7 @@ pub(super) fn fingerprint(task: &TaskMessage) -> Vec<u8> {
 
 impl Services {
     /// Accept a task from a request line: its payload takes the same way as a `PUT`'s
-    /// ([`Intake`]), then [`Services::submit`].
+    /// ([`super::Intake`]), then [`Services::submit`].
     pub async fn submit_bytes(
         &self,
         kind: String,
@@ -125,9 +128,37 @@ impl Services {
             PayloadRef::Object { key, .. } => Some(key.clone()),
             PayloadRef::Inline { .. } => None,
         };
-        let answer = self
-            .submit_once(id, kind, payload, wait, options, who)
-            .await;
+        let answer = async {
+            Services::may_submit(who)?;
+            self.check_kind(&kind)?;
+            self.check_inflight(who).await?;
+            let task = TaskMessage {
+                id,
+                kind,
+                payload,
+                submitted_by: self.handles.node.clone(),
+                reply_to: wait.map(|_| self.handles.reply_queue.clone()),
+                accepted_at: Some(chrono::Utc::now()),
+                owner: who.owner().map(str::to_string),
+                priority: options.priority(),
+            };
+            let now = chrono::Utc::now();
+            let key = options.key.as_ref().map(|key| KeyClaim {
+                owner: who.owner().unwrap_or_default().to_string(),
+                key: key.clone(),
+                fingerprint: fingerprint(&task),
+                expired_before: now
+                    - chrono::Duration::from_std(self.keys_retention).unwrap_or_default(),
+            });
+            let submission = Submission {
+                task,
+                wait,
+                run_at: options.due(now),
+                key,
+            };
+            self.accept(submission, who).await
+        }
+        .await;
         if let (Err(e), Some(key)) = (&answer, key) {
             if e.surely_not_accepted() {
                 let storage = self.handles.storage.clone();
@@ -139,45 +170,6 @@ impl Services {
             }
         }
         answer
-    }
-
-    async fn submit_once(
-        &self,
-        id: Uuid,
-        kind: String,
-        payload: PayloadRef,
-        wait: Option<Duration>,
-        options: &SubmitOptions,
-        who: &Identity,
-    ) -> Result<Answer, ServiceError> {
-        Services::may_submit(who)?;
-        self.check_kind(&kind)?;
-        self.check_inflight(who).await?;
-        let task = TaskMessage {
-            id,
-            kind,
-            payload,
-            submitted_by: self.handles.node.clone(),
-            reply_to: wait.map(|_| self.handles.reply_queue.clone()),
-            accepted_at: Some(chrono::Utc::now()),
-            owner: who.owner().map(str::to_string),
-            priority: options.priority(),
-        };
-        let now = chrono::Utc::now();
-        let key = options.key.as_ref().map(|key| KeyClaim {
-            owner: who.owner().unwrap_or_default().to_string(),
-            key: key.clone(),
-            fingerprint: fingerprint(&task),
-            expired_before: now
-                - chrono::Duration::from_std(self.keys_retention).unwrap_or_default(),
-        });
-        let submission = Submission {
-            task,
-            wait,
-            run_at: options.due(now),
-            key,
-        };
-        self.accept(submission, who).await
     }
 
     /// Accept a task: the one place a submission becomes a task of the node's.
@@ -350,6 +342,72 @@ impl Services {
                     new: true,
                     unwritten: None,
                 })
+            }
+        }
+    }
+}
+
+impl Services {
+    /// The one wait of a submission: for task `id` to be accepted (`accepting`), then for its
+    /// reply or its final row (read by the node's [`crate::actors::watcher::Watcher`], which
+    /// covers a lost reply), up to `wait`; `timeout` if it goes on. A reply can come before
+    /// the broker's confirm: it carries a result already written, so it is answered at once.
+    pub(super) async fn wait(
+        &self,
+        id: Uuid,
+        kind: &str,
+        accepting: impl std::future::Future<Output = Result<Acceptance, ServiceError>>,
+        (mut waiting, mut reply): (Waiting<'_>, oneshot::Receiver<Bytes>),
+        wait: Duration,
+    ) -> Result<Answer, ServiceError> {
+        let mut id = id;
+        let (row_tx, mut row) = oneshot::channel();
+        self.handles.watcher.do_send(Watch(id, row_tx));
+        let deadline = tokio::time::sleep(wait);
+        tokio::pin!(deadline, accepting);
+        let mut accepted: Option<Acceptance> = None;
+        let (mut reply_open, mut row_open) = (true, true);
+        loop {
+            tokio::select! {
+                answer = &mut reply, if reply_open => match answer {
+                    Ok(json) => {
+                        waiting.armed = false;
+                        if accepted.is_none() {
+                            self.handles.metrics.accepted(kind);
+                        }
+                        return Ok(Answer::Json(json));
+                    }
+                    Err(_) => reply_open = false,
+                },
+                answer = &mut row, if row_open => match answer {
+                    Ok(row) => {
+                        if accepted.is_none() {
+                            self.handles.metrics.accepted(kind);
+                        }
+                        return Ok(Answer::View(Box::new(self.view(&row))));
+                    }
+                    Err(_) => row_open = false,
+                },
+                done = &mut accepting, if accepted.is_none() => {
+                    let done = done?;
+                    self.counted(kind, &done);
+                    if done.id != id {
+                        // A key named an earlier task: the answer is that task's.
+                        id = done.id;
+                        reply_open = false;
+                        let (row_tx, row_rx) = oneshot::channel();
+                        self.handles.watcher.do_send(Watch(id, row_tx));
+                        (row, row_open) = (row_rx, true);
+                    }
+                    accepted = Some(done);
+                }
+                _ = &mut deadline, if accepted.is_some() => {
+                    // The client now hears the id: make sure the row exists to ask about.
+                    if let Some(task) = accepted.and_then(|a| a.unwritten) {
+                        self.handles.store.insert(task).await?;
+                    }
+                    return Err(ServiceError::Timeout { id, secs: wait.as_secs() });
+                }
             }
         }
     }

@@ -71,12 +71,7 @@ impl Services {
             payload: new.payload.into_bytes(),
             missed: new.missed.as_str().to_string(),
             owner: who.owner().unwrap_or_default().to_string(),
-            next_at,
-            last_at: None,
-            last_task: None,
-            skipped: 0,
-            last_skip: None,
-            disabled_at: None,
+            ..ScheduleRow::unfired(next_at)
         };
         let max = who
             .limits

@@ -32,7 +32,7 @@ pub enum StartupError {
     Listener(std::io::Error),
     #[error("configuration key `tasks.kinds.{0}`: there is no kind `{0}`")]
     UnknownKindOverride(String),
-    #[error("cannot declare queue `{queue}` as a {queue_type:?} queue ({source}); a queue keeps the type it was made with: see the README, \"Moving to quorum queues\", or set amqp.queue_type")]
+    #[error("cannot declare queue `{queue}` as a {queue_type:?} queue ({source}); a queue keeps the type it was made with: see docs/scaling.md, \"Moving to quorum queues\", or set amqp.queue_type")]
     Queue {
         queue: String,
         queue_type: crate::amqp::QueueType,

@@ -1,5 +1,5 @@
 //! Replies on the publisher's second channel (not in confirm mode: a lost reply costs only
-//! the waiting session's next poll of the task row): the replies bound for one node share a
+//! the wait until the node's watcher reads the task row): the replies bound for one node share a
 //! message, of at most [`MAX_REPLY_MESSAGE`] bytes.
 
 use super::{PublishError, Publisher};
@@ -50,7 +50,7 @@ impl Publisher {
                         .map_err(PublishError::Amqp),
                 };
                 if let Err(e) = sent {
-                    // The waiting sessions also poll the task rows, so they still get answers.
+                    // The watcher reads the rows of the tasks waited on, so they still get answers.
                     tracing::warn!(%queue, error = %e, "could not send replies");
                 }
             }

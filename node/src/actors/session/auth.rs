@@ -2,8 +2,9 @@
 //! `PING` (just `pong` and `healthy`), `HELP` and `QUIT` are served. Failed `AUTH`s are
 //! answered ever more slowly, and past [`MAX_FAILED`] the connection is closed.
 
+use super::requests::line_or_error;
 use super::writer::{Item, Pending};
-use super::{line_or_error, Session};
+use super::Session;
 use crate::auth::tokens::Secret;
 use crate::auth::{Identity, Mode};
 use crate::service::ServiceError;

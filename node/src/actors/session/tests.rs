@@ -1,4 +1,6 @@
+use super::requests::weight;
 use super::*;
+use protocol::Request;
 
 fn submit(bytes: usize) -> Request {
     Request::Submit {

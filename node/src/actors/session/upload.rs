@@ -79,7 +79,7 @@ impl Session {
                     "say AUTH <token> first".into(),
                 )),
             };
-            super::answer_line(submitted)
+            super::requests::answer_line(submitted)
         });
     }
 }

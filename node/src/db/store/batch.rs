@@ -4,7 +4,8 @@
 use super::{Accept, RecordOutcome, RetryLater, StartTask};
 use crate::db::models::{NewTask, TaskRow};
 use crate::db::outbox;
-use crate::db::tasks::{self, Outcome, Start};
+use crate::db::outcomes::{self, Outcome};
+use crate::db::tasks::{self, Start};
 use crate::db::DbError;
 use crate::messages::TaskMessage;
 use diesel_async::AsyncPgConnection;
@@ -194,7 +195,7 @@ impl Batch {
                 at.iter().map(|i| self.records[*i].0.outcome()).collect();
             records.extend(
                 at.into_iter()
-                    .zip(tasks::record_many(conn, node, &outcomes).await?),
+                    .zip(outcomes::record_many(conn, node, &outcomes).await?),
             );
         }
         let mut singles = Vec::with_capacity(self.singles.len());

@@ -4,8 +4,8 @@
 use super::Store;
 use crate::db::control::{self, Accepted, KeyClaim};
 use crate::db::models::{NewTask, TaskRow};
+use crate::db::outbox::Lease;
 use crate::db::schedules::{self, ScheduleRow};
-use crate::db::tasks::Lease;
 use crate::db::DbError;
 use crate::messages::TaskMessage;
 use crate::periodic::RowTicks;
