@@ -11,10 +11,10 @@
 //! - [`startup`]: [`startup::Node::build`] checks every dependency and starts the actors,
 //!   in named steps;
 //!   [`config`] holds the layered, typed settings.
-//! - [`actors::listener`] accepts a connection (over [`tls`] when configured), and
-//!   [`auth`] says who it is after `AUTH`; [`actors::session`] reads its requests (the
+//! - [`front::line::listener`] accepts a connection (over [`tls`] when configured), and
+//!   [`auth`] says who it is after `AUTH`; [`front::line::session`] reads its requests (the
 //!   protocol's codec), dispatches them and writes the answers in order.
-//! - [`http`]: the HTTP API beside the line protocol, on the same services.
+//! - [`front::http`]: the HTTP API beside the line protocol, on the same services.
 //! - [`service`]: what a node does for a client: [`service::intake`] puts a payload inline
 //!   or in the bucket, [`service::Services::submit`] accepts a task (`service/accept.rs`,
 //!   the one way in: its row and outbox entry, or a publish with confirm and one wait),
@@ -46,8 +46,8 @@ pub mod control;
 pub mod db;
 pub mod delivery;
 pub mod fleet;
+pub mod front;
 pub mod health;
-pub mod http;
 pub mod kinds;
 pub mod lanes;
 pub mod mailbox;

@@ -70,7 +70,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Token(cmd)) => return system.block_on(token(&settings, cmd)),
         Some(Command::Openapi) => {
-            println!("{}", tasknode::http::openapi::document());
+            println!("{}", tasknode::front::http::openapi::document());
             return Ok(());
         }
         None => {}

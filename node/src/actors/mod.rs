@@ -1,9 +1,8 @@
-//! The node's actors, one per file.
+//! The node's actors, one per file (the line protocol's listener and sessions, being front
+//! ends, live in [`crate::front::line`]).
 //!
 //! | actor | context | talks to | on failure |
 //! |---|---|---|---|
-//! | [`listener::SocketListener`] | async | starts a session per connection | logs a failed accept, keeps listening |
-//! | [`session::Session`] | async, one per TCP peer | [`crate::service::Services`] | answers an error line, keeps the connection |
 //! | [`publisher::Publisher`] | async, `Supervisor` | RabbitMQ (confirm channel) | restarts with backoff; publishes fail fast meanwhile |
 //! | [`replies::ReplyRouter`] | async, `Supervisor` | RabbitMQ (this node's reply queue) | restarts with backoff; waiters survive, and the watcher reads their rows |
 //! | [`consumer::TaskConsumer`] | async, `Supervisor` | RabbitMQ (task queue); each delivery goes to [`crate::delivery`] | restarts with backoff; unacked deliveries are redelivered by the broker |
@@ -28,13 +27,11 @@ pub mod depths;
 pub mod every;
 pub mod heartbeat;
 pub mod janitor;
-pub mod listener;
 pub mod publisher;
 pub mod relay;
 pub mod replies;
 pub mod retention;
 pub mod scheduler;
-pub mod session;
 pub mod uploader;
 pub mod watcher;
 pub mod worker_pool;

@@ -1,4 +1,4 @@
-use super::{Kind, TaskError};
+use super::kind::{Kind, TaskError};
 use std::io::{Read, Write};
 
 /// Returns its payload unchanged (binary-safe).

@@ -1,4 +1,4 @@
-use super::{read_number, Kind, TaskError};
+use super::kind::{read_number, Kind, TaskError};
 use num_bigint::BigUint;
 use std::io::{Read, Write};
 
@@ -14,8 +14,8 @@ fn run(input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
     let value = fib(n);
     // (At most about a second of work: the stop flag is looked at before the long part,
     // writing the number's digits.)
-    if super::stopped() {
-        return Err(super::stopped_error());
+    if super::kind::stopped() {
+        return Err(super::kind::stopped_error());
     }
     write!(output, "{value}")?;
     Ok(())

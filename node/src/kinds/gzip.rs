@@ -1,4 +1,4 @@
-use super::{Kind, TaskError};
+use super::kind::{Kind, TaskError};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::io::{Read, Write};

@@ -1,4 +1,4 @@
-use super::{read_text, Kind, TaskError};
+use super::kind::{read_text, Kind, TaskError};
 use std::io::{Read, Write};
 
 /// Panics on purpose, to prove a panicking handler fails only its task. Registered only when

@@ -1,4 +1,4 @@
-use super::{read_number, Kind, TaskError};
+use super::kind::{read_number, Kind, TaskError};
 use std::io::{Read, Write};
 
 /// Largest n accepted (about ten seconds of sieving on one core).
@@ -12,7 +12,8 @@ pub fn kind() -> Kind {
 
 fn run(input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
     let n = read_number(input, "primes", MAX_N)?;
-    let count = count_primes_until(n, super::stopped).ok_or_else(super::stopped_error)?;
+    let count =
+        count_primes_until(n, super::kind::stopped).ok_or_else(super::kind::stopped_error)?;
     write!(output, "{count}")?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-use super::{Kind, TaskError};
+use super::kind::{Kind, TaskError};
 use sha2::Digest;
 use std::io::{Read, Write};
 

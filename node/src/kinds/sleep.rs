@@ -1,4 +1,4 @@
-use super::{read_number, Kind, TaskError};
+use super::kind::{read_number, Kind, TaskError};
 use std::io::{Read, Write};
 
 /// Ten minutes: well under RabbitMQ's 30-minute consumer timeout.
@@ -20,8 +20,8 @@ fn run(input: &mut dyn Read, output: &mut dyn Write) -> Result<(), TaskError> {
     let ms = read_number(input, "sleep", MAX_MS)?;
     let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
     loop {
-        if super::stopped() {
-            return Err(super::stopped_error());
+        if super::kind::stopped() {
+            return Err(super::kind::stopped_error());
         }
         let left = end.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {

@@ -1,4 +1,4 @@
-use super::{read_text, Kind, TaskError};
+use super::kind::{read_text, Kind, TaskError};
 use std::io::Write;
 use std::path::PathBuf;
 

@@ -1,5 +1,5 @@
 //! Text transforms: `upper`, `lower`, `reverse`.
-use super::{read_text, Kind, TaskError};
+use super::kind::{read_text, Kind, TaskError};
 use std::io::{Read, Write};
 
 /// Text kinds hold the whole payload in memory; this bounds it.

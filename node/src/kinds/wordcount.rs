@@ -1,4 +1,4 @@
-use super::{Kind, TaskError};
+use super::kind::{Kind, TaskError};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 

@@ -4,13 +4,13 @@
 use super::checks::Checked;
 use super::StartupError;
 use crate::actors::heartbeat::Heartbeat;
-use crate::actors::listener::SocketListener;
-use crate::actors::session::SessionLimits;
 use crate::actors::Handles;
 use crate::auth::tokens::TokenStore;
 use crate::config::Settings;
 use crate::db::fleet::FleetTables;
 use crate::fleet::local::LocalNode;
+use crate::front::line::listener::SocketListener;
+use crate::front::line::session::SessionLimits;
 use crate::service::access::Access;
 use crate::service::fleet::Fleet;
 use crate::service::Services;
@@ -104,7 +104,7 @@ pub(super) fn start(
             let bound = std::net::TcpListener::bind(address)
                 .map_err(|e| StartupError::Http(address.to_string(), e))?;
             let addr = bound.local_addr().map_err(StartupError::Listener)?;
-            let handle = crate::http::start(bound, services.clone(), &settings.http)
+            let handle = crate::front::http::start(bound, services.clone(), &settings.http)
                 .map_err(|e| StartupError::Http(address.to_string(), e))?;
             (Some(handle), Some(addr))
         }

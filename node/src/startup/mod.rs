@@ -4,10 +4,10 @@
 
 use crate::actors::consumer::TaskConsumer;
 use crate::actors::heartbeat::Heartbeat;
-use crate::actors::listener::SocketListener;
 use crate::actors::worker_pool::PoolStats;
 use crate::config::Settings;
 use crate::db;
+use crate::front::line::listener::SocketListener;
 use crate::retry::RetryPolicy;
 use crate::service::Services;
 use crate::storage::Storage;

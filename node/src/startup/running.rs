@@ -2,7 +2,7 @@
 
 use super::{Fatal, Node};
 use crate::actors::consumer::StopConsuming;
-use crate::actors::listener::StopListening;
+use crate::front::line::listener::StopListening;
 use std::time::Duration;
 
 impl Node {

@@ -72,7 +72,7 @@ async fn serve() -> HttpResponse {
 mod tests {
     #[test]
     fn the_document_in_the_repository_is_current() {
-        let kept = include_str!("../../../openapi.json");
+        let kept = include_str!("../../../../openapi.json");
         let now = super::document();
         assert!(
             kept.trim() == now.trim(),
