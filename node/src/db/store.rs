@@ -160,27 +160,6 @@ impl Store {
         self.write(|b, tx| b.records.push((outcome, tx))).await
     }
 
-    /// Several outcomes (the tasks of one delivery), in one batch; answers in order.
-    #[tracing::instrument(level = "debug", skip_all, fields(tasks = outcomes.len()))]
-    pub async fn record_all(
-        &self,
-        outcomes: Vec<RecordOutcome>,
-    ) -> Vec<Result<Option<TaskRow>, DbError>> {
-        let n = outcomes.len();
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| oneshot::channel()).unzip();
-        let push: Push = Box::new(move |batch| {
-            batch.records.extend(outcomes.into_iter().zip(txs));
-        });
-        if self.writes.send(push).await.is_err() {
-            return (0..n).map(|_| Err(stopped())).collect();
-        }
-        let answers = futures_util::future::join_all(rxs).await;
-        answers
-            .into_iter()
-            .map(|a| a.unwrap_or_else(|_| Err(stopped())))
-            .collect()
-    }
-
     /// Note a failed run that will be retried.
     #[tracing::instrument(level = "debug", skip_all, fields(task = %retry.id))]
     pub async fn retry_later(&self, retry: RetryLater) -> Result<bool, DbError> {

@@ -74,7 +74,7 @@ pub(super) struct Acceptance {
 }
 
 /// What a key's task asked for: its kind and payload (a payload in the bucket by its size).
-pub(super) fn fingerprint(task: &TaskMessage) -> Vec<u8> {
+fn fingerprint(task: &TaskMessage) -> Vec<u8> {
     let mut hash = Sha256::new();
     hash.update(task.kind.as_bytes());
     match &task.payload {
