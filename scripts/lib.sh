@@ -82,6 +82,20 @@ ensure_console_tests() {
   fi
 }
 
+# The Python SDK's tests: a venv in $RUN_DIR/sdk-venv with pytest and the SDK itself,
+# installed from sdk/python as a user would (`pip install ./sdk/python`), again each run.
+PYTEST_VERSION=8.3.4
+ensure_python_sdk() {
+  local venv="$RUN_DIR/sdk-venv"
+  if ! [ -x "$venv/bin/pytest" ]; then
+    log "making a venv for the Python SDK's tests (pytest $PYTEST_VERSION from PyPI)"
+    python3 -m venv "$venv" || die "python3 -m venv failed"
+    "$venv/bin/pip" install --quiet "pytest==$PYTEST_VERSION" || die "pip install pytest failed"
+  fi
+  "$venv/bin/pip" install --quiet --force-reinstall --no-deps "$REPO/sdk/python" \
+    || die "pip install ./sdk/python failed"
+}
+
 # Write the HAProxy config for N nodes (line protocol on 127.0.0.1:7001.., HTTP on
 # 127.0.0.1:8001..) to $RUN_DIR/haproxy.cfg: config/haproxy.cfg plus server lines for each
 # node past 3 at its `more nodes` marks.

@@ -37,6 +37,21 @@ pub struct Settings {
     pub http: HttpSettings,
     /// `[lanes.<name>]`: see [`crate::lanes`].
     pub lanes: std::collections::BTreeMap<String, LaneSettings>,
+    /// `[external]`: kinds that workers of any language run (see [`crate::work`]).
+    pub external: ExternalSettings,
+}
+
+/// Kinds no node builds in, run by workers that connect (`WORK`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalSettings {
+    /// Accepted even while no worker has registered them. Their timeouts and attempts are
+    /// `[tasks.kinds.<kind>]` like any kind's.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// How long a kind a worker registered (by saying `WORK` for it) stays accepted after
+    /// the last worker for it left.
+    pub registration_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +163,10 @@ pub struct TaskSettings {
 pub struct KindSettings {
     pub max_attempts: Option<u32>,
     pub timeout_secs: Option<u64>,
+    /// The longest a run may last with `EXTEND` (external kinds); by default the longest a
+    /// node may hold a delivery (`amqp.consumer_timeout_secs` less a minute).
+    #[serde(default)]
+    pub max_secs: Option<u64>,
 }
 
 impl TaskSettings {

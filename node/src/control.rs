@@ -70,21 +70,38 @@ impl PauseState {
         if targets.is_empty() {
             return false;
         }
-        let lane = &self.lanes.of_kind(kind).name;
-        targets.contains(&format!("kind:{kind}")) || targets.contains(&format!("lane:{lane}"))
+        let lane = self.lanes.of_kind(kind);
+        targets.contains(&format!("kind:{kind}"))
+            || targets.contains(&format!("lane:{}", lane.name))
     }
 
-    /// Every kind held now.
-    pub fn held_kinds(&self) -> Vec<&'static str> {
-        self.lanes
+    /// Every kind held now: the built-in kinds held, and the external kinds paused (by kind,
+    /// or by their lane `ext.<kind>`).
+    pub fn held_kinds(&self) -> Vec<String> {
+        let mut held: Vec<String> = self
+            .lanes
             .all()
             .iter()
             .flat_map(|l| l.kinds.iter().copied())
             .filter(|k| self.holds(k))
-            .collect()
+            .map(String::from)
+            .collect();
+        let targets = self.targets.read().unwrap_or_else(|e| e.into_inner());
+        for target in targets.iter() {
+            let kind = target.strip_prefix("kind:").or_else(|| {
+                target
+                    .strip_prefix("lane:")
+                    .and_then(|l| l.strip_prefix(crate::lanes::EXTERNAL))
+            });
+            if let Some(kind) = kind.filter(|k| !self.lanes.builtin(k)) {
+                held.push(kind.to_string());
+            }
+        }
+        held
     }
 
-    /// Whether `name` is a lane of this node (for `PAUSE lane <name>`).
+    /// Whether `name` is a lane of this node (for `PAUSE lane <name>`); an external kind's
+    /// lane `ext.<kind>` is checked as its kind.
     pub fn is_lane(&self, name: &str) -> bool {
         self.lanes.all().iter().any(|l| l.name == name)
     }
@@ -122,6 +139,19 @@ impl Running {
             id,
             cancel,
         }
+    }
+
+    /// Note that task `id` runs here, held by a worker elsewhere (an external kind's lease):
+    /// its flag is looked at by the holder. Given up with [`Running::release`].
+    pub fn hold(&self, id: Uuid) -> Arc<AtomicBool> {
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.lock().insert(id, cancel.clone());
+        cancel
+    }
+
+    /// Task `id` no longer runs here (see [`Running::hold`]).
+    pub fn release(&self, id: Uuid) {
+        self.lock().remove(&id);
     }
 
     /// Tell task `id` to stop, if it runs here; answers whether it did.

@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::kinds::Registry;
 use crate::messages::MAX_TASKS_PER_MESSAGE;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The lane of bounded kinds (its queue is `amqp.task_queue`).
@@ -72,10 +72,21 @@ pub fn band_queues(queue: &str) -> Vec<String> {
         .collect()
 }
 
+/// The lane name of external kind `kind` (see [`Lanes::of_kind`]).
+pub fn external_lane(kind: &str) -> String {
+    format!("{EXTERNAL}{kind}")
+}
+
+/// What an external kind's lane name starts with.
+pub const EXTERNAL: &str = "ext.";
+
 /// A lane as a node runs it.
 #[derive(Debug, Clone)]
 pub struct Lane {
     pub name: String,
+    /// The kind of an external kind's lane (its own: a node takes its tasks only for the
+    /// free slots of the workers connected to it, see [`crate::work`]).
+    pub external: Option<String>,
     pub queue: String,
     pub kinds: Vec<&'static str>,
     /// Worker threads on this node (0: this node does not consume the lane).
@@ -118,10 +129,13 @@ pub enum LaneError {
 #[derive(Debug, Clone)]
 pub struct Lanes {
     topology: crate::amqp::Topology,
-    lanes: Arc<Vec<Lane>>,
+    lanes: Arc<Vec<Arc<Lane>>>,
     /// Where the quick lane is in `lanes`.
     quick: usize,
     by_kind: Arc<HashMap<&'static str, usize>>,
+    task_queue: Arc<str>,
+    /// The lanes of external kinds met so far (one per kind, made when first asked for).
+    external: Arc<Mutex<HashMap<String, Arc<Lane>>>>,
 }
 
 impl Lanes {
@@ -187,21 +201,24 @@ impl Lanes {
                 Some(0) => 0,
                 _ => lane.workers.unwrap_or_else(|| settings.workers.threads()),
             };
-            lanes.push(Lane {
+            lanes.push(Arc::new(Lane {
                 name: name.clone(),
+                external: None,
                 queue: lane_queue(&settings.amqp.task_queue, name),
                 kinds: members,
                 workers,
                 prefetch: lane.prefetch,
                 per_message: if all_quick { MAX_TASKS_PER_MESSAGE } else { 1 },
                 bands: band_queues(&lane_queue(&settings.amqp.task_queue, name)),
-            });
+            }));
         }
         Ok(Lanes {
             quick: index(QUICK),
             topology: settings.amqp.topology(),
             lanes: Arc::new(lanes),
             by_kind: Arc::new(lane_of.into_iter().collect()),
+            task_queue: settings.amqp.task_queue.as_str().into(),
+            external: Arc::default(),
         })
     }
 
@@ -210,18 +227,56 @@ impl Lanes {
         self.topology
     }
 
-    pub fn all(&self) -> &[Lane] {
+    /// The lanes of the built-in kinds.
+    pub fn all(&self) -> &[Arc<Lane>] {
         &self.lanes
     }
 
-    /// The lane of `kind` (an unknown kind: the quick lane; it fails there at once).
-    pub fn of_kind(&self, kind: &str) -> &Lane {
-        &self.lanes[self.by_kind.get(kind).copied().unwrap_or(self.quick)]
+    /// The lanes of the external kinds met so far.
+    pub fn external(&self) -> Vec<Arc<Lane>> {
+        let lanes = self.external.lock().unwrap_or_else(|e| e.into_inner());
+        lanes.values().cloned().collect()
+    }
+
+    /// Whether `kind` is built into this node.
+    pub fn builtin(&self, kind: &str) -> bool {
+        self.by_kind.contains_key(kind)
+    }
+
+    /// The lane of `kind`: its configured lane for a built-in kind, else (a kind only
+    /// accepted once known as external, see [`crate::work::ExternalKinds`]) a lane of its
+    /// own, `ext.<kind>`, carrying one task per message.
+    pub fn of_kind(&self, kind: &str) -> Arc<Lane> {
+        if let Some(i) = self.by_kind.get(kind) {
+            return self.lanes[*i].clone();
+        }
+        if !protocol::work::valid_kind_name(kind) {
+            // Not a name any node accepts (a message from elsewhere): it fails at once there.
+            return self.lanes[self.quick].clone();
+        }
+        let mut lanes = self.external.lock().unwrap_or_else(|e| e.into_inner());
+        lanes
+            .entry(kind.to_string())
+            .or_insert_with(|| {
+                let name = external_lane(kind);
+                let queue = lane_queue(&self.task_queue, &name);
+                Arc::new(Lane {
+                    external: Some(kind.to_string()),
+                    kinds: Vec::new(),
+                    workers: 0,
+                    prefetch: 0,
+                    per_message: 1,
+                    bands: band_queues(&queue),
+                    queue,
+                    name,
+                })
+            })
+            .clone()
     }
 
     /// The queue a task of `kind` at `priority` is published to.
-    pub fn queue_for(&self, kind: &str, priority: u8) -> &str {
-        self.of_kind(kind).band(priority)
+    pub fn queue_for(&self, kind: &str, priority: u8) -> String {
+        self.of_kind(kind).band(priority).to_string()
     }
 }
 

@@ -63,3 +63,4 @@ pub mod supervision;
 pub mod telemetry;
 pub mod tls;
 pub mod view;
+pub mod work;

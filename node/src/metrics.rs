@@ -92,6 +92,10 @@ pub struct Metrics {
     /// Every actor restart counter (their sum is the node's restarts).
     restart_counters: std::sync::Mutex<HashMap<String, Counter>>,
     pub queue_depth: Family<LaneLabel, Gauge>,
+    /// Workers connected to this node, by external kind.
+    pub workers_connected: Family<KindLabel, Gauge>,
+    /// Tasks leased to this node's workers now, by external kind.
+    pub tasks_leased: Family<KindLabel, Gauge>,
     /// Read when scraped.
     inflight_now: Arc<AtomicUsize>,
     connections_now: Arc<AtomicUsize>,
@@ -127,6 +131,8 @@ impl Metrics {
             recent: Default::default(),
             restart_counters: Default::default(),
             queue_depth: Family::default(),
+            workers_connected: Family::default(),
+            tasks_leased: Family::default(),
             inflight_now: inflight,
             connections_now: connections,
             registry: Registry::default(),
@@ -218,13 +224,24 @@ impl Metrics {
             "Messages ready in each lane's queue (from the broker)",
             self.queue_depth.clone(),
         );
+        r.register(
+            "workers_connected",
+            "Workers connected to this node, by external kind",
+            self.workers_connected.clone(),
+        );
+        r.register(
+            "tasks_leased",
+            "Tasks leased to this node's workers now, by external kind",
+            self.tasks_leased.clone(),
+        );
     }
 
     fn lane(&self, kind: &str) -> String {
+        // A kind no lane names is external (only those are accepted): its lane is its own.
         self.lane_of
             .get(kind)
             .cloned()
-            .unwrap_or_else(|| "quick".into())
+            .unwrap_or_else(|| crate::lanes::external_lane(kind))
     }
 
     /// A task was accepted.

@@ -79,6 +79,12 @@ impl RetryPolicy {
     pub fn timeout(&self, kind: &str) -> std::time::Duration {
         self.settings.timeout(kind)
     }
+
+    /// The longest a run of `kind` may last with `EXTEND`, if set (`max_secs`).
+    pub fn longest(&self, kind: &str) -> Option<std::time::Duration> {
+        let secs = self.settings.kinds.get(kind).and_then(|k| k.max_secs)?;
+        Some(std::time::Duration::from_secs(secs))
+    }
 }
 
 #[cfg(test)]
@@ -94,7 +100,7 @@ mod tests {
             "sleep".into(),
             KindSettings {
                 max_attempts: Some(1),
-                timeout_secs: None,
+                ..Default::default()
             },
         );
         RetryPolicy::new(tasks)

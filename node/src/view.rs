@@ -35,6 +35,8 @@ impl FromRow for TaskView {
         }
         view.priority = (row.priority > 0).then_some(row.priority.clamp(0, 9) as u8);
         view.key = row.key.clone();
+        view.progress = row.progress.map(|p| p.clamp(0, 100) as u8);
+        view.progress_note = row.progress_note.clone();
         if let Some(data) = &row.result {
             view.set_result(data);
         }

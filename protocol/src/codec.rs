@@ -81,14 +81,14 @@ impl LineCodec {
 
     fn line(&mut self, line: &[u8]) -> Inbound {
         let parsed = Request::parse(line);
-        if let Ok(Request::Put { size, .. }) = &parsed {
-            if *size > self.max_payload {
+        if let Some(size) = parsed.as_ref().ok().and_then(Request::body_size) {
+            if size > self.max_payload {
                 return Inbound::Request(Err(ProtocolError::PayloadTooLarge {
-                    size: *size,
+                    size,
                     limit: self.max_payload,
                 }));
             }
-            self.mode = Mode::Upload { remaining: *size };
+            self.mode = Mode::Upload { remaining: size };
         }
         Inbound::Request(parsed)
     }

@@ -45,6 +45,8 @@ pub enum ErrorCode {
     Forbidden,
     RateLimited,
     QuotaExceeded,
+    /// A worker's answer naming a lease that is no longer current.
+    LeaseLost,
     // A task's own outcome, carried in its view (`"status":"failed"`), not a refusal.
     TaskFailed,
     TaskDead,
@@ -84,6 +86,7 @@ impl ErrorCode {
             Forbidden => "forbidden",
             RateLimited => "rate_limited",
             QuotaExceeded => "quota_exceeded",
+            LeaseLost => "lease_lost",
             TaskFailed => "task_failed",
             TaskDead => "task_dead",
             Other => "other",

@@ -45,6 +45,22 @@ pub struct NodeState {
     /// Open client connections (line protocol and HTTP).
     pub connections: u64,
     pub lanes: Vec<LaneLoad>,
+    /// Workers of external kinds connected to it.
+    #[serde(default)]
+    pub workers: Vec<ConnectedWorker>,
+}
+
+/// A worker connected to a node (`WORK`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectedWorker {
+    /// Its token's name (`-` on an open node).
+    pub who: String,
+    pub kinds: Vec<String>,
+    pub slots: u16,
+    /// Tasks it holds now.
+    pub busy: u32,
+    pub since: DateTime<Utc>,
 }
 
 /// A lane's workers on one node.

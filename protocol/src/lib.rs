@@ -14,6 +14,8 @@
 //! - [`control`]: a submission's key, delay and priority; `CANCEL`, `PAUSE`/`RESUME` and
 //!   `SCHEDULE` (periodic tasks).
 //! - [`token`]: the `TOKEN` requests (admins manage tokens) and their answers.
+//! - [`work`]: workers of any language: `WORK`, `DONE`, `FAIL`, `PROGRESS`, `EXTEND`, the
+//!   leased task lines they get and the leases that fence them.
 //! - [`error`]: [`ErrorLine`] and its [`ErrorCode`]s; [`ProtocolError`] for refused lines.
 //! - `codec` (feature `codec`): the node's line codec: request lines and upload bodies in,
 //!   answer lines and raw bytes out.
@@ -34,6 +36,7 @@ pub mod token;
 #[cfg(feature = "client")]
 pub mod transport;
 pub mod view;
+pub mod work;
 
 #[cfg(feature = "client")]
 pub use client::{Client, ClientError};
@@ -50,3 +53,4 @@ pub use view::{
     AuthOk, Bye, Check, DeadList, DeadTask, HelpText, KindInfo, KindList, Pong, ResultEncoding,
     TaskStatus, TaskView,
 };
+pub use work::{WorkCommand, WorkTask, WorkerLine};

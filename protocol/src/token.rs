@@ -107,7 +107,7 @@ pub struct TokenRevoked {
     pub revoked: String,
 }
 
-const USAGE: &str = "usage: TOKEN CREATE <name> <submit|read|admin> [max_inflight=N] [rate=PER_SECOND] [max_payload=BYTES] [max_schedules=N] | TOKEN LIST | TOKEN REVOKE <name>";
+const USAGE: &str = "usage: TOKEN CREATE <name> <submit|read|admin|worker> [max_inflight=N] [rate=PER_SECOND] [max_payload=BYTES] [max_schedules=N] | TOKEN LIST | TOKEN REVOKE <name>";
 
 fn malformed(msg: impl Into<String>) -> ProtocolError {
     ProtocolError::Malformed(msg.into())

@@ -141,6 +141,12 @@ pub struct TaskView {
     /// `true` while its kind or lane is paused (it waits, accepted).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub paused: Option<bool>,
+    /// 0 to 100, as its worker last reported it (`PROGRESS`; external kinds).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub progress: Option<u8>,
+    /// What its worker said with its last progress.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub progress_note: Option<String>,
 }
 
 impl TaskView {
@@ -168,6 +174,8 @@ impl TaskView {
             priority: None,
             key: None,
             paused: None,
+            progress: None,
+            progress_note: None,
         }
     }
 
@@ -230,6 +238,9 @@ pub struct DeadList {
 pub struct KindInfo {
     pub name: String,
     pub about: String,
+    /// An external kind (run by workers that connect): how many are connected now, fleet-wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u32>,
 }
 
 /// The answer to `KINDS`.

@@ -46,6 +46,7 @@ pub fn sleep_dies_fast(s: &mut Settings, attempts: u32) {
     let limits = tasknode::config::KindSettings {
         timeout_secs: Some(1),
         max_attempts: Some(attempts),
+        max_secs: None,
     };
     s.tasks.kinds.insert("sleep".into(), limits);
 }
@@ -166,6 +167,22 @@ impl TestEnv {
             .expect("bind port 0");
         let node = Node::build(settings, listener).await?;
         Ok(TestNode::new(name, storage, node, &self.token))
+    }
+
+    /// External kind `kind` of this env: its queues (made by the nodes that meet it) are
+    /// deleted with the env. Answers `kind`.
+    pub fn external<'k>(&self, kind: &'k str) -> &'k str {
+        let lane =
+            tasknode::lanes::lane_queue(&self.task_queue, &tasknode::lanes::external_lane(kind));
+        let settings = self.settings("-");
+        let mut queues = self.queues.lock().unwrap();
+        for q in tasknode::lanes::band_queues(&lane) {
+            queues.insert(retry::dead_queue(&q));
+            queues.insert(retry::buried_queue(&q));
+            queues.extend(RetryPolicy::new(settings.tasks.clone()).delay_queues(&q));
+            queues.insert(q);
+        }
+        kind
     }
 
     pub(crate) fn remember_queues(&self, s: &Settings) {

@@ -24,6 +24,12 @@ pub struct TaskConsumer {
     link: Link,
     /// Set by [`StopConsuming`]: no new deliveries, no reconnecting.
     stopping: bool,
+    /// The tags of the band consumers now.
+    active: Vec<String>,
+    /// Consumers made so far (a new prefetch makes new ones, with new tags).
+    generation: u32,
+    /// Delivery streams of cancelled consumers still to end (their end is expected).
+    ending: usize,
 }
 
 impl TaskConsumer {
@@ -43,6 +49,9 @@ impl TaskConsumer {
             ctx,
             link: Link::new(budget),
             stopping: false,
+            active: Vec::new(),
+            generation: 0,
+            ending: 0,
         }
     }
 
@@ -51,9 +60,36 @@ impl TaskConsumer {
     }
 
     /// The consumer tag of band queue `queue`.
-    fn tag_of(node_tag: &str, queue: &str) -> String {
-        format!("{node_tag}-{queue}")
+    fn tag_of(node_tag: &str, queue: &str, generation: u32) -> String {
+        format!("{node_tag}-{queue}-{generation}")
     }
+}
+
+/// Consume every band of `queue` on `channel`, `prefetch` deliveries at a time each.
+async fn consume(
+    channel: &lapin::Channel,
+    queue: &str,
+    prefetch: u16,
+    tag: &str,
+    generation: u32,
+) -> Result<Vec<(String, String, lapin::Consumer)>, lapin::Error> {
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumers = Vec::new();
+    for band in crate::lanes::band_queues(queue) {
+        let tag = TaskConsumer::tag_of(tag, &band, generation);
+        let consumer = channel
+            .basic_consume(
+                band.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        consumers.push((band, tag, consumer));
+    }
+    Ok(consumers)
 }
 
 /// A delivery and the band queue it came from.
@@ -62,7 +98,7 @@ type Tagged = (String, Result<Delivery, lapin::Error>);
 type Opened = (
     lapin::Connection,
     lapin::Channel,
-    Vec<(String, lapin::Consumer)>,
+    Vec<(String, String, lapin::Consumer)>,
 );
 
 impl Connected for TaskConsumer {
@@ -73,48 +109,50 @@ impl Connected for TaskConsumer {
     }
 
     fn connect(&mut self) -> (&'static str, Opening<Opened>) {
-        let (broker, queue, prefetch, name, topology) = (
+        self.generation += 1;
+        let (broker, queue, prefetch, name, topology, generation) = (
             self.broker.clone(),
             self.queue.clone(),
             self.prefetch,
             self.tag(),
             self.topology,
+            self.generation,
         );
         let opening = async move {
             let conn = broker.connect(&name).await?;
             let channel = conn.create_channel().await?;
-            channel
-                .basic_qos(prefetch, BasicQosOptions::default())
-                .await?;
-            let mut consumers = Vec::new();
             for band in crate::lanes::band_queues(&queue) {
                 topology.declare_lane(&channel, &band).await?;
-                let tag = TaskConsumer::tag_of(&name, &band);
-                let consumer = channel
-                    .basic_consume(
-                        band.as_str().into(),
-                        tag.as_str().into(),
-                        BasicConsumeOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await?;
-                consumers.push((band, consumer));
             }
+            // A prefetch of 0: nothing to take yet (an external kind with no worker here).
+            let consumers = match prefetch {
+                0 => Vec::new(),
+                _ => consume(&channel, &queue, prefetch, &name, generation).await?,
+            };
             Ok((conn, channel, consumers))
         };
         ("cannot consume tasks", Box::pin(opening))
     }
 
     fn up(&mut self, (conn, channel, consumers): Opened, ctx: &mut Context<Self>) {
-        use futures_util::StreamExt;
         self.link.up(conn, channel);
-        for (band, consumer) in consumers {
-            ctx.add_stream(consumer.map(move |d| (band.clone(), d)));
-        }
+        self.ending = 0;
+        self.take(consumers, ctx);
     }
 
     fn watching(&self) -> bool {
         !self.stopping
+    }
+}
+
+impl TaskConsumer {
+    fn take(&mut self, consumers: Vec<(String, String, lapin::Consumer)>, ctx: &mut Context<Self>) {
+        use futures_util::StreamExt;
+        self.active.clear();
+        for (band, tag, consumer) in consumers {
+            self.active.push(tag);
+            ctx.add_stream(consumer.map(move |d| (band.clone(), d)));
+        }
     }
 }
 
@@ -154,6 +192,11 @@ impl StreamHandler<Tagged> for TaskConsumer {
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
+        // A consumer cancelled for a new prefetch ends as expected.
+        if self.ending > 0 {
+            self.ending -= 1;
+            return;
+        }
         // The stream ends after StopConsuming, or with its connection: then consume again on
         // a new one (without waiting for the channel check, which lapin may not trip).
         if !self.stopping {
@@ -176,22 +219,57 @@ impl Handler<StopConsuming> for TaskConsumer {
     fn handle(&mut self, _: StopConsuming, _: &mut Context<Self>) -> Self::Result {
         self.stopping = true;
         let channel = self.link.channel.clone();
-        let tags: Vec<String> = crate::lanes::band_queues(&self.queue)
-            .iter()
-            .map(|band| TaskConsumer::tag_of(&self.tag(), band))
-            .collect();
-        Box::pin(
-            async move {
-                let Some(channel) = channel else { return };
-                for tag in tags {
-                    let cancel =
-                        channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
-                    if let Err(e) = cancel.await {
-                        tracing::warn!(error = %e, "could not cancel the task consumer");
-                    }
-                }
+        let tags = std::mem::take(&mut self.active);
+        Box::pin(cancel(channel, tags).into_actor(self))
+    }
+}
+
+async fn cancel(channel: Option<lapin::Channel>, tags: Vec<String>) {
+    let Some(channel) = channel else { return };
+    for tag in tags {
+        let cancel = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+        if let Err(e) = cancel.await {
+            tracing::warn!(error = %e, "could not cancel the task consumer");
+        }
+    }
+}
+
+/// Take up to this many deliveries at once from now on (an external kind's consumer, as
+/// workers come and go; 0: none). The consumers are made again with the new prefetch;
+/// deliveries in hand stay.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetPrefetch(pub u16);
+
+impl Handler<SetPrefetch> for TaskConsumer {
+    type Result = ();
+
+    fn handle(&mut self, SetPrefetch(prefetch): SetPrefetch, ctx: &mut Context<Self>) {
+        self.prefetch = prefetch;
+        if self.stopping {
+            return;
+        }
+        // Not connected: the next connection uses the new prefetch.
+        let Some(channel) = self.link.channel.clone() else {
+            return;
+        };
+        let tags = std::mem::take(&mut self.active);
+        self.ending += tags.len();
+        self.generation += 1;
+        let (queue, name, generation) = (self.queue.clone(), self.tag(), self.generation);
+        let again = async move {
+            cancel(Some(channel.clone()), tags).await;
+            match prefetch {
+                0 => Ok(Vec::new()),
+                _ => consume(&channel, &queue, prefetch, &name, generation).await,
             }
-            .into_actor(self),
-        )
+        };
+        ctx.wait(again.into_actor(self).map(|res, act, ctx| match res {
+            Ok(consumers) => act.take(consumers, ctx),
+            Err(e) => {
+                act.link.failed(format!("cannot consume again: {e}"));
+                ctx.stop();
+            }
+        }));
     }
 }

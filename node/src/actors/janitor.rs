@@ -142,6 +142,14 @@ async fn round(parts: &Parts, state: &mut State) -> Result<(), JanitorError> {
             rescued += dead_letters(parts, &channel, &band).await?;
         }
     }
+    // External kinds met here: their queues are made when first met, so made sure of here.
+    let topology = parts.lanes.topology();
+    for lane in parts.lanes.external() {
+        for band in band_queues(&lane.queue) {
+            topology.declare_lane(&channel, &band).await?;
+            rescued += dead_letters(parts, &channel, &band).await?;
+        }
+    }
     let idle = idle_kinds(parts, &channel, &mut state.empty_since).await?;
     rescued += stuck_rows(parts, &idle).await?;
     if rescued > 0 {

@@ -67,4 +67,8 @@ pub struct Handles {
     pub control: crate::control::Control,
     /// Asks the broker how deep each lane's queue is (for `/metrics`).
     pub depths: Addr<depths::QueueDepths>,
+    /// The workers connected here and the tasks leased to them (external kinds).
+    pub work: Addr<crate::work::WorkHub>,
+    /// The external kinds the fleet accepts.
+    pub external: crate::work::ExternalKinds,
 }

@@ -106,6 +106,9 @@ pub struct Publisher {
     reply_channel: Option<lapin::Channel>,
     /// Delay queues declared on the current channel.
     retry_queues: HashSet<String>,
+    /// External kinds' queues declared on the current channel (each the first time a task
+    /// goes to it: an external kind's queues are made when it is first met).
+    external_queues: HashSet<String>,
     /// Tasks waiting for the next task message (each until its deadline while there is no
     /// connection), and messages in flight.
     pending_tasks: Vec<Pending>,
@@ -139,6 +142,7 @@ impl Publisher {
             link: Link::new(budget),
             reply_channel: None,
             retry_queues: HashSet::new(),
+            external_queues: HashSet::new(),
             pending_tasks: Vec::new(),
             task_publishes: [0; 2],
             pending_replies: Vec::new(),
@@ -333,6 +337,7 @@ impl Connected for Publisher {
 
     fn up(&mut self, (conn, channel, replies): Opened, ctx: &mut Context<Self>) {
         self.retry_queues.clear();
+        self.external_queues.clear();
         self.reply_channel = Some(replies);
         self.link.up(conn, channel);
         // Tasks that waited for the connection go now.
@@ -367,6 +372,7 @@ impl Actor for Publisher {
 impl actix::Supervised for Publisher {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.retry_queues.clear();
+        self.external_queues.clear();
         self.reply_channel = None;
         // Messages in flight fail now (their waiters see the channel drop): nothing is
         // reported as published that was not confirmed. Tasks not sent yet wait for the new
@@ -403,14 +409,35 @@ impl Handler<PublishTask> for Publisher {
         let lane = self.lanes.of_kind(&msg.task.kind);
         let single = lane.per_message == 1;
         let queue = lane.band(msg.task.priority).to_string();
-        self.pending_tasks.push(Pending {
+        let pending = Pending {
             task: msg.task,
             waiter: tx,
             until,
-            queue,
+            queue: queue.clone(),
             single,
-        });
-        self.flush_tasks(ctx);
+        };
+        match (&lane.external, self.link.channel.clone()) {
+            // An external kind's queues are made the first time one of its tasks goes out;
+            // nothing else is published meanwhile (once per kind and connection).
+            (Some(_), Some(channel)) if !self.external_queues.contains(&queue) => {
+                let topology = self.lanes.topology();
+                let declare = async move { topology.declare_lane(&channel, &queue).await };
+                ctx.wait(declare.into_actor(self).map(move |res, act, ctx| {
+                    match res {
+                        Ok(()) => {
+                            act.external_queues.insert(pending.queue.clone());
+                        }
+                        Err(e) => tracing::warn!(queue = %pending.queue, error = %e, "cannot declare an external kind's queue"),
+                    }
+                    act.pending_tasks.push(pending);
+                    act.flush_tasks(ctx);
+                }));
+            }
+            _ => {
+                self.pending_tasks.push(pending);
+                self.flush_tasks(ctx);
+            }
+        }
         Box::pin(async move { rx.await.unwrap_or_else(|_| Err(PublishError::Restarted)) })
     }
 }

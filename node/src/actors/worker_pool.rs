@@ -263,6 +263,8 @@ pub enum TaskOutput {
     Inline(Vec<u8>),
     /// Past the inline limit: a temporary file (already unlinked), rewound.
     Spilled { file: std::fs::File, size: u64 },
+    /// In the bucket already (an external worker's `DONE <lease> PUT`).
+    Stored { key: String, size: u64 },
 }
 
 /// Run one task, ending it at `deadline` (its delivery's arrival plus its kind's timeout: the

@@ -3,7 +3,8 @@
 //!
 //! - `submit`: submits tasks and reads its own;
 //! - `read`: reads its own tasks;
-//! - `admin`: sees and acts on every task and manages tokens.
+//! - `worker`: runs tasks of external kinds (`WORK`, `DONE`, ...), sees no task otherwise;
+//! - `admin`: sees and acts on every task, manages tokens, and may work too.
 //!
 //! A task records the token (by name) that submitted it; another owner's task is answered
 //! exactly as an unknown id, so nothing leaks whether it exists. A node in `auth.mode = "open"`
@@ -22,6 +23,7 @@ pub enum Role {
     Submit,
     Read,
     Admin,
+    Worker,
 }
 
 impl Role {
@@ -30,6 +32,7 @@ impl Role {
             Role::Submit => "submit",
             Role::Read => "read",
             Role::Admin => "admin",
+            Role::Worker => "worker",
         }
     }
 
@@ -38,6 +41,7 @@ impl Role {
             "submit" => Some(Role::Submit),
             "read" => Some(Role::Read),
             "admin" => Some(Role::Admin),
+            "worker" => Some(Role::Worker),
             _ => None,
         }
     }
@@ -109,7 +113,12 @@ impl Identity {
     }
 
     pub fn may_submit(&self) -> bool {
-        self.role != Role::Read
+        matches!(self.role, Role::Submit | Role::Admin)
+    }
+
+    /// Whether this identity may take tasks as a worker (`WORK`, `DONE`, ...).
+    pub fn may_work(&self) -> bool {
+        matches!(self.role, Role::Worker | Role::Admin)
     }
 
     pub fn is_admin(&self) -> bool {
@@ -138,5 +147,7 @@ mod tests {
         assert!(Identity::open().sees(None));
         assert!(!who("r", Role::Read).may_submit());
         assert!(who("s", Role::Submit).may_submit());
+        assert!(!who("w", Role::Worker).may_submit() && who("w", Role::Worker).may_work());
+        assert!(!who("s", Role::Submit).may_work() && who("a", Role::Admin).may_work());
     }
 }

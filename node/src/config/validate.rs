@@ -38,6 +38,7 @@ impl Settings {
         self.validate_database()?;
         self.validate_storage()?;
         self.validate_tasks()?;
+        self.validate_external()?;
         self.validate_upkeep()
     }
 
@@ -146,8 +147,27 @@ impl Settings {
                 let problem = format!("`{kind}`: must be from 1 to 1500");
                 return Err(invalid("tasks.kinds.<kind>.timeout_secs", problem));
             }
+            let longest = self.amqp.consumer_timeout_secs.saturating_sub(60);
+            if k.max_secs.is_some_and(|n| n == 0 || n > longest) {
+                let problem = format!("`{kind}`: must be from 1 to {longest} (amqp.consumer_timeout_secs less a minute)");
+                return Err(invalid("tasks.kinds.<kind>.max_secs", problem));
+            }
         }
         Ok(())
+    }
+
+    fn validate_external(&self) -> Result<(), ConfigError> {
+        let e = &self.external;
+        if let Some(bad) = e.kinds.iter().find(|k| !protocol::work::valid_kind_name(k)) {
+            let problem =
+                format!("`{bad}` is not a kind name (lowercase letters, digits, `_`, `-`, `.`)");
+            return Err(invalid("external.kinds", problem));
+        }
+        at_least(
+            "external.registration_ttl_secs",
+            e.registration_ttl_secs,
+            60,
+        )
     }
 
     /// Keys, retention, the janitor and supervision.

@@ -218,7 +218,7 @@ UPDATE outbox o SET due = $? FROM tasks t \
 WHERE o.due = 'infinity' AND t.id = o.id AND NOT (t.kind = ANY($?::text[]))";
 
 /// Make parked tasks due again, except those of `held` kinds (paused still).
-pub async fn release_parked(conn: &mut AsyncPgConnection, held: &[&str]) -> QueryResult<usize> {
+pub async fn release_parked(conn: &mut AsyncPgConnection, held: &[String]) -> QueryResult<usize> {
     use diesel::sql_types::{Array, Text, Timestamptz};
     super::sql::Fixed::new(RELEASE)
         .bind::<Timestamptz, _>(Utc::now())

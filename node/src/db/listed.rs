@@ -126,6 +126,8 @@ impl From<ListedRow> for TaskRow {
             priority: times.6,
             run_at: times.7,
             key: times.8,
+            progress: None,
+            progress_note: None,
         }
     }
 }

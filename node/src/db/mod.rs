@@ -2,6 +2,7 @@
 
 pub mod connect;
 pub mod control;
+pub mod external;
 pub mod firing;
 pub mod fleet;
 pub mod listed;

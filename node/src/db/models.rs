@@ -60,6 +60,9 @@ pub struct TaskRow {
     pub run_at: Option<DateTime<Utc>>,
     /// The idempotency key it was submitted with.
     pub key: Option<String>,
+    /// 0 to 100, as its worker last reported it (external kinds).
+    pub progress: Option<i16>,
+    pub progress_note: Option<String>,
 }
 
 /// A task as accepted: what its row holds before it runs.

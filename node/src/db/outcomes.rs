@@ -161,6 +161,8 @@ impl Outcome<'_> {
             priority: self.task.priority,
             run_at: None,
             key,
+            progress: None,
+            progress_note: None,
         }
     }
 }

@@ -24,6 +24,16 @@ diesel::table! {
         priority -> Int2,
         run_at -> Nullable<Timestamptz>,
         key -> Nullable<Text>,
+        progress -> Nullable<Int2>,
+        progress_note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    external_kinds (name) {
+        name -> Text,
+        registered_at -> Timestamptz,
+        seen_at -> Timestamptz,
     }
 }
 

@@ -121,7 +121,7 @@ impl Store {
     }
 
     /// Run a query on a pooled connection.
-    async fn run<T>(
+    pub(crate) async fn run<T>(
         &self,
         query: impl AsyncFnOnce(&mut AsyncPgConnection) -> diesel::QueryResult<T>,
     ) -> Result<T, DbError> {

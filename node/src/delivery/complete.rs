@@ -39,6 +39,7 @@ pub(crate) async fn complete<C: Completer + Starter>(
     };
     let finish = match run {
         Ok(TaskOutput::Inline(data)) => Finish::succeeded(data),
+        Ok(TaskOutput::Stored { key, size }) => Finish::stored(key, size),
         Ok(TaskOutput::Spilled { file, size }) => match c.store_result(task, file).await {
             Ok(key) => Finish::stored(key, size),
             Err(e) => {

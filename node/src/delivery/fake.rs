@@ -87,6 +87,8 @@ pub fn row(status: TaskStatus, attempts: i32) -> TaskRow {
         priority: 0,
         run_at: None,
         key: None,
+        progress: None,
+        progress_note: None,
     }
 }
 
@@ -132,7 +134,7 @@ impl Starter for Fake {
     fn answer(&self, _: &TaskMessage, row: &TaskRow) {
         self.did(format!("answer from the {} row", row.status));
     }
-    async fn run(&self, _: &TaskMessage) -> Result<TaskOutput, RunError> {
+    async fn run(&self, _: &TaskMessage, _: u32) -> Result<TaskOutput, RunError> {
         self.did("run".into());
         (self.ran)()
     }

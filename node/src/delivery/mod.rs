@@ -136,7 +136,7 @@ pub(crate) async fn timed<S: Starter + Completer>(s: &S, task: &TaskMessage) -> 
         Ok(attempt) => attempt,
         Err(done) => return done,
     };
-    let run = s.run(task).await;
+    let run = s.run(task, attempt).await;
     complete(s, task, Attempt::Counted(attempt), run).await
 }
 

@@ -22,8 +22,8 @@ pub(crate) trait Starter {
     async fn mark_running(&self, task: &TaskMessage) -> Result<Start, DbError>;
     /// Answer the waiting client from a row already written.
     fn answer(&self, task: &TaskMessage, row: &TaskRow);
-    /// Run `task` on a worker, under its kind's timeout.
-    async fn run(&self, task: &TaskMessage) -> Result<TaskOutput, RunError>;
+    /// Run attempt `attempt` of `task` on a worker, under its kind's timeout.
+    async fn run(&self, task: &TaskMessage, attempt: u32) -> Result<TaskOutput, RunError>;
 }
 
 /// Mark `task` running here: `Ok(attempt)` to go on, `Err(how it was handled)` otherwise.
@@ -104,7 +104,7 @@ impl Starter for DeliveryCtx {
         DeliveryCtx::answer(self, task, row)
     }
 
-    async fn run(&self, task: &TaskMessage) -> Result<TaskOutput, RunError> {
+    async fn run(&self, task: &TaskMessage, attempt: u32) -> Result<TaskOutput, RunError> {
         let input = match &task.payload {
             PayloadRef::Inline { data } => TaskInput::Inline(data.clone().into()),
             PayloadRef::Object { key, .. } => TaskInput::Object { key: key.clone() },
@@ -117,6 +117,10 @@ impl Starter for DeliveryCtx {
                 "timeout (waited for a worker past the task's timeout)".into(),
             ));
         }
+        if self.handles.kinds.get(&task.kind).is_none() {
+            // An external kind: a worker connected to this node runs it.
+            return self.run_external(task, attempt, deadline).await;
+        }
         let run = RunTask {
             id: task.id,
             kind: task.kind.clone(),
@@ -127,6 +131,35 @@ impl Starter for DeliveryCtx {
             .send(run)
             .await
             .unwrap_or_else(|e| Err(RunError::Transient(format!("worker pool unavailable: {e}"))))
+    }
+}
+
+impl DeliveryCtx {
+    /// Run `task` of an external kind: leased to a worker connected here (see
+    /// [`crate::work::hub`]), until `deadline` unless the worker extends it.
+    async fn run_external(
+        &self,
+        task: &TaskMessage,
+        attempt: u32,
+        deadline: std::time::Instant,
+    ) -> Result<TaskOutput, RunError> {
+        let longest = self.received
+            + self
+                .policy
+                .longest(&task.kind)
+                .unwrap_or(self.hold)
+                .min(self.hold);
+        let job = crate::work::hub::Job {
+            task: task.clone(),
+            attempt,
+            deadline,
+            longest: longest.max(deadline),
+        };
+        self.handles
+            .work
+            .send(crate::work::hub::Run(job))
+            .await
+            .unwrap_or_else(|e| Err(RunError::Transient(format!("work hub unavailable: {e}"))))
     }
 }
 

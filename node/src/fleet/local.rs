@@ -18,12 +18,17 @@ pub struct LocalNode {
     pub metrics: Arc<Metrics>,
     /// Set once the node is shutting down.
     pub draining: Arc<AtomicBool>,
+    /// The workers connected here.
+    pub work: actix::Addr<crate::work::WorkHub>,
 }
 
 impl LocalNode {
     /// This node now.
     pub async fn state(&self) -> NodeState {
-        let deps = self.health.check().await;
+        let (deps, workers) = tokio::join!(
+            self.health.check(),
+            self.work.send(crate::work::hub::ListWorkers)
+        );
         let metrics = &self.metrics;
         NodeState {
             name: self.name.clone(),
@@ -47,6 +52,7 @@ impl LocalNode {
                     busy: metrics.busy(lane).get().max(0) as u32,
                 })
                 .collect(),
+            workers: workers.unwrap_or_default(),
         }
     }
 }

@@ -130,7 +130,7 @@ impl Services {
         };
         let answer = async {
             Services::may_submit(who)?;
-            self.check_kind(&kind)?;
+            self.find_kind(&kind).await?;
             self.check_inflight(who).await?;
             let task = TaskMessage {
                 id,

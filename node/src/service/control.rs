@@ -86,7 +86,7 @@ impl Services {
     }
 
     /// Delete an object no task needs, in the background (a leftover costs only space).
-    pub(super) fn forget_object(&self, key: String) {
+    pub fn forget_object(&self, key: String) {
         let storage = self.handles.storage.clone();
         actix::spawn(async move {
             if let Err(e) = storage.delete(&key).await {

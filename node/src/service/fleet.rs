@@ -75,6 +75,35 @@ impl Services {
         Ok(overview)
     }
 
+    /// The workers connected to every node that is up (from the fleet's tables, read at
+    /// most every [`FRESH`]); this node's own when the database does not answer.
+    pub async fn fleet_workers(&self) -> Vec<protocol::fleet::ConnectedWorker> {
+        let cached = self
+            .fleet
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let nodes = match cached {
+            Some((at, overview)) if at.elapsed() < FRESH => Ok(overview.nodes),
+            _ => self
+                .fleet
+                .tables
+                .read(Utc::now())
+                .await
+                .map(|(nodes, _)| nodes),
+        };
+        match nodes {
+            Ok(nodes) => nodes
+                .into_iter()
+                .filter(|n| n.up && n.name != self.node())
+                .flat_map(|n| n.workers)
+                .chain(self.node_state().await.workers)
+                .collect(),
+            Err(_) => self.node_state().await.workers,
+        }
+    }
+
     /// Who `who` is, for a client deciding what to show.
     pub fn me(&self, who: &Identity) -> Me {
         Me {

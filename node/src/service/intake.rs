@@ -41,9 +41,20 @@ pub enum Intake {
 }
 
 impl Services {
+    /// Before a payload is taken: a kind this node does not know yet may be an external
+    /// kind a worker registered on another node a moment ago, so any name an external kind
+    /// may have passes here; the submission itself is checked against the database
+    /// ([`Services::find_kind`]) and a refused one's uploaded payload is deleted.
+    fn check_kind_soon(&self, kind: &str) -> Result<(), ServiceError> {
+        match protocol::work::valid_kind_name(kind) {
+            true => Ok(()),
+            false => self.check_kind(kind),
+        }
+    }
+
     /// Where the `size`-byte payload of task `id` of `kind` goes.
     pub fn intake(&self, id: Uuid, kind: &str, size: u64) -> Intake {
-        if let Err(e) = self.check_kind(kind) {
+        if let Err(e) = self.check_kind_soon(kind) {
             return Intake::Refused(e);
         }
         if size <= self.inline_limit as u64 {
@@ -55,7 +66,7 @@ impl Services {
 
     /// Where the payload of task `id` of `kind`, of a length not known yet, goes.
     pub fn intake_unsized(&self, id: Uuid, kind: &str) -> Intake {
-        if let Err(e) = self.check_kind(kind) {
+        if let Err(e) = self.check_kind_soon(kind) {
             return Intake::Refused(e);
         }
         Intake::Growing {
@@ -74,7 +85,7 @@ fn end_of_body() -> Bytes {
 }
 
 impl Intake {
-    fn upload(
+    pub(super) fn upload(
         uploader: &Addr<Uploader>,
         uploads: &Arc<Semaphore>,
         key: String,

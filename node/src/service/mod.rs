@@ -20,6 +20,7 @@ pub mod results;
 mod schedules;
 pub mod tokens;
 mod waiting;
+mod work;
 
 use crate::actors::publisher::PublishError;
 use crate::actors::Handles;
@@ -36,6 +37,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub use intake::Intake;
+pub use work::Enlisted;
 
 /// A request that could not be served. [`ServiceError::to_line`] is what the client gets.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,8 @@ pub enum ServiceError {
     NoSuchToken(String),
     #[error("no schedule named `{0}`")]
     NoSuchSchedule(String),
+    #[error("lease `{0}` is not current (its deadline passed, the task was cancelled, or it went to another worker); this answer changes nothing")]
+    LeaseLost(String),
     #[error("task {id} may or may not run: its publish was not confirmed ({publish}) and the database is unavailable ({db}); ask `STATUS {id}` later")]
     Unsure {
         id: Uuid,
@@ -126,6 +130,7 @@ impl ServiceError {
             ServiceError::Busy(_) => ErrorCode::Busy,
             ServiceError::TokenExists(_) => ErrorCode::AlreadyExists,
             ServiceError::NoSuchToken(_) | ServiceError::NoSuchSchedule(_) => ErrorCode::NotFound,
+            ServiceError::LeaseLost(_) => ErrorCode::LeaseLost,
         }
     }
 
@@ -211,13 +216,28 @@ impl Services {
         &self.handles.node
     }
 
+    /// Whether `kind` is built in or known here as external (declared, or registered when
+    /// last read: see [`Services::find_kind`]).
     pub fn check_kind(&self, kind: &str) -> Result<(), ServiceError> {
-        match self.handles.kinds.get(kind) {
-            Some(_) => Ok(()),
-            None => Err(ServiceError::UnknownKind {
-                kind: kind.to_string(),
-                known: self.handles.kinds.names(),
-            }),
+        match self.handles.kinds.get(kind).is_some() || self.handles.external.knows(kind) {
+            true => Ok(()),
+            false => Err(self.unknown_kind(kind)),
+        }
+    }
+
+    /// [`Services::check_kind`], asking the database about an external kind this node has
+    /// not met yet (a worker registered it on another node a moment ago).
+    pub async fn find_kind(&self, kind: &str) -> Result<(), ServiceError> {
+        if self.check_kind(kind).is_ok() || self.handles.external.find(kind).await? {
+            return Ok(());
+        }
+        Err(self.unknown_kind(kind))
+    }
+
+    fn unknown_kind(&self, kind: &str) -> ServiceError {
+        ServiceError::UnknownKind {
+            kind: kind.to_string(),
+            known: self.handles.kinds.names(),
         }
     }
 
@@ -262,18 +282,30 @@ impl Services {
         }
     }
 
-    /// `KINDS`.
-    pub fn kinds(&self) -> KindList {
-        let kinds = self.handles.kinds.describe();
-        KindList {
-            kinds: kinds
-                .into_iter()
-                .map(|(name, about)| KindInfo {
-                    name: name.into(),
-                    about: about.into(),
-                })
-                .collect(),
+    /// `KINDS`: the built-in kinds, then the external ones (declared or registered) with
+    /// the workers connected for each across the fleet.
+    pub async fn kinds(&self) -> KindList {
+        let mut kinds: Vec<KindInfo> = self
+            .handles
+            .kinds
+            .describe()
+            .into_iter()
+            .map(|(name, about)| KindInfo {
+                name: name.into(),
+                about: about.into(),
+                workers: None,
+            })
+            .collect();
+        let workers = self.fleet_workers().await;
+        for name in self.handles.external.names() {
+            let n = workers.iter().filter(|w| w.kinds.contains(&name)).count();
+            kinds.push(KindInfo {
+                about: "external: run by workers that connect (WORK)".into(),
+                workers: Some(n as u32),
+                name,
+            });
         }
+        KindList { kinds }
     }
 
     /// `DEAD`: the newest dead tasks.

@@ -26,6 +26,9 @@ use crate::metrics::Metrics;
 use crate::publishing::Outbox;
 use crate::retry::RetryPolicy;
 use crate::supervision::RestartBudget;
+use crate::work::hub::MakeTaps;
+use crate::work::taps::MakeTap;
+use crate::work::{ExternalKinds, WorkHub};
 use actix::prelude::*;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -131,8 +134,26 @@ pub(super) async fn shared(
     publisher_ready(&publisher).await?;
     let queues = checked.lanes.all().iter();
     let queues = queues.map(|l| (l.name.clone(), l.queue.clone())).collect();
+    let control = Control::new(checked.lanes.clone());
+    let external = ExternalKinds::new(
+        &settings.external.kinds,
+        Duration::from_secs(settings.external.registration_ttl_secs),
+        store.clone(),
+    );
+    if let Err(e) = external.refresh().await {
+        tracing::warn!(error = %e, "cannot read the registered external kinds yet");
+    }
+    let work = WorkHub::new(
+        external.clone(),
+        storage.clone(),
+        control.running.clone(),
+        counters.metrics.clone(),
+    )
+    .start();
     Ok(Handles {
-        control: Control::new(checked.lanes.clone()),
+        control,
+        work,
+        external,
         node: node.clone(),
         kinds: checked.kinds.clone(),
         watcher: Watcher::new(store.clone()).start(),
@@ -219,6 +240,7 @@ pub(super) fn lanes(
     let hold = Duration::from_secs(settings.amqp.consumer_timeout_secs)
         .saturating_sub(crate::lanes::ACK_MARGIN);
     let mut consumers = Vec::new();
+    let mut external_ctx = None;
     for lane in checked.lanes.all().iter().filter(|l| l.workers > 0) {
         let workers = Worker::start_pool(
             lane.workers,
@@ -238,6 +260,7 @@ pub(super) fn lanes(
             received: std::time::Instant::now(),
             hold,
         };
+        external_ctx.get_or_insert_with(|| ctx.clone());
         let consumer = TaskConsumer::new(
             checked.broker.clone(),
             lane.queue.clone(),
@@ -247,6 +270,24 @@ pub(super) fn lanes(
             counters.budget("consumer"),
         );
         consumers.push(Supervisor::start(move |_| consumer));
+    }
+    // External kinds are run by connected workers, on any node that runs tasks.
+    if let Some(ctx) = external_ctx {
+        let (broker, topology) = (checked.broker.clone(), checked.lanes.topology());
+        let lanes = checked.lanes.clone();
+        let budget = counters.budget("consumer");
+        let make: MakeTap = Box::new(move |kind, prefetch| {
+            let queue = lanes.of_kind(kind).queue.clone();
+            let ctx = DeliveryCtx {
+                queue: queue.clone(),
+                ..ctx.clone()
+            };
+            let (broker, budget) = (broker.clone(), budget.clone());
+            Supervisor::start(move |_| {
+                TaskConsumer::new(broker, queue, topology, prefetch, ctx, budget)
+            })
+        });
+        handles.work.do_send(MakeTaps(make));
     }
     (consumers, pool_stats)
 }

@@ -38,7 +38,13 @@ pub(super) async fn dependencies(
     addresses(settings, local_addr)?;
     files::fit(settings).map_err(StartupError::OpenFiles)?;
     let kinds = Registry::for_settings(&settings.tasks);
-    if let Some(unknown) = settings.tasks.kinds.keys().find(|k| kinds.get(k).is_none()) {
+    let external = |k: &String| settings.external.kinds.contains(k);
+    if let Some(unknown) = settings
+        .tasks
+        .kinds
+        .keys()
+        .find(|k| kinds.get(k).is_none() && !external(k))
+    {
         return Err(StartupError::UnknownKindOverride(unknown.clone()));
     }
     let lanes = Lanes::resolve(settings, &kinds)?;

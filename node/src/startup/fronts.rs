@@ -41,6 +41,7 @@ pub(super) async fn services(
         health: handles.health.clone(),
         metrics: handles.metrics.clone(),
         draining: draining.clone(),
+        work: handles.work.clone(),
     };
     let tables = FleetTables::new(checked.pool.clone());
     let heartbeat = Heartbeat::new(local.clone(), tables.clone()).start();

@@ -84,6 +84,7 @@ async fn a_task_waiting_for_a_worker_spends_its_timeout_meanwhile() {
                 tasknode::config::KindSettings {
                     timeout_secs: Some(2),
                     max_attempts: Some(1),
+                    max_secs: None,
                 },
             );
         })

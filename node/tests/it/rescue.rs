@@ -125,6 +125,7 @@ async fn rows_left_running_with_no_message_are_put_back_or_end_dead() {
                 tasknode::config::KindSettings {
                     timeout_secs: Some(2),
                     max_attempts: None,
+                    max_secs: None,
                 },
             );
         })

@@ -6,6 +6,7 @@ mod submit;
 use crate::control::{PauseTarget, ScheduleCommand, SubmitOptions};
 use crate::error::ProtocolError;
 use crate::token::TokenCommand;
+use crate::work::WorkCommand;
 use submit::{parse_json, parse_put, submit_line};
 use uuid::Uuid;
 
@@ -27,6 +28,8 @@ pub const HELP: &[&str] = &[
     "PING                      whether this node and its dependencies answer",
     "HELP                      this text",
     "QUIT                      close the connection",
+    "WORK <kind>[,<kind>…] [slots=N]   become a worker for these kinds (role worker): tasks come as {\"task\":{…,\"lease\":…}} lines",
+    "DONE <lease> <result> | DONE <lease> PUT <nbytes> | FAIL <lease> [final] <message> | PROGRESS <lease> <0-100> [note] | EXTEND <lease> <seconds> | QUIET (no new tasks)   a worker's answers",
     "{\"kind\":..,\"payload\":..,\"wait\":true}  the same as a JSON object (payload_base64 for binary)",
     "  with \"key\":\"order-17\" (idempotency), \"delay_ms\":N or \"run_at\":\"<RFC 3339>\", \"priority\":0..9",
 ];
@@ -71,12 +74,15 @@ pub enum Request {
     Ping,
     Help,
     Quit,
+    /// A worker's request (`WORK`, `DONE`, `FAIL`, `PROGRESS`, `EXTEND`).
+    Work(WorkCommand),
 }
 
 /// Words that start a command line; a kind with one of these names travels as JSON.
 const COMMANDS: &[&str] = &[
     "SUBMIT", "PUT", "STATUS", "RESULT", "RETRY", "CANCEL", "PAUSE", "RESUME", "SCHEDULE", "DEAD",
-    "KINDS", "AUTH", "TOKEN", "PING", "HELP", "QUIT",
+    "KINDS", "AUTH", "TOKEN", "PING", "HELP", "QUIT", "WORK", "DONE", "FAIL", "PROGRESS", "EXTEND",
+    "QUIET",
 ];
 
 fn malformed(msg: impl Into<String>) -> ProtocolError {
@@ -92,7 +98,7 @@ fn parse_id(rest: &str, cmd: &str) -> Result<Uuid, ProtocolError> {
 }
 
 /// Split `s` at the first run of spaces/tabs: (first word, rest).
-fn split_word(s: &str) -> (&str, &str) {
+pub(crate) fn split_word(s: &str) -> (&str, &str) {
     match s.find([' ', '\t']) {
         Some(i) => (&s[..i], s[i + 1..].trim_start_matches([' ', '\t'])),
         None => (s, ""),
@@ -100,6 +106,16 @@ fn split_word(s: &str) -> (&str, &str) {
 }
 
 impl Request {
+    /// The raw bytes that follow this request's line (`PUT`, `DONE <lease> PUT`).
+    pub fn body_size(&self) -> Option<u64> {
+        match self {
+            Request::Put { size, .. } | Request::Work(WorkCommand::DonePut { size, .. }) => {
+                Some(*size)
+            }
+            _ => None,
+        }
+    }
+
     /// Parse one request line (without its line ending).
     pub fn parse(line: &[u8]) -> Result<Request, ProtocolError> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -111,6 +127,9 @@ impl Request {
             return Err(ProtocolError::Empty);
         }
         if text.trim_start().starts_with('{') {
+            if let Some(done) = WorkCommand::parse_json(text) {
+                return done.map(Request::Work);
+            }
             return parse_json(text);
         }
         // The payload keeps its own spacing; only the separator after the first word is eaten.
@@ -160,6 +179,11 @@ impl Request {
                 Err(malformed(format!("{command} takes no arguments")))
             }
             "KINDS" => Ok(Request::Kinds),
+            "WORK" | "DONE" | "FAIL" | "PROGRESS" | "EXTEND" | "QUIET" => {
+                WorkCommand::parse(&command, rest)
+                    .unwrap_or_else(|| Err(malformed("not a worker's request")))
+                    .map(Request::Work)
+            }
             "PING" => Ok(Request::Ping),
             "HELP" => Ok(Request::Help),
             "QUIT" => Ok(Request::Quit),
@@ -201,6 +225,7 @@ impl Request {
             Request::Token(cmd) => format!("TOKEN {}", cmd.to_words()),
             Request::Help => "HELP".into(),
             Request::Quit => "QUIT".into(),
+            Request::Work(cmd) => cmd.to_words(),
         };
         line.push('\n');
         line

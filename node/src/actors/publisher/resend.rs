@@ -64,10 +64,7 @@ impl Handler<Republish> for Publisher {
                 return Box::pin(fut::ready(Err(e)));
             }
         };
-        let task_queue = self
-            .lanes
-            .queue_for(&msg.task.kind, msg.task.priority)
-            .to_string();
+        let task_queue = self.lanes.queue_for(&msg.task.kind, msg.task.priority);
         let channel = self.link.channel.clone();
         let topology = self.lanes.topology();
         let (queue, declare) = match msg.target {

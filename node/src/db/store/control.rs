@@ -61,7 +61,7 @@ impl Store {
     }
 
     /// Release parked tasks but those of these kinds (see [`control::release_parked`]).
-    pub async fn release_parked(&self, held: &[&str]) -> Result<usize, DbError> {
+    pub async fn release_parked(&self, held: &[String]) -> Result<usize, DbError> {
         self.run(async |c| control::release_parked(c, held).await)
             .await
     }

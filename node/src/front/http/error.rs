@@ -40,7 +40,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         Forbidden => StatusCode::FORBIDDEN,
         NotFound => StatusCode::NOT_FOUND,
         NotFinished | NotRetryable | NotCancellable | KeyConflict | AlreadyExists | TaskFailed
-        | TaskDead => StatusCode::CONFLICT,
+        | TaskDead | LeaseLost => StatusCode::CONFLICT,
         RateLimited | QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
         IdleTimeout => StatusCode::REQUEST_TIMEOUT,
         Timeout => StatusCode::GATEWAY_TIMEOUT,

@@ -61,5 +61,5 @@ pub struct Ready {
               (status = 401, description = "No token, or a wrong or revoked one", body = ErrorLine)),
     security(("bearer" = [])))]
 async fn kinds(svc: web::Data<Services>, _who: super::caller::Caller) -> HttpResponse {
-    HttpResponse::Ok().json(svc.kinds())
+    HttpResponse::Ok().json(svc.kinds().await)
 }

@@ -17,6 +17,7 @@
 mod auth;
 mod requests;
 mod upload;
+mod work;
 pub mod writer;
 
 use crate::service::Services;
@@ -74,6 +75,8 @@ pub struct Session {
     draining: bool,
     /// This connection's span: every request's log lines carry it (its peer and token).
     span: tracing::Span,
+    /// Its number at the work hub, once it said `WORK`.
+    worker: Option<u64>,
 }
 
 impl Session {
@@ -94,7 +97,8 @@ impl Session {
             token = tracing::field::Empty,
         );
         Session::create(move |ctx| {
-            let (slots, queue) = mpsc::channel::<Slot>(MAX_PIPELINED + 1);
+            // Room for every request's answer, the close, and what is pushed to a worker.
+            let (slots, queue) = mpsc::channel::<Slot>(MAX_PIPELINED + 1 + work::PUSH_ROOM);
             let last_activity = Rc::new(Cell::new(Instant::now()));
             let writer = Writer::new(write, limits.write_timeout, last_activity.clone());
             let session = ctx.address();
@@ -123,6 +127,7 @@ impl Session {
                 drain,
                 draining: false,
                 span,
+                worker: None,
             }
         });
     }
@@ -229,9 +234,11 @@ impl Actor for Session {
         }));
         let every =
             (self.limits.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        // Idle means nothing pending either: a client waiting for a long task is not idle.
+        // Idle means nothing pending either: a client waiting for a long task is not idle,
+        // nor is a worker waiting for tasks.
         ctx.run_interval(every, |act, ctx| {
-            if act.last_activity.get().elapsed() < act.limits.idle_timeout {
+            if act.last_activity.get().elapsed() < act.limits.idle_timeout || act.worker.is_some()
+            {
                 return;
             }
             let secs = act.limits.idle_timeout.as_secs();
@@ -260,6 +267,10 @@ impl Actor for Session {
 
     /// The connection counts as open until its writer is done.
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if let Some(worker) = self.worker.take() {
+            // Its tasks go back at once.
+            self.svc.leave(worker);
+        }
         let connections = self.connections.clone();
         if self.writer.is_finished() {
             connections.fetch_sub(1, Ordering::SeqCst);

@@ -79,9 +79,9 @@ impl Session {
                 };
                 self.answer(ctx, permit, &help, false)
             }
-            Request::Kinds => {
-                self.as_who(ctx, permit, |_| async move { Outbound::line(&svc.kinds()) })
-            }
+            Request::Kinds => self.as_who(ctx, permit, |_| async move {
+                Outbound::line(&svc.kinds().await)
+            }),
             Request::Quit => self.answer(ctx, permit, &Bye { bye: true }, true),
             Request::Submit {
                 kind,
@@ -136,6 +136,14 @@ impl Session {
                 self.answer(ctx, permit, &line, true)
             }
             Request::Put { kind, size, wait } => self.start_upload(kind, size, wait, permit),
+            Request::Work(protocol::WorkCommand::DonePut { .. }) if self.who.identity.is_none() => {
+                let line = ErrorLine::new(
+                    ErrorCode::Unauthenticated,
+                    "say AUTH <token> before DONE … PUT; closing the connection (the body is not read)",
+                );
+                self.answer(ctx, permit, &line, true)
+            }
+            Request::Work(cmd) => self.handle_work(cmd, permit, ctx),
         }
     }
 }

@@ -16,6 +16,8 @@ pub(super) struct Upload {
     pub kind: String,
     pub wait: bool,
     pub intake: Intake,
+    /// A worker's result (`DONE <lease> PUT`), not a submission.
+    pub result_for: Option<String>,
 }
 
 impl Session {
@@ -42,6 +44,35 @@ impl Session {
             kind,
             wait,
             intake,
+            result_for: None,
+        });
+    }
+
+    /// `DONE <lease> PUT <size>`: the body is the task's result.
+    pub(super) fn start_result_upload(
+        &mut self,
+        lease: String,
+        size: u64,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let who = self.identity_now().and_then(|who| match who.may_work() {
+            true => Ok(who),
+            false => Err(crate::service::ServiceError::Forbidden(
+                "only a token of role worker (or admin) may work".into(),
+            )),
+        });
+        let (who, intake) = match who {
+            Ok(who) => (Some(who), self.svc.result_intake(&lease, size)),
+            Err(e) => (None, Intake::Refused(e)),
+        };
+        self.upload = Some(Upload {
+            permit,
+            who,
+            id: Uuid::nil(),
+            kind: String::new(),
+            wait: false,
+            intake,
+            result_for: Some(lease),
         });
     }
 
@@ -60,6 +91,10 @@ impl Session {
             return;
         };
         let svc = self.svc.clone();
+        if let Some(lease) = upload.result_for {
+            let fut = super::work::finish_result(svc, lease, upload.intake, upload.who);
+            return self.serve_one(ctx, upload.permit, false, fut);
+        }
         self.serve_one(ctx, upload.permit, false, async move {
             let submitted = match (upload.intake.finish().await, &upload.who) {
                 (Ok(payload), Some(who)) => {

@@ -1,0 +1,564 @@
+//! WorkHub: the workers connected to this node and the tasks leased to them.
+//!
+//! A delivery of an external kind is started (counted) as any task is, then handed here as a
+//! [`Run`]: it waits for a free slot of a worker of its kind on this node, is leased to that
+//! worker (pushed as one line) and ends when the worker says `DONE` or `FAIL`, when the lease's
+//! deadline passes (a timeout), when the task is cancelled, or when the worker's connection
+//! closes (the worker is lost: the attempt counts and the task goes back to its queue at once).
+//! The lease is the fence: a report naming a lease not held here any more is `lease_lost`.
+//!
+//! The node takes deliveries of a kind only for its workers' slots: each kind's [`Taps`]
+//! consumer has a prefetch of the slots of the workers connected here for it, so the tasks
+//! of a kind no worker here can take wait in RabbitMQ, where another node's workers find them.
+
+use super::taps::Taps;
+use super::ExternalKinds;
+use crate::actors::worker_pool::{RunError, TaskOutput};
+use crate::control::Running;
+use crate::messages::{PayloadRef, TaskMessage};
+use crate::storage::Storage;
+use actix::prelude::*;
+use base64::Engine;
+use chrono::Utc;
+use protocol::codec::Outbound;
+use protocol::fleet::ConnectedWorker;
+use protocol::work::{CancelLease, Leased, WorkOk, WorkTask};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+/// How often leases' deadlines and cancellations are looked at.
+const TICK: Duration = Duration::from_millis(200);
+
+/// A connected worker.
+struct Conn {
+    kinds: Vec<String>,
+    slots: u16,
+    leases: HashSet<String>,
+    push: mpsc::Sender<Outbound>,
+    since: chrono::DateTime<Utc>,
+    /// The token's name (or `-` on an open node).
+    who: String,
+    /// Said `QUIET`: takes no new tasks.
+    quiet: bool,
+}
+
+impl Conn {
+    fn takes(&self, kind: &str) -> bool {
+        !self.quiet && self.kinds.iter().any(|k| k == kind)
+    }
+}
+
+/// A task leased to a worker.
+struct Held {
+    task: Uuid,
+    kind: String,
+    worker: u64,
+    deadline: Instant,
+    /// The latest `EXTEND` may move the deadline to.
+    longest: Instant,
+    done: oneshot::Sender<Result<TaskOutput, RunError>>,
+    cancel: Arc<AtomicBool>,
+}
+
+/// A task waiting here for a worker's free slot.
+struct Waiter {
+    job: Job,
+    done: oneshot::Sender<Result<TaskOutput, RunError>>,
+}
+
+/// A task of an external kind to run, from its delivery.
+pub struct Job {
+    pub task: TaskMessage,
+    pub attempt: u32,
+    /// When its run times out unless extended (its time counts from its delivery).
+    pub deadline: Instant,
+    /// The latest `EXTEND` may move the deadline to.
+    pub longest: Instant,
+}
+
+pub struct WorkHub {
+    external: ExternalKinds,
+    metrics: Arc<crate::metrics::Metrics>,
+    storage: Storage,
+    running: Arc<Running>,
+    taps: Taps,
+    workers: HashMap<u64, Conn>,
+    next_worker: u64,
+    leases: HashMap<String, Held>,
+    waiting: HashMap<String, Vec<Waiter>>,
+    ticks: u32,
+}
+
+impl WorkHub {
+    pub fn new(
+        external: ExternalKinds,
+        storage: Storage,
+        running: Arc<Running>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        WorkHub {
+            external,
+            metrics,
+            storage,
+            running,
+            taps: Taps::default(),
+            workers: HashMap::new(),
+            next_worker: 1,
+            leases: HashMap::new(),
+            waiting: HashMap::new(),
+            ticks: 0,
+        }
+    }
+
+    /// Slots of the workers here that take `kind`.
+    fn slots_for(&self, kind: &str) -> u32 {
+        self.workers
+            .values()
+            .filter(|w| w.takes(kind))
+            .map(|w| u32::from(w.slots))
+            .sum()
+    }
+
+    /// Lease waiting tasks of `kind` to free slots, most urgent first.
+    fn dispatch(&mut self, kind: &str) {
+        loop {
+            let Some(queue) = self.waiting.get_mut(kind).filter(|q| !q.is_empty()) else {
+                return;
+            };
+            // The least busy worker with a free slot for this kind.
+            let Some(worker) = self
+                .workers
+                .iter()
+                .filter(|(_, w)| w.takes(kind))
+                .filter(|(_, w)| w.leases.len() < usize::from(w.slots))
+                .min_by_key(|(_, w)| w.leases.len() * 1000 / usize::from(w.slots))
+                .map(|(id, _)| *id)
+            else {
+                return;
+            };
+            let best = (0..queue.len())
+                .max_by_key(|i| (queue[*i].job.task.priority, std::cmp::Reverse(*i)))
+                .unwrap_or(0);
+            let waiter = queue.remove(best);
+            self.lease(worker, waiter);
+        }
+    }
+
+    fn lease(&mut self, worker: u64, waiter: Waiter) {
+        let Waiter { job, done } = waiter;
+        let lease = Uuid::new_v4().simple().to_string();
+        let line = Outbound::line(&Leased {
+            task: self.work_task(&job, &lease),
+        });
+        let Some(conn) = self.workers.get_mut(&worker) else {
+            return;
+        };
+        if conn.push.try_send(line).is_err() {
+            // Its connection is going: the task waits for another worker.
+            self.waiting
+                .entry(job.task.kind.clone())
+                .or_default()
+                .push(Waiter { job, done });
+            self.forget(worker, "its connection is not taking tasks");
+            return;
+        }
+        conn.leases.insert(lease.clone());
+        tracing::debug!(task = %job.task.id, kind = %job.task.kind, worker, "task leased");
+        let cancel = self.running.hold(job.task.id);
+        let kind = job.task.kind.clone();
+        self.leases.insert(
+            lease,
+            Held {
+                task: job.task.id,
+                kind: job.task.kind,
+                worker,
+                deadline: job.deadline,
+                longest: job.longest,
+                done,
+                cancel,
+            },
+        );
+        self.gauge(&kind);
+    }
+
+    /// The line a worker gets for `job` under `lease`.
+    fn work_task(&self, job: &Job, lease: &str) -> WorkTask {
+        let t = &job.task;
+        let (mut payload, mut payload_base64, mut payload_url) = (None, None, None);
+        match &t.payload {
+            PayloadRef::Inline { data } => match std::str::from_utf8(data) {
+                Ok(text) => payload = Some(text.to_string()),
+                Err(_) => {
+                    payload_base64 = Some(base64::engine::general_purpose::STANDARD.encode(data))
+                }
+            },
+            PayloadRef::Object { key, .. } => payload_url = Some(self.storage.presign_get(key)),
+        }
+        WorkTask {
+            id: t.id,
+            kind: t.kind.clone(),
+            payload,
+            payload_base64,
+            payload_url,
+            payload_bytes: t.payload.size(),
+            attempt: job.attempt,
+            lease: lease.to_string(),
+            deadline: utc(job.deadline),
+            priority: t.priority,
+            key: None,
+        }
+    }
+
+    /// End lease `lease` with `outcome`; tell its worker to stop when `tell`.
+    fn end(&mut self, lease: &str, outcome: Result<TaskOutput, RunError>, tell: bool) {
+        let Some(held) = self.leases.remove(lease) else {
+            return;
+        };
+        self.running.release(held.task);
+        if let Some(conn) = self.workers.get_mut(&held.worker) {
+            conn.leases.remove(lease);
+            if tell {
+                let cancel = CancelLease {
+                    cancel: lease.to_string(),
+                };
+                let _ = conn.push.try_send(Outbound::line(&cancel));
+            }
+        }
+        let _ = held.done.send(outcome);
+        self.gauge(&held.kind);
+        self.dispatch(&held.kind);
+    }
+
+    /// A worker is gone: each task it held goes back (its attempt counted), and its kinds'
+    /// consumers take fewer deliveries.
+    fn forget(&mut self, worker: u64, why: &str) {
+        let Some(conn) = self.workers.remove(&worker) else {
+            return;
+        };
+        tracing::info!(worker, who = %conn.who, kinds = ?conn.kinds, leases = conn.leases.len(), why, "worker gone");
+        for lease in conn.leases {
+            let lost = RunError::retryable(format!("worker lost ({why})"));
+            self.end(&lease, Err(lost), false);
+        }
+        for kind in &conn.kinds {
+            self.retap(kind);
+        }
+    }
+
+    /// Show `kind`'s workers and leases in the metrics.
+    fn gauge(&self, kind: &str) {
+        let label = crate::metrics::KindLabel {
+            kind: kind.to_string(),
+        };
+        let workers = self.workers.values();
+        let connected = workers
+            .filter(|w| w.kinds.iter().any(|k| k == kind))
+            .count();
+        let leased = self.leases.values().filter(|h| h.kind == kind).count();
+        self.metrics
+            .workers_connected
+            .get_or_create(&label)
+            .set(connected as i64);
+        self.metrics
+            .tasks_leased
+            .get_or_create(&label)
+            .set(leased as i64);
+    }
+
+    /// Take as many deliveries of `kind` as the workers here have slots for it; with none,
+    /// the tasks waiting here go back to their queue.
+    fn retap(&mut self, kind: &str) {
+        self.gauge(kind);
+        let slots = self.slots_for(kind);
+        self.taps.set(kind, slots);
+        if slots == 0 {
+            for waiter in self.waiting.remove(kind).unwrap_or_default() {
+                let none =
+                    RunError::retryable(format!("no worker for `{kind}` on this node any more"));
+                let _ = waiter.done.send(Err(none));
+            }
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        self.ticks = self.ticks.wrapping_add(1);
+        let now = Instant::now();
+        let ended: Vec<(String, RunError)> = self
+            .leases
+            .iter()
+            .filter_map(|(lease, h)| {
+                if h.cancel.load(Ordering::Relaxed) {
+                    Some((lease.clone(), RunError::Cancelled))
+                } else if h.deadline <= now {
+                    let e = RunError::retryable("timeout (the lease's deadline passed)");
+                    Some((lease.clone(), e))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (lease, e) in ended {
+            self.end(&lease, Err(e), true);
+        }
+        for queue in self.waiting.values_mut() {
+            let (late, on_time): (Vec<_>, Vec<_>) =
+                queue.drain(..).partition(|w| w.job.deadline <= now);
+            *queue = on_time;
+            for w in late {
+                let e = RunError::retryable("timeout (no worker took it before its deadline)");
+                let _ = w.done.send(Err(e));
+            }
+        }
+        let ticks_per_refresh = (super::kinds::REFRESH.as_millis() / TICK.as_millis()) as u32;
+        if self.ticks % ticks_per_refresh == 0 {
+            let external = self.external.clone();
+            ctx.spawn(
+                async move {
+                    if let Err(e) = external.refresh().await {
+                        tracing::debug!(error = %e, "cannot read the registered external kinds");
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+        // Kinds of connected workers stay registered while they are connected.
+        if self.ticks % 3000 == 0 && !self.workers.is_empty() {
+            let kinds: HashSet<String> = self
+                .workers
+                .values()
+                .flat_map(|w| w.kinds.clone())
+                .collect();
+            let kinds: Vec<String> = kinds.into_iter().collect();
+            let external = self.external.clone();
+            ctx.spawn(
+                async move {
+                    let _ = external.register(&kinds).await;
+                }
+                .into_actor(self),
+            );
+        }
+    }
+}
+
+/// `at` as a time of day (for the worker's line).
+fn utc(at: Instant) -> chrono::DateTime<Utc> {
+    let left = at.saturating_duration_since(Instant::now());
+    Utc::now() + chrono::Duration::from_std(left).unwrap_or_default()
+}
+
+impl Actor for WorkHub {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(4096);
+        ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
+    }
+}
+
+/// A connection becomes a worker for `kinds` with `slots` slots; tasks and cancels are
+/// pushed to `push`. Answers the worker's number (for [`Leave`] and [`Report`]).
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub struct Join {
+    pub kinds: Vec<String>,
+    pub slots: u16,
+    pub push: mpsc::Sender<Outbound>,
+    pub who: String,
+}
+
+impl Handler<Join> for WorkHub {
+    type Result = u64;
+
+    fn handle(&mut self, msg: Join, _: &mut Context<Self>) -> u64 {
+        let id = self.next_worker;
+        self.next_worker += 1;
+        tracing::info!(worker = id, who = %msg.who, kinds = ?msg.kinds, slots = msg.slots, "worker joined");
+        self.workers.insert(
+            id,
+            Conn {
+                kinds: msg.kinds.clone(),
+                slots: msg.slots,
+                leases: HashSet::new(),
+                push: msg.push,
+                since: Utc::now(),
+                who: msg.who,
+                quiet: false,
+            },
+        );
+        for kind in &msg.kinds {
+            self.retap(kind);
+            self.dispatch(kind);
+        }
+        id
+    }
+}
+
+/// A worker's connection closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave(pub u64);
+
+impl Handler<Leave> for WorkHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
+        self.forget(msg.0, "its connection closed");
+    }
+}
+
+/// A worker takes no new tasks (`QUIET`); those it holds go on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Quiet(pub u64);
+
+impl Handler<Quiet> for WorkHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Quiet, _: &mut Context<Self>) {
+        let Some(conn) = self.workers.get_mut(&msg.0) else {
+            return;
+        };
+        conn.quiet = true;
+        for kind in conn.kinds.clone() {
+            self.retap(&kind);
+        }
+    }
+}
+
+/// Run a task of an external kind: wait for a worker, lease it, wait for its outcome.
+#[derive(Message)]
+#[rtype(result = "Result<TaskOutput, RunError>")]
+pub struct Run(pub Job);
+
+impl Handler<Run> for WorkHub {
+    type Result = ResponseFuture<Result<TaskOutput, RunError>>;
+
+    fn handle(&mut self, Run(job): Run, _: &mut Context<Self>) -> Self::Result {
+        let (done, rx) = oneshot::channel();
+        let kind = job.task.kind.clone();
+        if self.slots_for(&kind) == 0 {
+            let none = RunError::retryable(format!("no worker for `{kind}` on this node"));
+            return Box::pin(async move { Err(none) });
+        }
+        self.waiting
+            .entry(kind.clone())
+            .or_default()
+            .push(Waiter { job, done });
+        self.dispatch(&kind);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(RunError::retryable("the node's work hub stopped")))
+        })
+    }
+}
+
+/// What a worker says of a task it holds.
+#[derive(Debug)]
+pub enum Said {
+    Done(TaskOutput),
+    Fail { last: bool, message: String },
+    Progress,
+    Extend(Duration),
+}
+
+/// A worker's report on lease `lease`: `Err(LeaseLost)` when the lease is not current here.
+#[derive(Message)]
+#[rtype(result = "Result<Reported, LeaseLost>")]
+pub struct Report {
+    pub lease: String,
+    pub said: Said,
+}
+
+/// What a report did: the answer line, and the task it was about.
+#[derive(Debug)]
+pub struct Reported {
+    pub ok: WorkOk,
+    pub task: Uuid,
+}
+
+/// The lease is not held here any more.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("lease_lost")]
+pub struct LeaseLost;
+
+impl Handler<Report> for WorkHub {
+    type Result = Result<Reported, LeaseLost>;
+
+    fn handle(&mut self, msg: Report, _: &mut Context<Self>) -> Self::Result {
+        let held = self.leases.get_mut(&msg.lease).ok_or(LeaseLost)?;
+        let task = held.task;
+        let ok = |word: &str, deadline| WorkOk {
+            ok: word.to_string(),
+            lease: msg.lease.clone(),
+            deadline,
+        };
+        let ok = match msg.said {
+            Said::Progress => ok("progress", None),
+            Said::Extend(by) => {
+                held.deadline = (Instant::now() + by).min(held.longest);
+                ok("extended", Some(utc(held.deadline)))
+            }
+            Said::Done(output) => {
+                self.end(&msg.lease, Ok(output), false);
+                ok("done", None)
+            }
+            Said::Fail { last, message } => {
+                let e = match last {
+                    true => RunError::BadInput(message),
+                    false => RunError::Transient(message),
+                };
+                self.end(&msg.lease, Err(e), false);
+                ok("failed", None)
+            }
+        };
+        Ok(Reported { ok, task })
+    }
+}
+
+/// The workers connected here (for the fleet's views and `KINDS`).
+#[derive(Message)]
+#[rtype(result = "Vec<ConnectedWorker>")]
+pub struct ListWorkers;
+
+impl Handler<ListWorkers> for WorkHub {
+    type Result = Vec<ConnectedWorker>;
+
+    fn handle(&mut self, _: ListWorkers, _: &mut Context<Self>) -> Vec<ConnectedWorker> {
+        self.workers
+            .values()
+            .map(|w| ConnectedWorker {
+                who: w.who.clone(),
+                kinds: w.kinds.clone(),
+                slots: w.slots,
+                busy: w.leases.len() as u32,
+                since: w.since,
+            })
+            .collect()
+    }
+}
+
+/// How this node makes a consumer for an external kind (given once the node's delivery
+/// context exists).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MakeTaps(pub super::taps::MakeTap);
+
+impl Handler<MakeTaps> for WorkHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: MakeTaps, _: &mut Context<Self>) {
+        self.taps.make = Some(msg.0);
+        let kinds: HashSet<String> = self
+            .workers
+            .values()
+            .flat_map(|w| w.kinds.clone())
+            .collect();
+        for kind in kinds {
+            self.retap(&kind);
+        }
+    }
+}
