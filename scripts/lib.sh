@@ -82,7 +82,8 @@ ensure_console_tests() {
   fi
 }
 
-# The Python SDK's tests: a venv in $RUN_DIR/sdk-venv with pytest and the SDK itself,
+# The Python SDK's tests: a venv in $RUN_DIR/sdk-venv with pytest, the thumbnail example's
+# requirements (Pillow) and the SDK itself,
 # installed from sdk/python as a user would (`pip install ./sdk/python`), again each run.
 PYTEST_VERSION=8.3.4
 ensure_python_sdk() {
@@ -92,6 +93,8 @@ ensure_python_sdk() {
     python3 -m venv "$venv" || die "python3 -m venv failed"
     "$venv/bin/pip" install --quiet "pytest==$PYTEST_VERSION" || die "pip install pytest failed"
   fi
+  "$venv/bin/pip" install --quiet -r "$REPO/examples/python-thumbnails/requirements.txt" \
+    || die "pip install of the thumbnail example's requirements failed"
   "$venv/bin/pip" install --quiet --force-reinstall --no-deps "$REPO/sdk/python" \
     || die "pip install ./sdk/python failed"
 }

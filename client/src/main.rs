@@ -12,6 +12,7 @@ mod fleet;
 mod output;
 mod progress;
 mod token;
+mod work;
 
 /// Many small allocations per request, freed on other threads: mimalloc copes better than
 /// the system allocator.
@@ -117,6 +118,9 @@ enum Command {
     /// Manage tokens (an admin token).
     #[command(subcommand)]
     Token(admin::TokenCmd),
+    /// Be a worker: run a command per task of these kinds (payload on its stdin, result from
+    /// its stdout; a worker token). See docs/workers.md.
+    Work(work::WorkArgs),
 }
 
 /// A failure that maps to an exit code.
@@ -189,6 +193,9 @@ fn task_id(text: &str) -> Result<Uuid, Failure> {
 async fn run(cli: Cli) -> Result<(), Failure> {
     let token = token::resolve(cli.token.clone())?;
     let fleet = fleet::Fleet::new(cli.servers.clone(), cli.tls, cli.ca.as_deref(), token)?;
+    if let Command::Work(args) = &cli.command {
+        return work::run(&fleet, args).await.map_err(Failure::of);
+    }
     if let Command::Bench(args) = &cli.command {
         let (args, json) = (args.clone(), cli.json);
         // The benchmark drives its own runtimes.
@@ -373,7 +380,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Schedule(cmd) => control::schedule(&mut conn, cmd, json)
             .await
             .map_err(Failure::of),
-        Command::Bench(_) => unreachable!("handled above"),
+        Command::Bench(_) | Command::Work(_) => unreachable!("handled above"),
     }
 }
 

@@ -526,3 +526,83 @@ async fn keys_delays_cancel_pause_and_schedules_through_taskctl() {
     let o = ctl(&env, &server, &["schedule", "remove", "nightly"]).await;
     assert_eq!(stdout(&o), "schedule `nightly` removed\n");
 }
+
+/// `taskctl work` as a process, until killed.
+fn work(server: &str, token: &str, rest: &[&str]) -> std::process::Child {
+    let mut all = vec!["--server", server, "--token", token, "work"];
+    all.extend_from_slice(rest);
+    std::process::Command::new(env!("CARGO_BIN_EXE_taskctl"))
+        .args(&all)
+        .env_remove("TASKCTL_SERVER")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run taskctl work")
+}
+
+#[actix_rt::test]
+async fn work_runs_a_shell_command_per_task_and_its_exit_status_is_the_outcome() {
+    let env = TestEnv::new().await;
+    let kind = env.external("shout");
+    let node = env
+        .spawn_node_with("n1", |s| {
+            s.external.kinds = vec!["shout".into()];
+            s.tasks.retry_base_ms = 100;
+            let limits = tasknode::config::KindSettings {
+                max_attempts: Some(2),
+                ..Default::default()
+            };
+            s.tasks.kinds.insert("shout".into(), limits);
+        })
+        .await;
+    let server = node.addr.to_string();
+    let worker = env
+        .token("sh", tasknode::auth::Role::Worker, Default::default())
+        .await;
+    // Upper-cases its input; fails (retryably) on "oops", finally on "bad".
+    let script = r#"input=$(cat); case "$input" in oops) echo "it went wrong" >&2; exit 1;; bad) echo "not for me" >&2; exit 65;; esac; printf '%s' "$input" | tr a-z A-Z"#;
+    let mut child = work(
+        &server,
+        &worker,
+        &[kind, "-c", "2", "--", "sh", "-c", script],
+    );
+    let o = ctl(&env, &server, &["submit", kind, "hello from a shell"]).await;
+    let ok = stdout(&o);
+    let oops = ctl(&env, &server, &["--json", "submit", kind, "oops"]).await;
+    let bad = ctl(&env, &server, &["--json", "submit", kind, "bad"]).await;
+    // A large payload comes as raw bytes and a large result goes back as a PUT body.
+    let big = "x".repeat(3 * 1024 * 1024);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &big).unwrap();
+    let path = file.path().display().to_string();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let out_path = out.path().display().to_string();
+    let large = ctl(
+        &env,
+        &server,
+        &["submit", kind, "--file", &path, "-o", &out_path],
+    )
+    .await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(ok, "HELLO FROM A SHELL\n");
+    let oops: serde_json::Value = serde_json::from_str(&stdout(&oops)).unwrap();
+    assert_eq!(oops["status"], "dead", "{oops}");
+    assert_eq!(oops["attempts"], 2);
+    assert!(
+        oops["message"].as_str().unwrap().contains("it went wrong"),
+        "{oops}"
+    );
+    let bad: serde_json::Value = serde_json::from_str(&stdout(&bad)).unwrap();
+    assert_eq!(
+        (&bad["status"], &bad["attempts"]),
+        (&"failed".into(), &1.into()),
+        "{bad}"
+    );
+    assert_eq!(bad["message"], "not for me");
+    assert!(large.status.success(), "{large:?}");
+    assert_eq!(
+        std::fs::read(out.path()).unwrap(),
+        big.to_uppercase().as_bytes()
+    );
+}

@@ -6,11 +6,13 @@
 //! the task was cancelled, or it went to another worker) is refused `lease_lost` and changes
 //! nothing.
 
+mod lines;
+
+pub use lines::*;
+
 use crate::error::ProtocolError;
 use base64::Engine;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// The most tasks one worker connection may hold at once.
 pub const MAX_SLOTS: u16 = 256;
@@ -22,8 +24,13 @@ pub const MAX_NOTE_LEN: usize = 4096;
 /// A worker's request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkCommand {
-    /// `WORK <kind>[,<kind>…] [slots=N]`: become a worker for these kinds.
-    Work { kinds: Vec<String>, slots: u16 },
+    /// `WORK <kind>[,<kind>…] [slots=N] [stream=1]`: become a worker for these kinds; with
+    /// `stream`, a payload past the inline limit comes as raw bytes after its task line.
+    Work {
+        kinds: Vec<String>,
+        slots: u16,
+        stream: bool,
+    },
     /// `DONE <lease> <result text>` or `{"done":"<lease>","result":…|"result_base64":…}`.
     Done { lease: String, result: Vec<u8> },
     /// `DONE <lease> PUT <nbytes>`, then exactly `nbytes` raw bytes: a result of any size.
@@ -118,7 +125,14 @@ impl WorkCommand {
     /// The command as a line (without its newline) that [`WorkCommand::parse`] reads back.
     pub fn to_words(&self) -> String {
         match self {
-            WorkCommand::Work { kinds, slots } => format!("WORK {} slots={slots}", kinds.join(",")),
+            WorkCommand::Work {
+                kinds,
+                slots,
+                stream,
+            } => {
+                let stream = if *stream { " stream=1" } else { "" };
+                format!("WORK {} slots={slots}{stream}", kinds.join(","))
+            }
             WorkCommand::Done { lease, result } => match std::str::from_utf8(result) {
                 Ok(text)
                     if !text.contains(['\n', '\r', '\0']) && !text.starts_with([' ', '\t']) =>
@@ -200,7 +214,7 @@ struct JsonDone {
 }
 
 fn parse_work(rest: &str) -> Result<WorkCommand, ProtocolError> {
-    let usage = "WORK <kind>[,<kind>…] [slots=N]";
+    let usage = "WORK <kind>[,<kind>…] [slots=N] [stream=1]";
     let mut words = rest.split_whitespace();
     let list = words
         .next()
@@ -219,9 +233,11 @@ fn parse_work(rest: &str) -> Result<WorkCommand, ProtocolError> {
     if kinds.len() > 64 {
         return Err(malformed("WORK takes at most 64 kinds"));
     }
-    let mut slots = 1;
+    let (mut slots, mut stream) = (1, false);
     for word in words {
         match word.split_once('=') {
+            Some(("stream", "1")) => stream = true,
+            Some(("stream", "0")) => stream = false,
             Some(("slots", n)) => {
                 slots = n
                     .parse::<u16>()
@@ -232,7 +248,11 @@ fn parse_work(rest: &str) -> Result<WorkCommand, ProtocolError> {
             _ => return Err(malformed(format!("unexpected `{word}`; usage: {usage}"))),
         }
     }
-    Ok(WorkCommand::Work { kinds, slots })
+    Ok(WorkCommand::Work {
+        kinds,
+        slots,
+        stream,
+    })
 }
 
 fn parse_done(rest: &str) -> Result<WorkCommand, ProtocolError> {
@@ -306,241 +326,5 @@ fn parse_extend(rest: &str) -> Result<WorkCommand, ProtocolError> {
     Ok(WorkCommand::Extend { lease, secs })
 }
 
-/// The answer to `WORK`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Working {
-    pub working: Vec<String>,
-    pub slots: u16,
-}
-
-/// The answer to `QUIET`: `{"quiet":true}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Quieted {
-    pub quiet: bool,
-}
-
-/// A task pushed to a worker: `{"task":{…}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Leased {
-    pub task: WorkTask,
-}
-
-/// One task as a worker gets it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct WorkTask {
-    pub id: Uuid,
-    pub kind: String,
-    /// The payload as text (UTF-8 payloads up to the inline limit).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<String>,
-    /// The payload as base64 (binary payloads up to the inline limit).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload_base64: Option<String>,
-    /// Where to GET a payload larger than the inline limit (presigned, time-limited).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload_url: Option<String>,
-    /// The payload's size in bytes.
-    pub payload_bytes: u64,
-    /// This run's number, 1 for the first.
-    pub attempt: u32,
-    /// Name it in `DONE`, `FAIL`, `PROGRESS` and `EXTEND`.
-    pub lease: String,
-    /// When the lease ends unless extended: past it the run is a timeout.
-    pub deadline: DateTime<Utc>,
-    pub priority: u8,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-}
-
-/// Pushed to a worker when a task it holds is cancelled: `{"cancel":"<lease>"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CancelLease {
-    pub cancel: String,
-}
-
-/// The answer to `DONE`, `FAIL`, `PROGRESS` and `EXTEND`: `{"ok":"done","lease":…}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct WorkOk {
-    /// `done`, `failed`, `progress` or `extended`.
-    pub ok: String,
-    pub lease: String,
-    /// The lease's deadline now (after `EXTEND`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadline: Option<DateTime<Utc>>,
-}
-
-/// Any line a worker connection reads: the answer to a request, a task, or a cancel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum WorkerLine {
-    Task(Leased),
-    Cancel(CancelLease),
-    Ok(WorkOk),
-    Working(Working),
-    Error(crate::ErrorLine),
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(line: &str) -> Result<WorkCommand, ProtocolError> {
-        match crate::Request::parse(line.as_bytes())? {
-            crate::Request::Work(cmd) => Ok(cmd),
-            other => panic!("{line} parsed as {other:?}"),
-        }
-    }
-
-    #[test]
-    fn work_names_kinds_and_slots() {
-        assert_eq!(
-            parse("WORK thumbnail,Resize slots=8").unwrap(),
-            WorkCommand::Work {
-                kinds: vec!["thumbnail".into(), "resize".into()],
-                slots: 8
-            }
-        );
-        assert_eq!(
-            parse("work thumbnail").unwrap(),
-            WorkCommand::Work {
-                kinds: vec!["thumbnail".into()],
-                slots: 1
-            }
-        );
-        for bad in [
-            "WORK",
-            "WORK a slots=0",
-            "WORK a slots=257",
-            "WORK a b",
-            "WORK a/b",
-            "WORK _a",
-        ] {
-            assert!(parse(bad).is_err(), "{bad} parsed");
-        }
-    }
-
-    #[test]
-    fn done_fail_progress_extend_name_their_lease() {
-        assert_eq!(
-            parse("DONE abc-1 a small result").unwrap(),
-            WorkCommand::Done {
-                lease: "abc-1".into(),
-                result: b"a small result".to_vec()
-            }
-        );
-        assert_eq!(
-            parse("DONE abc PUT 42").unwrap(),
-            WorkCommand::DonePut {
-                lease: "abc".into(),
-                size: 42
-            }
-        );
-        assert_eq!(
-            parse("FAIL abc final no such image").unwrap(),
-            WorkCommand::Fail {
-                lease: "abc".into(),
-                last: true,
-                message: "no such image".into()
-            }
-        );
-        assert_eq!(
-            parse("FAIL abc disk full").unwrap(),
-            WorkCommand::Fail {
-                lease: "abc".into(),
-                last: false,
-                message: "disk full".into()
-            }
-        );
-        assert_eq!(
-            parse("PROGRESS abc 40 resizing").unwrap(),
-            WorkCommand::Progress {
-                lease: "abc".into(),
-                percent: 40,
-                note: Some("resizing".into())
-            }
-        );
-        assert_eq!(
-            parse("EXTEND abc 30").unwrap(),
-            WorkCommand::Extend {
-                lease: "abc".into(),
-                secs: 30
-            }
-        );
-        for bad in [
-            "DONE",
-            "PROGRESS abc 101",
-            "PROGRESS abc x",
-            "EXTEND abc 0",
-            "EXTEND abc",
-            "DONE a\"b x",
-        ] {
-            assert!(parse(bad).is_err(), "{bad} parsed");
-        }
-    }
-
-    #[test]
-    fn the_json_done_carries_binary_results_and_every_command_reads_back() {
-        let done = parse(r#"{"done":"abc","result_base64":"AAEC"}"#).unwrap();
-        assert_eq!(
-            done,
-            WorkCommand::Done {
-                lease: "abc".into(),
-                result: vec![0, 1, 2]
-            }
-        );
-        for cmd in [
-            done,
-            WorkCommand::Done {
-                lease: "l".into(),
-                result: b"two\nlines".to_vec(),
-            },
-            WorkCommand::Done {
-                lease: "l".into(),
-                result: b"PUT 5".to_vec(),
-            },
-            WorkCommand::Done {
-                lease: "l".into(),
-                result: vec![],
-            },
-            WorkCommand::Fail {
-                lease: "l".into(),
-                last: true,
-                message: "bad".into(),
-            },
-            WorkCommand::Progress {
-                lease: "l".into(),
-                percent: 7,
-                note: None,
-            },
-            WorkCommand::Work {
-                kinds: vec!["a".into(), "b".into()],
-                slots: 3,
-            },
-            WorkCommand::Quiet,
-        ] {
-            assert_eq!(parse(&cmd.to_words()).unwrap(), cmd);
-        }
-        // A submission that mentions "done" is still a submission.
-        let submit = crate::Request::parse(br#"{"kind":"echo","payload":"\"done\""}"#).unwrap();
-        assert!(
-            matches!(submit, crate::Request::Submit { .. }),
-            "{submit:?}"
-        );
-    }
-
-    #[test]
-    fn a_worker_reads_every_line_it_can_get() {
-        let line: WorkerLine = serde_json::from_str(r#"{"cancel":"abc"}"#).unwrap();
-        assert_eq!(
-            line,
-            WorkerLine::Cancel(CancelLease {
-                cancel: "abc".into()
-            })
-        );
-        let line: WorkerLine =
-            serde_json::from_str(r#"{"error":"lease_lost","message":"x"}"#).unwrap();
-        assert!(matches!(line, WorkerLine::Error(e) if e.error == crate::ErrorCode::LeaseLost));
-    }
-}
+mod tests;

@@ -20,7 +20,7 @@ use protocol::TaskStatus;
 
 /// After `attempt` of `task` ran: map the run to its effect. The one way a run's outcome is
 /// recorded, for quick tasks and timed ones alike.
-#[tracing::instrument(skip_all, fields(task = %task.id, kind = %task.kind))]
+#[tracing::instrument(level = "debug", skip_all, fields(task = %task.id, kind = %task.kind))]
 pub(crate) async fn complete<C: Completer + Starter>(
     c: &C,
     task: &TaskMessage,

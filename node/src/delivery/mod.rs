@@ -83,7 +83,7 @@ impl Drop for InFlight {
 
 /// One delivery: a message of one or more tasks; acked once every task's outcome is
 /// written, handed back to the queue otherwise.
-#[tracing::instrument(name = "delivery", skip_all, fields(queue = %ctx.queue, tag = delivery.delivery_tag, redelivered = delivery.redelivered))]
+#[tracing::instrument(name = "delivery", level = "debug", skip_all, fields(queue = %ctx.queue, tag = delivery.delivery_tag, redelivered = delivery.redelivered))]
 pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
     let _inflight = InFlight::new(&ctx.inflight);
     let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
@@ -130,7 +130,7 @@ pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
 }
 
 /// Start, run and complete one task.
-#[tracing::instrument(skip_all, fields(task = %task.id, kind = %task.kind))]
+#[tracing::instrument(level = "debug", skip_all, fields(task = %task.id, kind = %task.kind))]
 pub(crate) async fn timed<S: Starter + Completer>(s: &S, task: &TaskMessage) -> Handled {
     let attempt = match start(s, task).await {
         Ok(attempt) => attempt,

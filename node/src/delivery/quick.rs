@@ -30,7 +30,7 @@ pub(super) fn input(ctx: &DeliveryCtx, task: &TaskMessage) -> Option<(Arc<Kind>,
 
 /// Run quick tasks as one batch (here, or on a worker), then complete each like any run
 /// (their outcome writes share a batch in the store).
-#[tracing::instrument(skip_all, fields(tasks = quick.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(tasks = quick.len()))]
 pub(super) async fn process(ctx: &DeliveryCtx, quick: Vec<Quick<'_>>) -> Vec<Handled> {
     if quick.is_empty() {
         return Vec::new();

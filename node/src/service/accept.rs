@@ -173,7 +173,7 @@ impl Services {
     }
 
     /// Accept a task: the one place a submission becomes a task of the node's.
-    #[tracing::instrument(skip_all, fields(task = %sub.task.id, kind = %sub.task.kind))]
+    #[tracing::instrument(level = "debug", skip_all, fields(task = %sub.task.id, kind = %sub.task.kind))]
     pub(super) async fn accept(
         &self,
         sub: Submission,

@@ -4,8 +4,7 @@
 use super::{Intake, ServiceError, Services};
 use crate::actors::worker_pool::TaskOutput;
 use crate::auth::Identity;
-use crate::work::hub::{Join, Leave, Quiet, Report, Said};
-use protocol::codec::Outbound;
+use crate::work::hub::{Join, Leave, Push, Quiet, Report, Said};
 use protocol::work::{WorkOk, Working};
 use std::io::{Seek, Write};
 use tokio::sync::mpsc;
@@ -39,8 +38,9 @@ impl Services {
         &self,
         kinds: Vec<String>,
         slots: u16,
+        stream: bool,
         who: &Identity,
-        push: mpsc::Sender<Outbound>,
+        push: mpsc::Sender<Push>,
     ) -> Result<Enlisted, ServiceError> {
         Services::may_work(who)?;
         if let Some(k) = kinds.iter().find(|k| self.handles.kinds.get(k).is_some()) {
@@ -52,6 +52,7 @@ impl Services {
         let join = Join {
             kinds: kinds.clone(),
             slots,
+            stream,
             push,
             who: who.name.clone().unwrap_or_else(|| "-".into()),
         };
@@ -63,6 +64,16 @@ impl Services {
                 slots,
             },
         })
+    }
+
+    /// Object `key`'s size and bytes (a payload pushed to a worker with `stream=1`).
+    pub async fn open_object(
+        &self,
+        key: String,
+    ) -> Result<(Option<u64>, mpsc::Receiver<std::io::Result<bytes::Bytes>>), ServiceError> {
+        use crate::actors::Settle;
+        let open = crate::actors::uploader::OpenObject { key, range: None };
+        Ok(self.handles.uploader.send(open).await.settle()?)
     }
 
     /// `QUIET`: worker `worker` takes no new tasks.

@@ -111,3 +111,9 @@ async fn a_hundred_megabyte_payload_and_result_stream_through_a_worker_of_bounde
     pytest("test_a_hundred_megabyte_payload_and_result_stream_through_a_worker_of_bounded_memory")
         .await;
 }
+
+#[actix_rt::test]
+async fn the_thumbnail_example_makes_jpeg_thumbnails_and_refuses_what_is_not_an_image() {
+    pytest("test_the_thumbnail_example_makes_jpeg_thumbnails_and_refuses_what_is_not_an_image")
+        .await;
+}

@@ -223,3 +223,29 @@ def test_a_hundred_megabyte_payload_and_result_stream_through_a_worker_of_bounde
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+
+
+def test_the_thumbnail_example_makes_jpeg_thumbnails_and_refuses_what_is_not_an_image(fleet):
+    from PIL import Image  # installed from examples/python-thumbnails/requirements.txt
+
+    example = os.path.join(HERE, "..", "..", "..", "examples", "python-thumbnails")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tasknode", "worker", "thumbnails:worker", "-c", "2",
+         "--servers", fleet["servers"], "--token", fleet["worker_token"]],
+        cwd=example,
+    )
+    try:
+        picture = Image.new("RGB", (640, 480), (200, 30, 90))
+        buf = __import__("io").BytesIO()
+        picture.save(buf, "PNG")
+        with tasknode.Client(fleet["servers"], token=fleet["token"]) as c:
+            view = c.submit("thumbnail", buf.getvalue())
+            assert view.ok, view.raw
+            thumb = Image.open(__import__("io").BytesIO(view.result))
+            assert (thumb.format, thumb.size) == ("JPEG", (128, 96))
+            bad = c.submit("thumbnail", "not a picture")
+            assert bad.status == "failed" and bad.attempts == 1, bad.raw
+            assert "not an image" in bad.message
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0

@@ -114,7 +114,9 @@ impl Session {
             return self.answer(ctx, permit, &line, false);
         };
         let (svc, secret) = (self.svc.clone(), self.who.secret.clone());
-        let fut = serve(identity.clone());
+        // A request's future can be large (a submission's holds every step of accepting and
+        // waiting): boxed once here, it is not copied again as it is wrapped and spawned.
+        let fut = Box::pin(serve(identity.clone()));
         self.serve_one(ctx, permit, false, async move {
             match svc.still_allowed(&identity, secret.as_deref()).await {
                 Ok(()) => fut.await,

@@ -3,12 +3,12 @@
 //! and `DONE`, `FAIL`, `PROGRESS`, `EXTEND` report on a lease.
 
 use super::requests::line_or_error;
-use super::writer::{Item, Pending, Slot};
+use super::writer::{Item, Outbox, Pending, Slot};
 use super::Session;
 use crate::actors::worker_pool::TaskOutput;
 use crate::messages::PayloadRef;
 use crate::service::{Intake, ServiceError, Services};
-use crate::work::hub::Said;
+use crate::work::hub::{Push, Said};
 use actix::prelude::*;
 use protocol::codec::Outbound;
 use protocol::work::{WorkCommand, MAX_SLOTS};
@@ -43,7 +43,11 @@ impl Session {
     ) {
         let svc = self.svc.clone();
         match cmd {
-            WorkCommand::Work { kinds, slots } => self.enlist(ctx, permit, kinds, slots),
+            WorkCommand::Work {
+                kinds,
+                slots,
+                stream,
+            } => self.enlist(ctx, permit, kinds, slots, stream),
             WorkCommand::Quiet => {
                 // A task pushed while this is read may still come just after the answer.
                 if let Some(worker) = self.worker {
@@ -92,6 +96,7 @@ impl Session {
         permit: OwnedSemaphorePermit,
         kinds: Vec<String>,
         slots: u16,
+        stream: bool,
     ) {
         if self.worker.is_some() {
             let e = ServiceError::Invalid(
@@ -99,27 +104,17 @@ impl Session {
             );
             return self.answer(ctx, permit, &e.to_line(), false);
         }
-        let (push, mut pushed) = mpsc::channel::<Outbound>(PUSH_ROOM);
-        let (slots_tx, room) = (self.slots.clone(), Arc::new(Semaphore::new(PUSH_ROOM)));
-        actix::spawn(async move {
-            while let Some(line) = pushed.recv().await {
-                let Ok(permit) = room.clone().acquire_owned().await else {
-                    break;
-                };
-                let (tx, rx) = oneshot::channel();
-                let _ = tx.send(Item::Out(line));
-                let slot = Slot {
-                    answer: Pending::One(rx),
-                    permit: Some(permit),
-                };
-                if slots_tx.send(slot).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let (push, pushed) = mpsc::channel::<Push>(PUSH_ROOM);
+        let out = Forward {
+            slots: self.slots.clone(),
+            room: Arc::new(Semaphore::new(PUSH_ROOM)),
+            svc: self.svc.clone(),
+            write_timeout: self.limits.write_timeout,
+        };
+        actix::spawn(out.run(pushed));
         let (svc, session) = (self.svc.clone(), ctx.address());
         self.as_who(ctx, permit, |who| async move {
-            match svc.enlist(kinds, slots, &who, push).await {
+            match svc.enlist(kinds, slots, stream, &who, push).await {
                 Ok(enlisted) => {
                     if session.try_send(Enlisted(enlisted.worker)).is_err() {
                         // The connection closed meanwhile.
@@ -130,6 +125,59 @@ impl Session {
                 Err(e) => Outbound::error(&e.to_line()),
             }
         });
+    }
+}
+
+/// Writes what the hub pushes to a worker into the connection's answer queue, each in its
+/// turn: a line, or a task line and its payload's bytes from the bucket.
+struct Forward {
+    slots: mpsc::Sender<Slot>,
+    room: Arc<Semaphore>,
+    svc: Rc<Services>,
+    write_timeout: Duration,
+}
+
+impl Forward {
+    async fn run(self, mut pushed: mpsc::Receiver<Push>) {
+        while let Some(push) = pushed.recv().await {
+            let Ok(permit) = self.room.clone().acquire_owned().await else {
+                return;
+            };
+            let answer = match push {
+                Push::Line(line) => {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = tx.send(Item::Out(line));
+                    Pending::One(rx)
+                }
+                Push::Body { header, key, size } => {
+                    let (tx, rx) = mpsc::channel(8);
+                    let (svc, timeout) = (self.svc.clone(), self.write_timeout);
+                    actix::spawn(async move {
+                        let out = Outbox { tx, timeout };
+                        let close = match svc.open_object(key).await {
+                            Ok((_, chunks)) => out.stream(header, size, chunks).await,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot read a payload for a worker; closing its connection");
+                                true
+                            }
+                        };
+                        // A body cut short leaves the connection out of step: it closes, and
+                        // the worker's tasks go back.
+                        if close {
+                            let _ = out.tx.send(Item::Close).await;
+                        }
+                    });
+                    Pending::Stream(rx)
+                }
+            };
+            let slot = Slot {
+                answer,
+                permit: Some(permit),
+            };
+            if self.slots.send(slot).await.is_err() {
+                return;
+            }
+        }
     }
 }
 
