@@ -334,7 +334,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
             for k in list.kinds {
-                println!("{:<10} {}", k.name, k.about);
+                match k.workers {
+                    Some(n) => println!("{:<10} {} ({n} connected)", k.name, k.about),
+                    None => println!("{:<10} {}", k.name, k.about),
+                }
             }
             Ok(())
         }

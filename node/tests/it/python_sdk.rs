@@ -17,6 +17,7 @@ const KINDS: &[&str] = &[
     "py-final",
     "py-cancel",
     "py-extend",
+    "thumbnail",
 ];
 
 fn repo() -> PathBuf {
