@@ -17,6 +17,7 @@
 mod nacks;
 mod replies;
 mod resend;
+mod tasks;
 
 use crate::amqp;
 use crate::amqp::link::{self, Connected, Link, Opening};
@@ -31,6 +32,7 @@ pub use resend::{Park, Republish, Target};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+pub use tasks::PublishTask;
 
 pub use crate::messages::MAX_TASKS_PER_MESSAGE;
 /// The most bytes of tasks one message carries (one task larger than this still goes, alone):
@@ -51,8 +53,8 @@ struct Pending {
     waiter: Waiter,
     until: Instant,
     queue: String,
-    /// Its lane carries one task per message.
-    single: bool,
+    /// The most tasks its lane carries in one message (1: one task per message).
+    per_message: usize,
 }
 
 /// How long a publish may wait for the broker's confirm.
@@ -171,16 +173,15 @@ impl Publisher {
             let Some(first) = self
                 .pending_tasks
                 .iter()
-                .filter(|p| room(p.single))
+                .filter(|p| room(p.per_message == 1))
                 .rev()
                 .max_by_key(|p| p.task.priority)
             else {
                 break;
             };
-            let (queue, single) = (first.queue.clone(), first.single);
-            let most = self.lanes.of_kind(&first.task.kind).per_message;
+            let (queue, most) = (first.queue.clone(), first.per_message);
             let taken = self.take_pending(&queue, most);
-            let single = usize::from(single);
+            let single = usize::from(most == 1);
             if let Some(sizes) = &self.batch_sizes {
                 sizes.observe(taken.len() as f64);
             }
@@ -384,63 +385,10 @@ impl actix::Supervised for Publisher {
     }
 }
 
-/// Put a task on the task queue (persistent, mandatory, confirmed); its `reply_to` says
-/// where its result goes.
-#[derive(Message)]
-#[rtype(result = "Result<(), PublishError>")]
-pub struct PublishTask {
-    pub task: TaskMessage,
-}
-
 /// Whether the publisher has a live channel (for health reporting).
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct IsConnected;
-
-impl Handler<PublishTask> for Publisher {
-    type Result = ResponseFuture<Result<(), PublishError>>;
-
-    fn handle(&mut self, msg: PublishTask, ctx: &mut Context<Self>) -> Self::Result {
-        if !self.link.healthy() && self.publish_wait.is_zero() {
-            return Box::pin(async { Err(PublishError::NotConnected) });
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let until = Instant::now() + self.publish_wait;
-        let lane = self.lanes.of_kind(&msg.task.kind);
-        let single = lane.per_message == 1;
-        let queue = lane.band(msg.task.priority).to_string();
-        let pending = Pending {
-            task: msg.task,
-            waiter: tx,
-            until,
-            queue: queue.clone(),
-            single,
-        };
-        match (&lane.external, self.link.channel.clone()) {
-            // An external kind's queues are made the first time one of its tasks goes out;
-            // nothing else is published meanwhile (once per kind and connection).
-            (Some(_), Some(channel)) if !self.external_queues.contains(&queue) => {
-                let topology = self.lanes.topology();
-                let declare = async move { topology.declare_lane(&channel, &queue).await };
-                ctx.wait(declare.into_actor(self).map(move |res, act, ctx| {
-                    match res {
-                        Ok(()) => {
-                            act.external_queues.insert(pending.queue.clone());
-                        }
-                        Err(e) => tracing::warn!(queue = %pending.queue, error = %e, "cannot declare an external kind's queue"),
-                    }
-                    act.pending_tasks.push(pending);
-                    act.flush_tasks(ctx);
-                }));
-            }
-            _ => {
-                self.pending_tasks.push(pending);
-                self.flush_tasks(ctx);
-            }
-        }
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(PublishError::Restarted)) })
-    }
-}
 
 impl Handler<IsConnected> for Publisher {
     type Result = bool;

@@ -22,7 +22,8 @@ fn hub_gone(e: actix::MailboxError) -> ServiceError {
 }
 
 impl Services {
-    fn may_work(who: &Identity) -> Result<(), ServiceError> {
+    /// Whether `who` may take tasks as a worker.
+    pub fn may_work(who: &Identity) -> Result<(), ServiceError> {
         match who.may_work() {
             true => Ok(()),
             false => Err(ServiceError::Forbidden(

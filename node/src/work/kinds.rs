@@ -42,10 +42,9 @@ impl ExternalKinds {
 
     /// Whether `kind` is external, asking the database if it is not known here yet.
     pub async fn find(&self, kind: &str) -> Result<bool, DbError> {
-        if self.knows(kind) || !protocol::work::valid_kind_name(kind) {
-            return Ok(self.knows(kind));
+        if !self.knows(kind) && protocol::work::valid_kind_name(kind) {
+            self.refresh().await?;
         }
-        self.refresh().await?;
         Ok(self.knows(kind))
     }
 

@@ -8,7 +8,6 @@ import json
 import random
 import socket
 import ssl
-import time
 
 CHUNK = 256 * 1024
 
@@ -167,7 +166,3 @@ class Connection:
 def backoff(attempt, base=0.2, cap=10.0):
     """Seconds to wait before reconnecting after ``attempt`` failures (with jitter)."""
     return min(cap, base * (2 ** min(attempt, 10))) * (0.5 + random.random() / 2)
-
-
-def sleep(seconds):
-    time.sleep(seconds)

@@ -3,7 +3,7 @@
 //! `idle_timeout_secs` is aborted by the session's idle check.
 
 use super::Session;
-use crate::service::Intake;
+use crate::service::{Intake, Services};
 use actix::prelude::*;
 use bytes::Bytes;
 use tokio::sync::OwnedSemaphorePermit;
@@ -55,12 +55,9 @@ impl Session {
         size: u64,
         permit: OwnedSemaphorePermit,
     ) {
-        let who = self.identity_now().and_then(|who| match who.may_work() {
-            true => Ok(who),
-            false => Err(crate::service::ServiceError::Forbidden(
-                "only a token of role worker (or admin) may work".into(),
-            )),
-        });
+        let who = self
+            .identity_now()
+            .and_then(|who| Services::may_work(&who).map(|()| who));
         let (who, intake) = match who {
             Ok(who) => (Some(who), self.svc.result_intake(&lease, size)),
             Err(e) => (None, Intake::Refused(e)),
