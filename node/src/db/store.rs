@@ -172,6 +172,12 @@ impl Store {
         self.run(async |c| outbox::release(c, ids, due).await).await
     }
 
+    /// Rows of these tasks `running` here back to `queued` (see [`tasks::hand_back`]).
+    pub async fn hand_back(&self, ids: &[Uuid], node: &str) -> Result<usize, DbError> {
+        self.run(async |c| tasks::hand_back(c, ids, node).await)
+            .await
+    }
+
     /// Lease up to `limit` outbox entries that are due (see [`outbox::claim_due`]).
     pub async fn claim_due(&self, claim: ClaimDue) -> Result<Vec<TaskRow>, DbError> {
         self.run(async |c| {

@@ -293,6 +293,29 @@ pub async fn start_many(
         .collect())
 }
 
+/// Rows of these tasks `running` on `node` back to `queued`: their deliveries go back to the
+/// queue with no run of them going on here (an outcome that could not be written, a burial
+/// that could not be published). Without it, a node taking the redelivery would see the task
+/// running on a live node and wait for a run that is over. Answers how many went back.
+pub async fn hand_back(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+    node: &str,
+) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::update(dsl::tasks.filter(dsl::id.eq_any(ids)))
+        .filter(dsl::status.eq(TaskStatus::Running.as_str()))
+        .filter(dsl::node.eq(node))
+        .set((
+            dsl::status.eq(TaskStatus::Queued.as_str()),
+            dsl::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await
+}
+
 /// Whether a row may be started by `node`: `queued`, or `running` but not on another node
 /// that is alive and started before the run (it beat within [`crate::fleet::SILENT`]; a node
 /// that started again since the run began is not running it). A run on `node` itself is

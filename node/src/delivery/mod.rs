@@ -63,7 +63,13 @@ pub struct DeliveryCtx {
     /// The longest a delivery may stay unacked (below RabbitMQ's `consumer_timeout`): how
     /// long one that could not be written is held while PostgreSQL is away.
     pub hold: Duration,
+    /// Where answers go while a batch of tasks completes together (sent in one message once
+    /// all are written); `None`: each is sent as soon as its row is written.
+    pub gathered: Option<Gathered>,
 }
+
+/// Answers gathered for one message to the reply router or the publisher.
+pub type Gathered = Arc<std::sync::Mutex<Vec<(String, Reply)>>>;
 
 /// Counts a delivery in `inflight` while it lives.
 struct InFlight(Arc<AtomicUsize>);
@@ -103,7 +109,7 @@ pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
             Ok(_) => tracing::info!(tasks = n, "tasks of a paused lane or kind parked"),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot park the tasks of a paused lane or kind; requeued");
-                return requeue(&ctx, &delivery).await;
+                return requeue(&ctx, &delivery, &[]).await;
             }
         }
     }
@@ -123,7 +129,7 @@ pub async fn process(delivery: Delivery, ctx: DeliveryCtx) {
     )
     .await;
     if quick.contains(&Handled::Requeue) || slow.contains(&Handled::Requeue) {
-        requeue(&ctx, &delivery).await;
+        requeue(&ctx, &delivery, &tasks).await;
     } else if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
         tracing::warn!(error = %e, "ack failed; the tasks will be redelivered and answered from their rows");
     }
@@ -155,7 +161,7 @@ async fn park(ctx: &DeliveryCtx, delivery: &Delivery, reason: String) {
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not park the unreadable message; requeued");
-            requeue(ctx, delivery).await;
+            requeue(ctx, delivery, &[]).await;
         }
     }
 }
@@ -164,11 +170,24 @@ async fn park(ctx: &DeliveryCtx, delivery: &Delivery, reason: String) {
 /// instead (up to `ctx.hold` from its arrival): RabbitMQ counts every hand-back towards the
 /// queue's delivery limit, so an outage costs a delivery one count, not one a second. A held
 /// delivery also keeps its prefetch slot, so the node takes no new work it could not record.
-async fn requeue(ctx: &DeliveryCtx, delivery: &Delivery) {
+/// Rows of its `tasks` left `running` here are made `queued` first, so the node that takes the
+/// redelivery runs them instead of waiting for a run here that is over.
+async fn requeue(ctx: &DeliveryCtx, delivery: &Delivery, tasks: &[TaskMessage]) {
     tokio::time::sleep(REQUEUE_PAUSE).await;
     let longest = ctx.hold.saturating_sub(ctx.received.elapsed());
     if !ctx.handles.health.database_back(longest).await {
         tracing::warn!(held = ?ctx.received.elapsed(), "PostgreSQL still away; delivery handed back to the queue");
+    }
+    // A copy of a task may be running here from another delivery: that row stays running.
+    let running = &ctx.handles.control.running;
+    let ids: Vec<uuid::Uuid> = tasks
+        .iter()
+        .map(|t| t.id)
+        .filter(|id| !running.contains(*id))
+        .collect();
+    if let Err(e) = ctx.handles.store.hand_back(&ids, &ctx.handles.node).await {
+        // Another node taking it waits for this node's run until the task's timeout.
+        tracing::warn!(error = %e, "cannot mark handed-back tasks queued");
     }
     let requeue = BasicNackOptions {
         requeue: true,
@@ -207,8 +226,39 @@ impl DeliveryCtx {
         }
     }
 
-    /// Answer the submitting node, if it waits for this task.
+    /// Answer the submitting node, if it waits for this task (or gather the answer).
     fn answer(&self, task: &TaskMessage, row: &TaskRow) {
-        self.send_replies(self.reply_for(task, row).into_iter().collect());
+        let Some(reply) = self.reply_for(task, row) else {
+            return;
+        };
+        match &self.gathered {
+            Some(gathered) => gathered
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(reply),
+            None => self.send_replies(vec![reply]),
+        }
+    }
+
+    /// This context, gathering answers until [`DeliveryCtx::send_gathered`].
+    fn gathering(&self) -> DeliveryCtx {
+        DeliveryCtx {
+            gathered: Some(Gathered::default()),
+            ..self.clone()
+        }
+    }
+
+    /// Send the answers gathered so far, in one message per destination.
+    fn send_gathered(&self) {
+        if let Some(gathered) = &self.gathered {
+            let replies = std::mem::take(
+                &mut *gathered
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            );
+            if !replies.is_empty() {
+                self.send_replies(replies);
+            }
+        }
     }
 }

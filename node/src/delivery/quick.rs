@@ -53,9 +53,13 @@ pub(super) async fn process(ctx: &DeliveryCtx, quick: Vec<Quick<'_>>) -> Vec<Han
         })
     };
     let first = Attempt::Uncounted { started_at };
+    // Their answers go together: one message to the reply router, not one per task.
+    let gathering = ctx.gathering();
     let completed = tasks
         .iter()
         .zip(runs)
-        .map(|(task, run)| complete(ctx, task, first, run));
-    futures_util::future::join_all(completed).await
+        .map(|(task, run)| complete(&gathering, task, first, run));
+    let handled = futures_util::future::join_all(completed).await;
+    gathering.send_gathered();
+    handled
 }

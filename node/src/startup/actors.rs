@@ -259,6 +259,7 @@ pub(super) fn lanes(
             queue: lane.queue.clone(),
             received: std::time::Instant::now(),
             hold,
+            gathered: None,
         };
         external_ctx.get_or_insert_with(|| ctx.clone());
         let consumer = TaskConsumer::new(
