@@ -53,10 +53,15 @@ async fn pytest(test: &str) {
         .token("py-worker", Role::Worker, Default::default())
         .await;
     let repo = repo();
-    let python = repo.join(".run/sdk-venv/bin/python");
+    // Where scripts/lib.sh keeps its run files: TASKNODE_RUN_DIR, else .run in the repository.
+    let run_dir = std::env::var_os("TASKNODE_RUN_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo.join(".run"));
+    let python = run_dir.join("sdk-venv/bin/python");
     assert!(
         python.exists(),
-        "the Python SDK's tests need .run/sdk-venv: run scripts/test (it makes it)"
+        "the Python SDK's tests need {}: run scripts/test (it makes it)",
+        python.display()
     );
     let out = tokio::process::Command::new(&python)
         .args(["-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"])
