@@ -232,10 +232,7 @@ impl DeliveryCtx {
             return;
         };
         match &self.gathered {
-            Some(gathered) => gathered
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(reply),
+            Some(gathered) => lock(gathered).push(reply),
             None => self.send_replies(vec![reply]),
         }
     }
@@ -250,15 +247,19 @@ impl DeliveryCtx {
 
     /// Send the answers gathered so far, in one message per destination.
     fn send_gathered(&self) {
-        if let Some(gathered) = &self.gathered {
-            let replies = std::mem::take(
-                &mut *gathered
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
-            );
-            if !replies.is_empty() {
-                self.send_replies(replies);
-            }
+        let Some(gathered) = &self.gathered else {
+            return;
+        };
+        let replies = std::mem::take(&mut *lock(gathered));
+        if !replies.is_empty() {
+            self.send_replies(replies);
         }
     }
+}
+
+/// The gathered answers (a panic while they were held left nothing half-done in them).
+fn lock(gathered: &Gathered) -> std::sync::MutexGuard<'_, Vec<(String, Reply)>> {
+    gathered
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

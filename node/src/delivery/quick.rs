@@ -53,13 +53,14 @@ pub(super) async fn process(ctx: &DeliveryCtx, quick: Vec<Quick<'_>>) -> Vec<Han
         })
     };
     let first = Attempt::Uncounted { started_at };
-    // Their answers go together: one message to the reply router, not one per task.
-    let gathering = ctx.gathering();
+    // Several tasks' answers go together: one message to the reply router, not one per task.
+    let gathering = (tasks.len() > 1).then(|| ctx.gathering());
+    let c = gathering.as_ref().unwrap_or(ctx);
     let completed = tasks
         .iter()
         .zip(runs)
-        .map(|(task, run)| complete(&gathering, task, first, run));
+        .map(|(task, run)| complete(c, task, first, run));
     let handled = futures_util::future::join_all(completed).await;
-    gathering.send_gathered();
+    c.send_gathered();
     handled
 }
