@@ -79,6 +79,9 @@ pub struct TaskMessage {
     /// 0 (the default) to 9; higher runs first (see [`crate::lanes`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: u8,
+    /// The idempotency key it was submitted with (shown to the worker that runs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 fn is_zero(p: &u8) -> bool {
@@ -199,6 +202,7 @@ mod tests {
             accepted_at: Some(chrono::Utc::now()),
             owner: Some("alice".into()),
             priority: 7,
+            key: None,
         }
     }
 

@@ -135,5 +135,6 @@ pub fn message_of(row: TaskRow, node: &str) -> TaskMessage {
         accepted_at: Some(row.created_at),
         owner: row.owner,
         priority: row.priority.clamp(0, 9) as u8,
+        key: row.key,
     }
 }

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_SLOTS: u16 = 256;
 /// The longest external kind name.
 pub const MAX_KIND_LEN: usize = 64;
+/// The longest lease (a random part and the holding node's name).
+pub const MAX_LEASE_LEN: usize = 200;
 /// The longest `FAIL` message or `PROGRESS` note kept.
 pub const MAX_NOTE_LEN: usize = 4096;
 
@@ -67,18 +69,28 @@ pub fn valid_kind_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.".contains(c))
 }
 
+/// Whether `lease` may be a lease: letters, digits, `-`, `_` and `.` (it goes in URLs).
+pub fn valid_lease(lease: &str) -> bool {
+    !lease.is_empty()
+        && lease.len() <= MAX_LEASE_LEN
+        && lease
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 fn lease_word(rest: &str, cmd: &str, usage: &str) -> Result<(String, String), ProtocolError> {
     let (lease, rest) = crate::request::split_word(rest);
     if lease.is_empty() {
         return Err(malformed(format!("{cmd} needs a lease; usage: {usage}")));
     }
-    if lease.len() > 128 || !lease.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    if !valid_lease(lease) {
         return Err(malformed(format!("`{lease}` is not a lease")));
     }
     Ok((lease.to_string(), rest.to_string()))
 }
 
-fn note(text: &str) -> String {
+/// `text` cut to [`MAX_NOTE_LEN`] bytes (at a character boundary).
+pub fn note(text: &str) -> String {
     let mut end = text.len().min(MAX_NOTE_LEN);
     while !text.is_char_boundary(end) {
         end -= 1;

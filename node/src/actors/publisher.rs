@@ -27,7 +27,7 @@ use crate::supervision::RestartBudget;
 use actix::prelude::*;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Confirmation};
-pub use replies::PublishReplies;
+pub use replies::{ForwardReport, PublishReplies};
 pub use resend::{Park, Republish, Target};
 use std::collections::HashSet;
 use std::sync::Arc;

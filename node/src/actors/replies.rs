@@ -11,6 +11,8 @@ use crate::amqp;
 use crate::amqp::link::{self, Connected, Link, Opening};
 use crate::messages::{Reply, ReplyBatch};
 use crate::supervision::RestartBudget;
+use crate::work::hub::Forwarded;
+use crate::work::lease::{self, LeaseReport};
 use actix::prelude::*;
 use bytes::Bytes;
 use lapin::message::Delivery;
@@ -28,6 +30,8 @@ pub struct ReplyRouter {
     queue: String,
     /// Survive restarts: a waiting session keeps waiting across a reconnect.
     waiters: HashMap<Uuid, oneshot::Sender<Bytes>>,
+    /// Where reports on leases held here, from other nodes, go (the work hub).
+    reports: Option<Recipient<Forwarded>>,
     link: Link,
     /// Opened at startup (to fail fast on a name clash), taken over in `started()`.
     initial: Option<(Connection, Channel, lapin::Consumer)>,
@@ -45,6 +49,7 @@ impl ReplyRouter {
             node: node.to_string(),
             queue,
             waiters: HashMap::new(),
+            reports: None,
             link: Link::new(budget),
             initial: None,
         }
@@ -100,6 +105,13 @@ impl ReplyRouter {
     /// JSON the running node wrote (which is what the client gets).
     fn deliver(&mut self, delivery: Delivery) {
         let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
+        if kind == Some(lease::REPORTS_V1) {
+            return match (LeaseReport::decode(&delivery.data), &self.reports) {
+                (Ok(report), Some(hub)) => hub.do_send(Forwarded(report)),
+                (Ok(_), None) => tracing::debug!("a report on a lease came before the work hub"),
+                (Err(e), _) => tracing::warn!(error = %e, "unreadable report on a lease dropped"),
+            };
+        }
         match ReplyBatch::decode(kind, &delivery.data) {
             Ok(batch) => {
                 for reply in batch.0 {
@@ -211,5 +223,18 @@ impl Handler<Unregister> for ReplyRouter {
 
     fn handle(&mut self, msg: Unregister, _: &mut Context<Self>) {
         self.waiters.remove(&msg.0);
+    }
+}
+
+/// Reports on leases held here, forwarded by other nodes, go to `0` (the work hub).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReportsTo(pub Recipient<Forwarded>);
+
+impl Handler<ReportsTo> for ReplyRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReportsTo, _: &mut Context<Self>) {
+        self.reports = Some(msg.0);
     }
 }

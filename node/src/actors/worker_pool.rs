@@ -75,6 +75,10 @@ pub enum RunError {
     /// Told to stop: the task was cancelled.
     #[error("cancelled while running")]
     Cancelled,
+    /// Given to no worker (an external kind's task, and no worker here takes it now): it
+    /// goes back to its queue and the attempt is not counted.
+    #[error("{0}")]
+    NotTaken(String),
 }
 
 impl RunError {

@@ -178,6 +178,13 @@ impl Store {
             .await
     }
 
+    /// Attempt `attempt` of task `id`, started here, was given to no worker: uncounted,
+    /// `queued` again (see [`tasks::untake`]).
+    pub async fn untake(&self, id: Uuid, node: &str, attempt: u32) -> Result<usize, DbError> {
+        self.run(async |c| tasks::untake(c, id, node, attempt).await)
+            .await
+    }
+
     /// Lease up to `limit` outbox entries that are due (see [`outbox::claim_due`]).
     pub async fn claim_due(&self, claim: ClaimDue) -> Result<Vec<TaskRow>, DbError> {
         self.run(async |c| {

@@ -316,6 +316,28 @@ pub async fn hand_back(
         .await
 }
 
+/// Task `id`'s attempt `attempt`, started on `node`, was given to no worker (an external
+/// kind's task with no worker free there): its row goes back to `queued` with the attempt
+/// uncounted. Only while it is that attempt, running there.
+pub async fn untake(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    node: &str,
+    attempt: u32,
+) -> QueryResult<usize> {
+    diesel::update(dsl::tasks.filter(dsl::id.eq(id)))
+        .filter(dsl::status.eq(TaskStatus::Running.as_str()))
+        .filter(dsl::node.eq(node))
+        .filter(dsl::attempts.eq(attempt as i32))
+        .set((
+            dsl::status.eq(TaskStatus::Queued.as_str()),
+            dsl::attempts.eq(dsl::attempts - 1),
+            dsl::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await
+}
+
 /// Whether a row may be started by `node`: `queued`, or `running` but not on another node
 /// that is alive and started before the run (it beat within [`crate::fleet::SILENT`]; a node
 /// that started again since the run began is not running it). A run on `node` itself is

@@ -58,6 +58,7 @@ pub fn task() -> TaskMessage {
         accepted_at: None,
         owner: None,
         priority: 0,
+        key: None,
     }
 }
 
@@ -137,5 +138,9 @@ impl Starter for Fake {
     async fn run(&self, _: &TaskMessage, _: u32) -> Result<TaskOutput, RunError> {
         self.did("run".into());
         (self.ran)()
+    }
+    async fn not_taken(&self, _: &TaskMessage, attempt: u32) -> Handled {
+        self.did(format!("not taken, attempt {attempt} uncounted"));
+        Handled::Requeue
     }
 }

@@ -20,7 +20,7 @@ pub mod start;
 
 use crate::actors::publisher::{Park, PublishReplies};
 use crate::actors::replies::LocalReplies;
-use crate::actors::worker_pool::{QuickRunner, Worker};
+use crate::actors::worker_pool::{QuickRunner, RunError, Worker};
 use crate::actors::Handles;
 use crate::actors::Settle;
 use crate::db::models::TaskRow;
@@ -143,6 +143,10 @@ pub(crate) async fn timed<S: Starter + Completer>(s: &S, task: &TaskMessage) -> 
         Err(done) => return done,
     };
     let run = s.run(task, attempt).await;
+    if let Err(RunError::NotTaken(why)) = &run {
+        tracing::debug!(task = %task.id, %why, "task given to no worker; handed back uncounted");
+        return s.not_taken(task, attempt).await;
+    }
     complete(s, task, Attempt::Counted(attempt), run).await
 }
 

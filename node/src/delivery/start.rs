@@ -24,6 +24,8 @@ pub(crate) trait Starter {
     fn answer(&self, task: &TaskMessage, row: &TaskRow);
     /// Run attempt `attempt` of `task` on a worker, under its kind's timeout.
     async fn run(&self, task: &TaskMessage, attempt: u32) -> Result<TaskOutput, RunError>;
+    /// Attempt `attempt` of `task` was given to no worker: uncount it, hand the task back.
+    async fn not_taken(&self, task: &TaskMessage, attempt: u32) -> Handled;
 }
 
 /// Mark `task` running here: `Ok(attempt)` to go on, `Err(how it was handled)` otherwise.
@@ -131,6 +133,15 @@ impl Starter for DeliveryCtx {
             .send(run)
             .await
             .unwrap_or_else(|e| Err(RunError::Transient(format!("worker pool unavailable: {e}"))))
+    }
+
+    async fn not_taken(&self, task: &TaskMessage, attempt: u32) -> Handled {
+        let node = &self.handles.node;
+        if let Err(e) = self.handles.store.untake(task.id, node, attempt).await {
+            // Handed back all the same (made `queued`), the attempt counted.
+            tracing::warn!(task = %task.id, error = %e, "cannot uncount an attempt no worker took");
+        }
+        Handled::Requeue
     }
 }
 
@@ -245,6 +256,19 @@ mod tests {
         assert_eq!(
             process_with(&fake),
             (Handled::Requeue, vec!["mark running".into()])
+        );
+    }
+
+    #[test]
+    fn a_task_no_worker_took_goes_back_with_its_attempt_uncounted() {
+        let mut fake = Fake::new(&[]);
+        fake.ran = || Err(RunError::NotTaken("no worker for `x` here".into()));
+        let (h, log) = process_with(&fake);
+        assert_eq!(h, Handled::Requeue);
+        // Not retried later, buried or recorded: handed back as it was.
+        assert_eq!(
+            log,
+            ["mark running", "run", "not taken, attempt 2 uncounted"]
         );
     }
 }

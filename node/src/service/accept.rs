@@ -141,6 +141,7 @@ impl Services {
                 accepted_at: Some(chrono::Utc::now()),
                 owner: who.owner().map(str::to_string),
                 priority: options.priority(),
+                key: options.key.clone(),
             };
             let now = chrono::Utc::now();
             let key = options.key.as_ref().map(|key| KeyClaim {

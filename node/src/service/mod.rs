@@ -16,6 +16,7 @@ mod control;
 pub mod fleet;
 pub mod intake;
 pub mod listing;
+pub mod polling;
 pub mod results;
 mod schedules;
 pub mod tokens;

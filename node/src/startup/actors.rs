@@ -10,7 +10,7 @@ use crate::actors::depths::QueueDepths;
 use crate::actors::janitor::{self, Janitor};
 use crate::actors::publisher::{IsConnected, Publisher};
 use crate::actors::relay::Relay;
-use crate::actors::replies::ReplyRouter;
+use crate::actors::replies::{ReplyRouter, ReportsTo};
 use crate::actors::retention::Retention;
 use crate::actors::scheduler::Scheduler;
 use crate::actors::uploader::Uploader;
@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::publishing::Outbox;
 use crate::retry::RetryPolicy;
 use crate::supervision::RestartBudget;
-use crate::work::hub::MakeTaps;
+use crate::work::hub::{HubParts, MakeTaps};
 use crate::work::taps::MakeTap;
 use crate::work::{ExternalKinds, WorkHub};
 use actix::prelude::*;
@@ -143,13 +143,17 @@ pub(super) async fn shared(
     if let Err(e) = external.refresh().await {
         tracing::warn!(error = %e, "cannot read the registered external kinds yet");
     }
-    let work = WorkHub::new(
-        external.clone(),
-        storage.clone(),
-        control.running.clone(),
-        counters.metrics.clone(),
-    )
+    let work = WorkHub::new(HubParts {
+        node: node.clone(),
+        external: external.clone(),
+        store: store.clone(),
+        publisher: publisher.clone(),
+        storage: storage.clone(),
+        running: control.running.clone(),
+        metrics: counters.metrics.clone(),
+    })
     .start();
+    replies.do_send(ReportsTo(work.clone().recipient()));
     Ok(Handles {
         control,
         work,

@@ -47,7 +47,7 @@ pub enum Push {
     },
 }
 
-/// A connected worker.
+/// A connected worker (or an HTTP poll, see [`Detach`]).
 struct Conn {
     kinds: Vec<String>,
     slots: u16,
@@ -60,6 +60,9 @@ struct Conn {
     who: String,
     /// Said `QUIET`: takes no new tasks.
     quiet: bool,
+    /// An HTTP poll that has answered: nothing is pushed to it any more, and it is gone
+    /// once its leases end.
+    detached: bool,
 }
 
 impl Conn {
@@ -96,8 +99,25 @@ pub struct Job {
     pub longest: Instant,
 }
 
+/// What the hub is made of.
+pub struct HubParts {
+    pub node: String,
+    pub external: ExternalKinds,
+    pub store: crate::db::Store,
+    pub publisher: Addr<crate::actors::publisher::Publisher>,
+    pub storage: Storage,
+    pub running: Arc<Running>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
 pub struct WorkHub {
+    /// This node's name (in its leases).
+    node: String,
     external: ExternalKinds,
+    /// Progress written for reports forwarded from other nodes.
+    store: crate::db::Store,
+    /// Answers to forwarded reports.
+    publisher: Addr<crate::actors::publisher::Publisher>,
     metrics: Arc<crate::metrics::Metrics>,
     storage: Storage,
     running: Arc<Running>,
@@ -110,14 +130,21 @@ pub struct WorkHub {
 }
 
 impl WorkHub {
-    pub fn new(
-        external: ExternalKinds,
-        storage: Storage,
-        running: Arc<Running>,
-        metrics: Arc<crate::metrics::Metrics>,
-    ) -> Self {
-        WorkHub {
+    pub fn new(parts: HubParts) -> Self {
+        let HubParts {
+            node,
             external,
+            store,
+            publisher,
+            storage,
+            running,
+            metrics,
+        } = parts;
+        WorkHub {
+            node,
+            external,
+            store,
+            publisher,
             metrics,
             storage,
             running,
@@ -166,7 +193,7 @@ impl WorkHub {
 
     fn lease(&mut self, worker: u64, waiter: Waiter) {
         let Waiter { job, done } = waiter;
-        let lease = Uuid::new_v4().simple().to_string();
+        let lease = super::lease::new(&self.node);
         let Some(conn) = self.workers.get(&worker) else {
             return;
         };
@@ -239,7 +266,7 @@ impl WorkHub {
             lease: lease.to_string(),
             deadline: utc(job.deadline),
             priority: t.priority,
-            key: None,
+            key: t.key.clone(),
         }
     }
 
@@ -249,14 +276,21 @@ impl WorkHub {
             return;
         };
         self.running.release(held.task);
+        let mut gone = false;
         if let Some(conn) = self.workers.get_mut(&held.worker) {
             conn.leases.remove(lease);
-            if tell {
+            if conn.detached {
+                // An HTTP poll's lease: nobody to tell; the poll is gone with its last lease.
+                gone = conn.leases.is_empty();
+            } else if tell {
                 let cancel = CancelLease {
                     cancel: lease.to_string(),
                 };
                 let _ = conn.push.try_send(Push::Line(Outbound::line(&cancel)));
             }
+        }
+        if gone {
+            self.workers.remove(&held.worker);
         }
         let _ = held.done.send(outcome);
         self.gauge(&held.kind);
@@ -307,8 +341,7 @@ impl WorkHub {
         self.taps.set(kind, slots);
         if slots == 0 {
             for waiter in self.waiting.remove(kind).unwrap_or_default() {
-                let none =
-                    RunError::retryable(format!("no worker for `{kind}` on this node any more"));
+                let none = RunError::NotTaken(format!("no worker for `{kind}` here any more"));
                 let _ = waiter.done.send(Err(none));
             }
         }

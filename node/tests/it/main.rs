@@ -33,3 +33,4 @@ mod tasks;
 mod tls;
 mod torture;
 mod workers;
+mod workers_http;

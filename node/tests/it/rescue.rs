@@ -90,6 +90,7 @@ async fn lost_run(env: &TestEnv, kind: &str, payload: &[u8], attempts: i32, ago:
         accepted_at: Some(chrono::Utc::now()),
         owner: Some("admin".into()),
         priority: 0,
+        key: None,
     };
     let mut db = env.db().await;
     tasknode::db::tasks::insert_many(&mut db, &[NewTask::of(&task)], None)
@@ -278,6 +279,7 @@ async fn a_second_message_of_a_running_task_does_not_run_it_again_meanwhile() {
         accepted_at: Some(row.created_at),
         owner: row.owner.clone(),
         priority: 0,
+        key: None,
     };
     let slow = tasknode::lanes::lane_queue(&env.task_queue, "slow");
     let body = serde_json::to_vec(&[&again]).unwrap();

@@ -160,6 +160,7 @@ fn message(id: Uuid, kind: &str, payload: &[u8]) -> TaskMessage {
         accepted_at: None,
         owner: None,
         priority: 0,
+        key: None,
     }
 }
 

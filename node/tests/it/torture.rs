@@ -186,6 +186,7 @@ async fn client(
                         accepted_at: None,
                         owner: None,
                         priority: 0,
+                        key: None,
                     };
                     let body = serde_json::to_vec(&[&task, &task]).unwrap();
                     env.publish_raw(&body, Some(TASKS_V1)).await;

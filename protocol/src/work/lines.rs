@@ -82,3 +82,57 @@ pub enum WorkerLine {
     Working(Working),
     Error(crate::ErrorLine),
 }
+
+/// `POST /v1/work`: up to `max` tasks of `kinds`, waiting up to `wait` seconds for the first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WorkPoll {
+    /// External kinds (registered by asking, as `WORK` does).
+    pub kinds: Vec<String>,
+    /// At most this many tasks (1 to 256; 1 when left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u16>,
+    /// Seconds to wait for the first task (0 to 30; 0 when left out: what is there now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<u64>,
+}
+
+/// The answer to `POST /v1/work`: the tasks leased to the caller (none when none came).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkTasks {
+    pub tasks: Vec<WorkTask>,
+}
+
+/// `POST /v1/work/{lease}/fail`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WorkFail {
+    /// Why (kept up to 4 KiB).
+    pub message: String,
+    /// Not retried: the task fails now.
+    #[serde(default, rename = "final")]
+    pub last: bool,
+}
+
+/// `POST /v1/work/{lease}/progress`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WorkProgress {
+    /// 0 to 100.
+    pub percent: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// `POST /v1/work/{lease}/extend`: the deadline becomes now + `secs` (never past the kind's
+/// maximum).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WorkExtend {
+    pub secs: u64,
+}

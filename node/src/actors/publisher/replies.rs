@@ -79,3 +79,44 @@ impl Handler<PublishReplies> for Publisher {
         self.flush_replies(ctx);
     }
 }
+
+/// A worker's report on a lease another node holds, sent to that node's reply queue `queue`
+/// (see [`crate::work::lease`]). Unconfirmed: a report that is lost is answered by nobody,
+/// and the asking node tells its worker to try again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForwardReport {
+    pub queue: String,
+    pub report: crate::work::lease::LeaseReport,
+}
+
+impl Handler<ForwardReport> for Publisher {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForwardReport, ctx: &mut Context<Self>) {
+        let Some(channel) = self.reply_channel.clone() else {
+            tracing::debug!(queue = %msg.queue, "not connected; a forwarded report is lost");
+            return;
+        };
+        let body = match serde_json::to_vec(&msg.report) {
+            Ok(body) => body,
+            Err(e) => return tracing::warn!(error = %e, "cannot encode a forwarded report"),
+        };
+        let queue = msg.queue;
+        ctx.spawn(
+            async move {
+                let props = BasicProperties::default()
+                    .with_content_type("application/json".into())
+                    .with_type(crate::work::lease::REPORTS_V1.into());
+                let options = BasicPublishOptions::default();
+                if let Err(e) = channel
+                    .basic_publish("".into(), queue.as_str().into(), options, &body, props)
+                    .await
+                {
+                    tracing::warn!(%queue, error = %e, "could not forward a report");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! - [`tasks`]: `/v1/tasks…`; [`results`]: a result's bytes (ranges, redirects); [`events`]: a task's state as Server-Sent Events; [`health`]: `/healthz`, `/readyz`, `/v1/kinds`;
 //! - [`metrics`]: `/metrics` for Prometheus; [`openapi`]: `/openapi.json`;
 //! - [`console`]: the web console (`/console/`), its files compiled in; [`fleet`]: `/v1/overview`, `/v1/me`, `/v1/tokens`;
+//! - [`work`]: workers over HTTP (`/v1/work…`: a long poll for leased tasks, reports on leases);
 //! - [`caller`]: `Authorization: Bearer <token>`; [`error`]: error codes as statuses.
 //!
 //! Bad input never reaches a handler whole: JSON bodies are bounded (`http.max_json_bytes`),
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod results;
 pub mod tasks;
+pub mod work;
 
 use crate::config::HttpSettings;
 use crate::service::Services;
@@ -143,6 +145,7 @@ pub fn start(
             .wrap(cors(&origins))
             .configure(tasks::routes)
             .configure(control::routes)
+            .configure(work::routes)
             .configure(health::routes)
             .configure(fleet::routes)
             .configure(console::routes)

@@ -3,7 +3,7 @@
 
 use super::caller::Caller;
 use super::error::{task_id, ApiError};
-use crate::service::{Answer, ServiceError, Services};
+use crate::service::{Answer, Intake, ServiceError, Services};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
@@ -209,25 +209,12 @@ async fn submit_raw(
         },
     )?;
     let kind = kind.into_inner().to_ascii_lowercase();
-    let limit = svc.max_payload;
-    let length = match req.headers().get(header::CONTENT_LENGTH) {
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| ApiError::new(ErrorCode::Malformed, "a bad Content-Length"))?,
-        ),
-        None => None,
+    let length = content_length(&req)?;
+    let limit = Limit {
+        node: svc.max_payload,
+        token: who.0.limits.max_payload,
     };
-    let too_large = |size: u64| {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("a payload of {size} bytes is over this node's limit of {limit} bytes"),
-        )
-    };
-    if let Some(size) = length.filter(|n| *n > limit) {
-        return Err(too_large(size));
-    }
+    limit.check(length.unwrap_or(0))?;
     // Role, max_payload (when the length is known) and rate, before a byte is read.
     svc.admit(&who.0, length.unwrap_or(0))?;
     let id = Uuid::now_v7();
@@ -235,8 +222,59 @@ async fn submit_raw(
         Some(size) => svc.intake(id, &kind, size),
         None => svc.intake_unsized(id, &kind),
     };
-    let mut got = 0u64;
     let pause = Duration::from_secs(limits.request_timeout_secs);
+    take_body(&mut body, &mut intake, pause, limit).await?;
+    let payload = intake.finish().await?;
+    Ok(answer(
+        &svc,
+        svc.submit(id, kind, payload, wait, &options, &who.0).await,
+        &who,
+    )
+    .await)
+}
+
+/// A request's `Content-Length`, if it has one.
+pub(super) fn content_length(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    let Some(v) = req.headers().get(header::CONTENT_LENGTH) else {
+        return Ok(None);
+    };
+    let n = v.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+    n.map(Some)
+        .ok_or_else(|| ApiError::new(ErrorCode::Malformed, "a bad Content-Length"))
+}
+
+/// The most bytes a raw body may have: the node's bound, and the token's own.
+#[derive(Clone, Copy)]
+pub(super) struct Limit {
+    pub node: u64,
+    pub token: Option<u64>,
+}
+
+impl Limit {
+    pub(super) fn check(self, size: u64) -> Result<(), ApiError> {
+        if size > self.node {
+            let node = self.node;
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("a body of {size} bytes is over this node's limit of {node} bytes"),
+            ));
+        }
+        match self.token.filter(|max| size > *max) {
+            Some(max) => Err(ServiceError::OverMaxPayload { size, max }.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Read a raw `body` into `intake` (at the store's pace), within `limit`, each chunk
+/// within `pause` of the last.
+pub(super) async fn take_body(
+    body: &mut web::Payload,
+    intake: &mut Intake,
+    pause: Duration,
+    limit: Limit,
+) -> Result<(), ApiError> {
+    let mut got = 0u64;
     loop {
         let next = tokio::time::timeout(pause, body.next())
             .await
@@ -246,7 +284,9 @@ async fn submit_raw(
                     format!("the body paused for over {} s", pause.as_secs()),
                 )
             })?;
-        let Some(chunk) = next else { break };
+        let Some(chunk) = next else {
+            return Ok(());
+        };
         let chunk = chunk.map_err(|e| {
             ApiError::new(
                 ErrorCode::Malformed,
@@ -254,23 +294,11 @@ async fn submit_raw(
             )
         })?;
         got += chunk.len() as u64;
-        if got > limit {
-            return Err(too_large(got));
-        }
-        if let Some(max) = who.0.limits.max_payload.filter(|max| got > *max) {
-            return Err(ServiceError::OverMaxPayload { size: got, max }.into());
-        }
+        limit.check(got)?;
         if let Some(sending) = intake.push(chunk) {
             sending.await;
         }
     }
-    let payload = intake.finish().await?;
-    Ok(answer(
-        &svc,
-        svc.submit(id, kind, payload, wait, &options, &who.0).await,
-        &who,
-    )
-    .await)
 }
 
 /// `GET /v1/tasks/{id}?wait=SECONDS`: the task (with an inline result), after waiting up to

@@ -2,11 +2,15 @@
 //! (run), by the fleet's views (list), and once at startup (how to make consumers).
 
 use super::{utc, Conn, Job, Push, Waiter, WorkHub};
+use crate::actors::publisher::PublishReplies;
 use crate::actors::worker_pool::{RunError, TaskOutput};
+use crate::messages::{PayloadRef, Reply};
+use crate::work::lease::{LeaseReport, Said};
 use actix::prelude::*;
 use chrono::Utc;
 use protocol::fleet::ConnectedWorker;
 use protocol::work::WorkOk;
+use protocol::{ErrorCode, ErrorLine};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -42,6 +46,7 @@ impl Handler<Join> for WorkHub {
                 since: Utc::now(),
                 who: msg.who,
                 quiet: false,
+                detached: false,
             },
         );
         for kind in &msg.kinds {
@@ -96,7 +101,7 @@ impl Handler<Run> for WorkHub {
         let (done, rx) = oneshot::channel();
         let kind = job.task.kind.clone();
         if self.slots_for(&kind) == 0 {
-            let none = RunError::retryable(format!("no worker for `{kind}` on this node"));
+            let none = RunError::NotTaken(format!("no worker for `{kind}` here"));
             return Box::pin(async move { Err(none) });
         }
         self.waiting
@@ -109,15 +114,6 @@ impl Handler<Run> for WorkHub {
                 .unwrap_or_else(|_| Err(RunError::retryable("the node's work hub stopped")))
         })
     }
-}
-
-/// What a worker says of a task it holds.
-#[derive(Debug)]
-pub enum Said {
-    Done(TaskOutput),
-    Fail { last: bool, message: String },
-    Progress,
-    Extend(Duration),
 }
 
 /// A worker's report on lease `lease`: `Err(LeaseLost)` when the lease is not current here.
@@ -144,21 +140,35 @@ impl Handler<Report> for WorkHub {
     type Result = Result<Reported, LeaseLost>;
 
     fn handle(&mut self, msg: Report, _: &mut Context<Self>) -> Self::Result {
-        let held = self.leases.get_mut(&msg.lease).ok_or(LeaseLost)?;
+        self.report(msg.lease, msg.said)
+    }
+}
+
+impl WorkHub {
+    fn report(&mut self, lease: String, said: Said) -> Result<Reported, LeaseLost> {
+        let held = self.leases.get_mut(&lease).ok_or(LeaseLost)?;
         let task = held.task;
         let ok = |word: &str, deadline| WorkOk {
             ok: word.to_string(),
-            lease: msg.lease.clone(),
+            lease: lease.clone(),
             deadline,
         };
-        let ok = match msg.said {
-            Said::Progress => ok("progress", None),
-            Said::Extend(by) => {
-                held.deadline = (Instant::now() + by).min(held.longest);
+        let ok = match said {
+            Said::Progress { .. } => ok("progress", None),
+            Said::Extend { secs } => {
+                let by = Duration::from_secs(secs);
+                held.deadline = Instant::now()
+                    .checked_add(by)
+                    .unwrap_or(held.longest)
+                    .min(held.longest);
                 ok("extended", Some(utc(held.deadline)))
             }
-            Said::Done(output) => {
-                self.end(&msg.lease, Ok(output), false);
+            Said::Done { result } => {
+                let output = match result {
+                    PayloadRef::Inline { data } => TaskOutput::Inline(data),
+                    PayloadRef::Object { key, size } => TaskOutput::Stored { key, size },
+                };
+                self.end(&lease, Ok(output), false);
                 ok("done", None)
             }
             Said::Fail { last, message } => {
@@ -166,11 +176,91 @@ impl Handler<Report> for WorkHub {
                     true => RunError::BadInput(message),
                     false => RunError::Transient(message),
                 };
-                self.end(&msg.lease, Err(e), false);
+                self.end(&lease, Err(e), false);
                 ok("failed", None)
             }
         };
         Ok(Reported { ok, task })
+    }
+}
+
+/// A report that came from another node for a lease held here: done as if said here, its
+/// progress written, and answered on the asking node's reply queue.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Forwarded(pub LeaseReport);
+
+impl Handler<Forwarded> for WorkHub {
+    type Result = ();
+
+    fn handle(&mut self, Forwarded(report): Forwarded, ctx: &mut Context<Self>) {
+        let LeaseReport {
+            id,
+            lease,
+            said,
+            reply_to,
+        } = report;
+        let progress = match &said {
+            Said::Progress { percent, note } => Some((*percent, note.clone())),
+            _ => None,
+        };
+        let reported = self.report(lease.clone(), said);
+        let (store, publisher) = (self.store.clone(), self.publisher.clone());
+        let answer = async move {
+            let answer = match reported {
+                Err(LeaseLost) => {
+                    let line = ErrorLine::new(
+                        ErrorCode::LeaseLost,
+                        format!("lease {lease} is not current"),
+                    );
+                    Reply::new(id, &line)
+                }
+                Ok(reported) => {
+                    let written = match progress {
+                        Some((percent, note)) => store
+                            .set_progress(reported.task, percent, note.as_deref())
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                        None => Ok(()),
+                    };
+                    match written {
+                        Ok(()) => Reply::new(id, &reported.ok),
+                        Err(e) => Reply::new(id, &ErrorLine::new(ErrorCode::Unavailable, e)),
+                    }
+                }
+            };
+            match answer {
+                Ok(reply) => publisher.do_send(PublishReplies(vec![(reply_to, reply)])),
+                Err(e) => tracing::warn!(error = %e, "cannot answer a forwarded report"),
+            }
+        };
+        ctx.spawn(answer.into_actor(self));
+    }
+}
+
+/// An HTTP poll has answered: its worker takes no new tasks and is gone once the tasks it
+/// was given end (they stay leased to it until then).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Detach(pub u64);
+
+impl Handler<Detach> for WorkHub {
+    type Result = ();
+
+    fn handle(&mut self, Detach(worker): Detach, _: &mut Context<Self>) {
+        let Some(conn) = self.workers.get_mut(&worker) else {
+            return;
+        };
+        conn.quiet = true;
+        conn.detached = true;
+        let kinds = conn.kinds.clone();
+        if conn.leases.is_empty() {
+            self.workers.remove(&worker);
+        }
+        for kind in kinds {
+            self.retap(&kind);
+        }
     }
 }
 

@@ -59,7 +59,7 @@ impl Session {
             .identity_now()
             .and_then(|who| Services::may_work(&who).map(|()| who));
         let (who, intake) = match who {
-            Ok(who) => (Some(who), self.svc.result_intake(&lease, size)),
+            Ok(who) => (Some(who), self.svc.result_intake(&lease, Some(size))),
             Err(e) => (None, Intake::Refused(e)),
         };
         self.upload = Some(Upload {

@@ -5,16 +5,14 @@
 use super::requests::line_or_error;
 use super::writer::{Item, Outbox, Pending, Slot};
 use super::Session;
-use crate::actors::worker_pool::TaskOutput;
-use crate::messages::PayloadRef;
 use crate::service::{Intake, ServiceError, Services};
-use crate::work::hub::{Push, Said};
+use crate::work::hub::Push;
+use crate::work::lease::Said;
 use actix::prelude::*;
 use protocol::codec::Outbound;
 use protocol::work::{WorkCommand, MAX_SLOTS};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// Lines pushed to a worker (tasks, cancels) not written yet, at most: two per slot (a task
@@ -60,8 +58,8 @@ impl Session {
             }
             WorkCommand::DonePut { lease, size } => self.start_result_upload(lease, size, permit),
             WorkCommand::Done { lease, result } => self.as_who(ctx, permit, |who| async move {
-                let done = match svc.result_of(result) {
-                    Ok(output) => svc.report(lease, Said::Done(output), None, &who).await,
+                let done = match svc.result_of(&lease, result).await {
+                    Ok(result) => svc.report_done(lease, result, &who).await,
                     Err(e) => Err(e),
                 };
                 line_or_error(done)
@@ -72,19 +70,19 @@ impl Session {
                 message,
             } => self.as_who(ctx, permit, |who| async move {
                 let said = Said::Fail { last, message };
-                line_or_error(svc.report(lease, said, None, &who).await)
+                line_or_error(svc.report(lease, said, &who).await)
             }),
             WorkCommand::Progress {
                 lease,
                 percent,
                 note,
             } => self.as_who(ctx, permit, |who| async move {
-                let progress = Some((percent, note));
-                line_or_error(svc.report(lease, Said::Progress, progress, &who).await)
+                let said = Said::Progress { percent, note };
+                line_or_error(svc.report(lease, said, &who).await)
             }),
             WorkCommand::Extend { lease, secs } => self.as_who(ctx, permit, |who| async move {
-                let said = Said::Extend(Duration::from_secs(secs));
-                line_or_error(svc.report(lease, said, None, &who).await)
+                let said = Said::Extend { secs };
+                line_or_error(svc.report(lease, said, &who).await)
             }),
         }
     }
@@ -134,7 +132,7 @@ struct Forward {
     slots: mpsc::Sender<Slot>,
     room: Arc<Semaphore>,
     svc: Rc<Services>,
-    write_timeout: Duration,
+    write_timeout: std::time::Duration,
 }
 
 impl Forward {
@@ -190,24 +188,10 @@ pub(super) async fn finish_result(
     who: Option<Rc<crate::auth::Identity>>,
 ) -> Outbound {
     let reported = async {
-        let payload = intake.finish().await?;
+        let result = intake.finish().await?;
         let who =
             who.ok_or_else(|| ServiceError::Unauthenticated("say AUTH <token> first".into()))?;
-        let (output, stored) = match payload {
-            PayloadRef::Inline { data } => (TaskOutput::Inline(data), None),
-            PayloadRef::Object { key, size } => (
-                TaskOutput::Stored {
-                    key: key.clone(),
-                    size,
-                },
-                Some(key),
-            ),
-        };
-        let done = svc.report(lease, Said::Done(output), None, &who).await;
-        if let (Err(ServiceError::LeaseLost(_)), Some(key)) = (&done, stored) {
-            svc.forget_object(key);
-        }
-        done
+        svc.report_done(lease, result, &who).await
     };
     line_or_error(reported.await)
 }
