@@ -349,6 +349,9 @@ pub struct HttpSettings {
     pub max_streams: usize,
     /// The longest an event stream stays open (a client reconnects for more).
     pub max_stream_secs: u64,
+    /// The longest a worker's `POST /v1/work` waits for a task (a longer `wait` is cut to
+    /// it); at most 30.
+    pub work_wait_secs: u64,
     /// `/metrics` without a token (else an admin token is needed).
     pub public_metrics: bool,
 }

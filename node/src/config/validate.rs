@@ -163,6 +163,9 @@ impl Settings {
                 format!("`{bad}` is not a kind name (lowercase letters, digits, `_`, `-`, `.`)");
             return Err(invalid("external.kinds", problem));
         }
+        if self.http.work_wait_secs > 30 {
+            return Err(invalid("http.work_wait_secs", "is at most 30"));
+        }
         at_least(
             "external.registration_ttl_secs",
             e.registration_ttl_secs,

@@ -48,10 +48,16 @@ fn lease_of(path: web::Path<String>) -> Result<String, ApiError> {
         (status = 403, description = "The token's role may not work (worker or admin may)", body = ErrorLine),
         (status = 413, description = "Over the JSON limit", body = ErrorLine),
         (status = 415, description = "Not JSON", body = ErrorLine),
-        (status = 503, description = "A dependency is down", body = ErrorLine),
+        (status = 503, description = "Too many streams and polls open, or a dependency is down", body = ErrorLine),
     ),
     security(("bearer" = [])))]
-async fn poll(svc: Svc, who: Caller, body: web::Json<WorkPoll>) -> Result<HttpResponse, ApiError> {
+async fn poll(
+    svc: Svc,
+    limits: web::Data<crate::config::HttpSettings>,
+    streams: web::Data<super::events::Streams>,
+    who: Caller,
+    body: web::Json<WorkPoll>,
+) -> Result<HttpResponse, ApiError> {
     let WorkPoll { kinds, max, wait } = body.into_inner();
     let max = max.unwrap_or(1);
     if !(1..=MAX_SLOTS).contains(&max) {
@@ -78,9 +84,10 @@ async fn poll(svc: Svc, who: Caller, body: web::Json<WorkPoll>) -> Result<HttpRe
             asked.push(kind);
         }
     }
-    let tasks = svc
-        .poll(asked, max, Duration::from_secs(wait), &who.0)
-        .await?;
+    // A waiting poll is one of the node's open streams.
+    let _open = streams.take()?;
+    let wait = Duration::from_secs(wait.min(limits.work_wait_secs));
+    let tasks = svc.poll(asked, max, wait, &who.0).await?;
     Ok(HttpResponse::Ok().json(WorkTasks { tasks }))
 }
 
