@@ -12,6 +12,7 @@ export function render(main) {
   const throughputCanvas = h("canvas", { class: "chart", role: "img", "aria-label": "Tasks finished per second" });
   const latencyCanvas = h("canvas", { class: "chart", role: "img", "aria-label": "Latency p50 and p99" });
   const nodes = h("div", { class: "scroll" });
+  const workers = h("div", { class: "scroll", "data-test": "workers" });
   const paused = h("div", { "data-test": "paused" });
   const what = h("select", { "aria-label": "Lane or kind" }, h("option", { value: "lane" }, "lane"), h("option", { value: "kind" }, "kind"));
   const name = h("input", { "aria-label": "Name", placeholder: "slow, sleep, …", required: true, size: 12 });
@@ -41,6 +42,7 @@ export function render(main) {
       h("section", { class: "card" }, h("h2", {}, "Throughput"), throughputCanvas),
       h("section", { class: "card" }, h("h2", {}, "Latency, acceptance to outcome"), latencyCanvas)),
     h("section", { class: "card" }, h("h2", {}, "Nodes"), nodes),
+    h("section", { class: "card" }, h("h2", {}, "Workers"), workers),
     h("section", { class: "card" }, h("h2", {}, "Paused lanes and kinds"), paused, pauseForm),
   );
   const throughput = new Chart(throughputCanvas, [
@@ -60,6 +62,7 @@ export function render(main) {
       if (stopped) return;
       fill(status);
       draw(o, tiles, nodes);
+      drawWorkers(o, workers);
       showPaused(await get("/v1/paused"));
       const points = o.seconds.map((s) => ({ t: Date.parse(s.at), values: [s.finished, s.failed] }));
       throughput.set(points);
@@ -118,5 +121,28 @@ function draw(o, tiles, nodes) {
           h("td", {}, n.in_flight),
           h("td", {}, n.connections),
           h("td", {}, n.restarts),
+        )))));
+}
+
+// Workers of external kinds connected to each node that is up (WORK, or an HTTP poll while it
+// holds tasks).
+function drawWorkers(o, workers) {
+  const rows = o.nodes.filter((n) => n.up).flatMap((n) => (n.workers ?? []).map((w) => ({ node: n.name, ...w })));
+  if (rows.length === 0) {
+    fill(workers, h("p", { class: "muted" }, "No worker is connected. Workers run the kinds no node builds in: see docs/workers.md."));
+    return;
+  }
+  fill(
+    workers,
+    h("table", { class: "list" },
+      h("thead", {}, h("tr", {}, ["Node", "Token", "Kinds", "Slots", "Busy", "Connected"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, rows.map((w) =>
+        h("tr", { "data-worker": w.node },
+          h("td", {}, w.node),
+          h("td", {}, w.who),
+          h("td", { "data-field": "kinds" }, w.kinds.join(", ")),
+          h("td", { "data-field": "slots" }, w.slots),
+          h("td", { "data-field": "busy" }, w.busy),
+          h("td", {}, since(w.since)),
         )))));
 }

@@ -26,6 +26,12 @@ export async function render(main, [id]) {
   return () => stop.abort();
 }
 
+// A worker's last word on how far it got (external kinds), as a bar and its note.
+function progress(t) {
+  if (t.progress === undefined || t.progress === null) return "–";
+  return [h("progress", { max: 100, value: t.progress, "aria-label": "Progress" }), ` ${t.progress}%`, t.progress_note ? h("span", { class: "muted" }, ` ${t.progress_note}`) : null];
+}
+
 function final(t) {
   return ["succeeded", "failed", "dead", "cancelled"].includes(t.status);
 }
@@ -39,6 +45,7 @@ async function show(view, t) {
     ["Key", t.key ?? "–"],
     ["Runs at", time(t.run_at)],
     ["Attempts", t.attempts ?? "–"],
+    ["Progress", progress(t)],
     ["Node", t.node ?? "–"],
     ["Accepted", time(t.created_at)],
     ["Started", time(t.started_at)],

@@ -161,3 +161,28 @@ export async function pause_and_cancel(page, env) {
   await page.getByRole("button", { name: "Resume" }).click();
   await page.locator("[data-test=paused]", { hasText: "Nothing is paused." }).waitFor();
 }
+
+/**
+ * A worker of an external kind is connected and holds a task: the overview lists it (its
+ * kind, slots and busy ones), and the task's page shows how far the worker got; when the
+ * worker finishes, the page shows the result without a reload.
+ */
+export async function workers_and_progress(page, env) {
+  await signIn(page, env.CONSOLE_URL, env.ADMIN_TOKEN);
+  const worker = page.locator("[data-test=workers] tr[data-worker]", { hasText: env.KIND });
+  await worker.waitFor();
+  assert.equal(await worker.locator("[data-field=slots]").textContent(), "3");
+  assert.equal(await worker.locator("[data-field=busy]").textContent(), "1");
+  await page.getByRole("link", { name: "Tasks" }).click();
+  await page.getByLabel("Find by id").fill(env.TASK_ID);
+  await page.getByRole("button", { name: "Open" }).click();
+  const facts = page.locator("dl.facts");
+  await facts.locator("[data-field=progress]", { hasText: "60%" }).waitFor();
+  await facts.locator("[data-field=progress]", { hasText: "halfway" }).waitFor();
+  assert.equal(await page.getByRole("progressbar", { name: "Progress" }).getAttribute("value"), "60");
+  // The test's worker finishes once told (a file appears), while the page is open.
+  const fs = await import("node:fs/promises");
+  await fs.writeFile(env.FINISH_FILE, "go");
+  await facts.locator("[data-field=status]", { hasText: "succeeded" }).waitFor();
+  await page.locator("[data-bytes=result] pre", { hasText: "ALL DONE" }).waitFor();
+}

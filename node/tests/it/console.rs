@@ -185,3 +185,40 @@ async fn a_kind_is_paused_a_task_cancelled_and_the_kind_resumed_from_the_console
     );
     assert!(sleep.started_at.is_none(), "it never ran: {sleep:?}");
 }
+
+#[actix_rt::test]
+async fn connected_workers_and_a_tasks_progress_show_and_the_result_follows() {
+    let env = TestEnv::new().await;
+    let kind = env.external("render");
+    let node = env.spawn_node("n1").await;
+    let secret = env.token("painter", Role::Worker, Limits::default()).await;
+    let mut w = connect_as(node.addr, &secret).await;
+    w.ask(&format!("WORK {kind} slots=3")).await;
+    let mut c = node.connect().await;
+    let id = id_of(&c.ask(&format!("SUBMIT {kind} scene")).await);
+    let task = w.hear().await;
+    let lease = task["task"]["lease"].as_str().unwrap().to_string();
+    let ok = w.ask(&format!("PROGRESS {lease} 60 halfway")).await;
+    assert_eq!(ok["ok"], "progress", "{ok}");
+    // The scenario says when to finish (once it has seen the progress) with a file.
+    let dir = tempfile::tempdir().unwrap();
+    let finish = dir.path().join("finish");
+    let finish_str = finish.to_str().unwrap().to_string();
+    let worker = actix_rt::spawn(async move {
+        while !finish.exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let done = w.ask(&format!("DONE {lease} ALL DONE")).await;
+        assert_eq!(done["ok"], "done", "{done}");
+        w
+    });
+    let id = id.to_string();
+    let vars = [
+        ("ADMIN_TOKEN", env.token.as_str()),
+        ("TASK_ID", id.as_str()),
+        ("KIND", kind),
+        ("FINISH_FILE", finish_str.as_str()),
+    ];
+    scenario("workers_and_progress", &node, &vars).await;
+    worker.await.unwrap();
+}

@@ -2,6 +2,7 @@
 //! may reach any node (the node holding the lease does it).
 
 use crate::api::Api;
+use futures_util::StreamExt;
 use protocol::TaskStatus;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -41,6 +42,13 @@ async fn an_http_worker_polls_on_one_node_and_reports_on_another() {
     assert_eq!(task["payload"], "photo.png");
     assert_eq!(task["attempt"], 1);
     let lease = task["lease"].as_str().unwrap().to_string();
+    let submitter = Api::of(&a, &env.token);
+    let mut events = submitter
+        .req(Method::GET, &format!("/v1/tasks/{id}/events"))
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
 
     // Reports to the other node reach the node that holds the lease.
     let (status, ok) = at_b
@@ -57,6 +65,13 @@ async fn an_http_worker_polls_on_one_node_and_reports_on_another() {
     let view = c.ask(&format!("STATUS {id}")).await;
     assert_eq!(view["progress"], 40, "{view}");
     assert_eq!(view["progress_note"], "scaling", "{view}");
+    // The task's event stream tells the progress as it comes.
+    let mut text = String::new();
+    while !text.contains(r#""progress":40"#) {
+        let chunk = events.next().await.expect("the stream goes on").unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains(r#""status":"running""#), "{text}");
     let (status, ok) = at_b
         .post(&format!("/v1/work/{lease}/extend"), json!({"secs": 60}))
         .await;
@@ -76,14 +91,12 @@ async fn an_http_worker_polls_on_one_node_and_reports_on_another() {
     );
     let view = wait_final(&mut c, id).await;
     assert_eq!(view.status, TaskStatus::Succeeded, "{view:?}");
-    let submitter = Api::of(&a, &env.token);
     let got = submitter
         .req(Method::GET, &format!("/v1/tasks/{id}/result"))
         .send()
         .await
         .unwrap();
     assert_eq!(got.bytes().await.unwrap().to_vec(), result);
-
     // The lease is spent: on either node a second answer changes nothing.
     for api in [&at_a, &at_b] {
         let (status, lost) = api

@@ -1,5 +1,5 @@
 //! `GET /v1/tasks/{id}/events`: Server-Sent Events of a task's state until it is final (one
-//! `task` event per change of status or attempt, the task view as its data; a comment every
+//! `task` event per change of status, attempt or progress, the task view as its data; a comment every
 //! 15 s keeps proxies from closing a quiet stream). At most `http.max_streams` streams and
 //! long polls are open on a node at once; a stream ends after `http.max_stream_secs`, and as
 //! soon as its token is revoked.
@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
+
+/// What a stream's events differ in.
+type Seen = (TaskStatus, Option<u32>, Option<u8>, Option<String>);
 
 /// How often a streamed task's row is read.
 const EVERY: Duration = Duration::from_millis(500);
@@ -45,7 +48,8 @@ struct Watching {
     who: Identity,
     id: Uuid,
     next: Option<TaskView>,
-    last: Option<(TaskStatus, Option<u32>)>,
+    /// What the last event said: status, attempts, progress and its note.
+    last: Option<Seen>,
     quiet_since: Instant,
     done: bool,
     /// When the stream ends whatever the task does.
@@ -127,8 +131,13 @@ pub async fn events(
                     }
                 }
             };
-            let seen = (view.status, view.attempts);
-            if w.last != Some(seen) {
+            let seen = (
+                view.status,
+                view.attempts,
+                view.progress,
+                view.progress_note.clone(),
+            );
+            if w.last.as_ref() != Some(&seen) {
                 w.last = Some(seen);
                 w.quiet_since = Instant::now();
                 w.done = view.status.is_final();
