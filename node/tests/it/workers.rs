@@ -286,3 +286,39 @@ async fn a_large_result_goes_up_with_done_put_and_comes_back_whole() {
     let n = header["bytes"].as_u64().unwrap() as usize;
     assert_eq!(c.hear_raw(n).await, body);
 }
+
+#[actix_rt::test]
+async fn an_external_kind_keeps_pause_keys_and_delays() {
+    let env = TestEnv::new().await;
+    let kind = env.external("ledger");
+    let a = env
+        .spawn_node_with("a", |s| s.external.kinds = vec!["ledger".into()])
+        .await;
+    let secret = env.token("w", Role::Worker, Default::default()).await;
+    let mut w = worker(a.addr, &secret, kind, 2).await;
+    let mut c = a.connect().await;
+    // Paused: accepted and held, not given to the worker, until resumed.
+    c.ask(&format!("PAUSE kind {kind}")).await;
+    let line = format!(r#"{{"kind":"{kind}","payload":"held","key":"order-7","wait":false}}"#);
+    let id = id_of(&c.ask(&line).await);
+    let view = c.ask(&format!("STATUS {id}")).await;
+    assert_eq!(view["paused"], true, "{view}");
+    c.ask(&format!("RESUME kind {kind}")).await;
+    let (task, lease) = next_task(&mut w).await;
+    assert_eq!(task["id"], id.to_string());
+    assert_eq!(task["key"], "order-7", "the worker sees the key: {task}");
+    w.ask(&format!("DONE {lease} booked")).await;
+    assert_eq!(wait_final(&mut c, id).await.status, TaskStatus::Succeeded);
+    // The same key again: the first task, not a second run.
+    let again = c.ask(&line).await;
+    assert_eq!(id_of(&again), id, "{again}");
+    // Delayed: given to the worker no sooner than its delay.
+    let line = format!(r#"{{"kind":"{kind}","payload":"later","delay_ms":1500,"wait":false}}"#);
+    let id = id_of(&c.ask(&line).await);
+    let (task, lease) = next_task(&mut w).await;
+    assert_eq!(task["id"], id.to_string());
+    w.ask(&format!("DONE {lease} ok")).await;
+    let row = env.row(id).await.unwrap();
+    let waited = row.started_at.unwrap() - row.created_at;
+    assert!(waited >= chrono::Duration::milliseconds(1500), "{waited}");
+}
