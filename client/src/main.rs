@@ -255,15 +255,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status { id } => {
             let v = conn.status(task_id(&id)?).await?;
             if json {
-                {
-                    print_json(&v);
-                    return Ok(());
-                }
+                print_json(&v);
+                return Ok(());
             }
             println!("id: {}\nkind: {}\nstatus: {}", v.id, v.kind, v.status);
             let optional = [
                 ("node", v.node.clone()),
                 ("attempts", v.attempts.map(|n| n.to_string())),
+                (
+                    "progress",
+                    v.progress.map(|p| match &v.progress_note {
+                        Some(note) => format!("{p}% {note}"),
+                        None => format!("{p}%"),
+                    }),
+                ),
                 ("result_size", v.result_size.map(|n| n.to_string())),
                 ("run_at", v.run_at.map(|t| t.to_rfc3339())),
                 ("priority", v.priority.map(|p| p.to_string())),
