@@ -182,6 +182,7 @@ impl Services {
     ) -> Result<Answer, ServiceError> {
         let route = sub.route();
         let (id, kind, priority) = (sub.task.id, sub.task.kind.clone(), sub.task.priority);
+        let (run_at, key) = (sub.run_at, sub.task.key.clone());
         // Registered before the task can run, so its reply finds this wait.
         let registered = sub
             .wait
@@ -197,14 +198,20 @@ impl Services {
         }
         let accepted = accepting.await?;
         self.counted(&kind, &accepted);
-        match route {
-            Route::Outbox => {
-                let mut view = TaskView::new(id, kind, TaskStatus::Queued);
-                view.priority = Some(priority).filter(|p| *p > 0);
-                Ok(Answer::View(Box::new(self.flag_paused(view))))
-            }
-            _ => Ok(Answer::View(Box::new(self.status(accepted.id, who).await?))),
+        // A new task is answered as it was accepted (it may have run already: a row read now
+        // could say `succeeded` to a client that did not wait); a key's earlier task as it is.
+        if !accepted.new || route == Route::PublishAndWait {
+            return Ok(Answer::View(Box::new(self.status(accepted.id, who).await?)));
         }
+        let status = match run_at {
+            Some(_) => TaskStatus::Scheduled,
+            None => TaskStatus::Queued,
+        };
+        let mut view = TaskView::new(id, kind, status);
+        view.priority = Some(priority).filter(|p| *p > 0);
+        view.run_at = run_at;
+        view.key = key;
+        Ok(Answer::View(Box::new(self.flag_paused(view))))
     }
 
     /// Count a new task `accepted` (once: here, or by the wait when its outcome comes first).
