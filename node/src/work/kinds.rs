@@ -5,17 +5,22 @@
 //! know yet before refusing it.
 
 use crate::db::{DbError, Store};
-use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// How often a node reads the registered kinds again.
 pub const REFRESH: Duration = Duration::from_secs(2);
+/// A kind this node registered is not written again sooner than this (an HTTP worker polls
+/// often; a registration lasts `external.registration_ttl_secs`, at least a minute).
+const REWRITE: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct ExternalKinds {
     declared: Arc<BTreeSet<String>>,
     registered: Arc<RwLock<BTreeSet<String>>>,
+    /// When this node last wrote each kind's registration.
+    written: Arc<Mutex<HashMap<String, Instant>>>,
     ttl: Duration,
     store: Store,
 }
@@ -25,6 +30,7 @@ impl ExternalKinds {
         ExternalKinds {
             declared: Arc::new(declared.iter().cloned().collect()),
             registered: Arc::default(),
+            written: Arc::default(),
             ttl,
             store,
         }
@@ -48,9 +54,23 @@ impl ExternalKinds {
         Ok(self.knows(kind))
     }
 
-    /// Register `kinds` (a worker said `WORK` for them).
+    /// Register `kinds` (a worker said `WORK` for them, or polls for them); a kind written
+    /// here within [`REWRITE`] is not written again.
     pub async fn register(&self, kinds: &[String]) -> Result<(), DbError> {
-        self.store.register_kinds(kinds).await?;
+        let stale: Vec<String> = {
+            let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = |k: &String| written.get(k).is_some_and(|at| at.elapsed() < REWRITE);
+            kinds.iter().filter(|k| !fresh(k)).cloned().collect()
+        };
+        if stale.is_empty() {
+            return Ok(());
+        }
+        self.store.register_kinds(&stale).await?;
+        let now = Instant::now();
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.retain(|_, at| at.elapsed() < REWRITE);
+        written.extend(stale.iter().map(|k| (k.clone(), now)));
+        drop(written);
         let mut registered = self.registered.write().unwrap_or_else(|e| e.into_inner());
         registered.extend(kinds.iter().cloned());
         Ok(())
