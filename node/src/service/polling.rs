@@ -26,15 +26,27 @@ const LEAST_WAIT: Duration = Duration::from_millis(100);
 /// After the first task, how long a poll waits for more (up to its `max`).
 const MORE_WAIT: Duration = Duration::from_millis(20);
 
-/// Detaches the poll from the hub when its request ends, answered or dropped.
+/// Detaches the poll from the hub when its request ends: answered ([`Attached::detach`]),
+/// or dropped (its client went away).
 struct Attached {
     hub: Addr<crate::work::WorkHub>,
-    worker: u64,
+    worker: Option<u64>,
+}
+
+impl Attached {
+    /// Detach now and wait for it: nothing is pushed to the poll after this.
+    async fn detach(mut self) {
+        if let Some(worker) = self.worker.take() {
+            let _ = self.hub.send(Detach(worker)).await;
+        }
+    }
 }
 
 impl Drop for Attached {
     fn drop(&mut self) {
-        self.hub.do_send(Detach(self.worker));
+        if let Some(worker) = self.worker.take() {
+            self.hub.do_send(Detach(worker));
+        }
     }
 }
 
@@ -51,7 +63,7 @@ impl Services {
         let enlisted = self.enlist(kinds, max, false, who, push).await?;
         let attached = Attached {
             hub: self.handles.work.clone(),
-            worker: enlisted.worker,
+            worker: Some(enlisted.worker),
         };
         let until = Instant::now() + wait.clamp(LEAST_WAIT, MAX_WAIT);
         let mut taken = Taken::default();
@@ -66,7 +78,7 @@ impl Services {
             }
         }
         // Detached (nothing more is pushed), then what was pushed meanwhile is taken too.
-        let _ = self.handles.work.send(Detach(attached.worker)).await;
+        attached.detach().await;
         while let Ok(push) = pushed.try_recv() {
             taken.add(push);
         }

@@ -6,7 +6,7 @@ use crate::actors::publisher::ForwardReport;
 use crate::actors::replies::{Register, Unregister};
 use crate::auth::Identity;
 use crate::messages::PayloadRef;
-use crate::work::hub::{Join, Leave, Push, Quiet, Report};
+use crate::work::hub::{Join, Leave, Push, Quiet, Report, ReportError};
 use crate::work::lease::{self, LeaseReport, Said};
 use protocol::work::{WorkOk, Working};
 use protocol::{ErrorCode, ErrorLine};
@@ -96,8 +96,7 @@ impl Services {
     }
 
     /// `DONE`, `FAIL`, `PROGRESS`, `EXTEND` on `lease`, wherever it is held: here, or at
-    /// the node its name says (forwarded there through RabbitMQ). A progress is written
-    /// before the answer, so a `STATUS` after it shows it.
+    /// the node its name says (forwarded there through RabbitMQ).
     pub async fn report(
         &self,
         lease: String,
@@ -116,29 +115,15 @@ impl Services {
     }
 
     async fn report_here(&self, lease: String, said: Said) -> Result<WorkOk, ServiceError> {
-        let progress = match &said {
-            Said::Progress { percent, note } => Some((*percent, note.clone())),
-            _ => None,
-        };
         let report = Report {
             lease: lease.clone(),
             said,
         };
-        let reported = self
-            .handles
-            .work
-            .send(report)
-            .await
-            .map_err(hub_gone)?
-            .map_err(|_| ServiceError::LeaseLost(lease))?;
-        if let Some((percent, note)) = progress {
-            let task = reported.task;
-            self.handles
-                .store
-                .set_progress(task, percent, note.as_deref())
-                .await?;
+        match self.handles.work.send(report).await.map_err(hub_gone)? {
+            Ok(ok) => Ok(ok),
+            Err(ReportError::LeaseLost) => Err(ServiceError::LeaseLost(lease)),
+            Err(ReportError::Db(e)) => Err(e.into()),
         }
-        Ok(reported.ok)
     }
 
     /// A report on a lease `node` holds: sent to its reply queue, answered on ours.

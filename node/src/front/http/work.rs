@@ -38,6 +38,17 @@ fn lease_of(path: web::Path<String>) -> Result<String, ApiError> {
     }
 }
 
+/// Report `said` on the lease in the path; answer what the node holding it said.
+async fn report(
+    svc: Svc,
+    who: Caller,
+    lease: web::Path<String>,
+    said: Said,
+) -> Result<HttpResponse, ApiError> {
+    let lease = lease_of(lease)?;
+    Ok(HttpResponse::Ok().json(svc.report(lease, said, &who.0).await?))
+}
+
 /// `POST /v1/work` `{"kinds":[…],"max":N,"wait":SECONDS}`: up to `max` tasks leased to the
 /// caller, after waiting up to `wait` seconds for the first.
 #[utoipa::path(post, path = "/v1/work", tag = "work", request_body = WorkPoll,
@@ -150,11 +161,9 @@ async fn fail(
     lease: web::Path<String>,
     body: web::Json<WorkFail>,
 ) -> Result<HttpResponse, ApiError> {
-    let lease = lease_of(lease)?;
     let WorkFail { message, last } = body.into_inner();
     let message = protocol::work::note(&message);
-    let said = Said::Fail { last, message };
-    Ok(HttpResponse::Ok().json(svc.report(lease, said, &who.0).await?))
+    report(svc, who, lease, Said::Fail { last, message }).await
 }
 
 /// `POST /v1/work/{lease}/progress` `{"percent":N,"note":…}`: shown by the task's view.
@@ -177,14 +186,12 @@ async fn progress(
     lease: web::Path<String>,
     body: web::Json<WorkProgress>,
 ) -> Result<HttpResponse, ApiError> {
-    let lease = lease_of(lease)?;
     let WorkProgress { percent, note } = body.into_inner();
     if percent > 100 {
         return Err(malformed("percent is from 0 to 100"));
     }
     let note = note.as_deref().map(protocol::work::note);
-    let said = Said::Progress { percent, note };
-    Ok(HttpResponse::Ok().json(svc.report(lease, said, &who.0).await?))
+    report(svc, who, lease, Said::Progress { percent, note }).await
 }
 
 /// `POST /v1/work/{lease}/extend` `{"secs":N}`: the deadline becomes now + N seconds (never
@@ -208,9 +215,6 @@ async fn extend(
     lease: web::Path<String>,
     body: web::Json<WorkExtend>,
 ) -> Result<HttpResponse, ApiError> {
-    let lease = lease_of(lease)?;
-    let said = Said::Extend {
-        secs: body.into_inner().secs,
-    };
-    Ok(HttpResponse::Ok().json(svc.report(lease, said, &who.0).await?))
+    let secs = body.into_inner().secs;
+    report(svc, who, lease, Said::Extend { secs }).await
 }

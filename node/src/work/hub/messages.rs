@@ -116,37 +116,65 @@ impl Handler<Run> for WorkHub {
     }
 }
 
-/// A worker's report on lease `lease`: `Err(LeaseLost)` when the lease is not current here.
+/// A worker's report on lease `lease`, answered once done (a progress once written, so a
+/// `STATUS` after it shows it).
 #[derive(Message)]
-#[rtype(result = "Result<Reported, LeaseLost>")]
+#[rtype(result = "Result<WorkOk, ReportError>")]
 pub struct Report {
     pub lease: String,
     pub said: Said,
 }
 
 /// What a report did: the answer line, and the task it was about.
-#[derive(Debug)]
-pub struct Reported {
-    pub ok: WorkOk,
-    pub task: Uuid,
+struct Reported {
+    ok: WorkOk,
+    task: Uuid,
 }
 
-/// The lease is not held here any more.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("lease_lost")]
-pub struct LeaseLost;
+/// Why a report changed nothing, or its progress was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The lease is not held here any more.
+    #[error("lease_lost")]
+    LeaseLost,
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}
 
 impl Handler<Report> for WorkHub {
-    type Result = Result<Reported, LeaseLost>;
+    type Result = ResponseFuture<Result<WorkOk, ReportError>>;
 
     fn handle(&mut self, msg: Report, _: &mut Context<Self>) -> Self::Result {
-        self.report(msg.lease, msg.said)
+        Box::pin(self.act(msg.lease, msg.said))
     }
 }
 
 impl WorkHub {
-    fn report(&mut self, lease: String, said: Said) -> Result<Reported, LeaseLost> {
-        let held = self.leases.get_mut(&lease).ok_or(LeaseLost)?;
+    /// Act on a report here and now; write its progress in the returned future.
+    fn act(
+        &mut self,
+        lease: String,
+        said: Said,
+    ) -> impl std::future::Future<Output = Result<WorkOk, ReportError>> + 'static {
+        let progress = match &said {
+            Said::Progress { percent, note } => Some((*percent, note.clone())),
+            _ => None,
+        };
+        let reported = self.report(lease, said);
+        let store = self.store.clone();
+        async move {
+            let reported = reported?;
+            if let Some((percent, note)) = progress {
+                store
+                    .set_progress(reported.task, percent, note.as_deref())
+                    .await?;
+            }
+            Ok(reported.ok)
+        }
+    }
+
+    fn report(&mut self, lease: String, said: Said) -> Result<Reported, ReportError> {
+        let held = self.leases.get_mut(&lease).ok_or(ReportError::LeaseLost)?;
         let task = held.task;
         let ok = |word: &str, deadline| WorkOk {
             ok: word.to_string(),
@@ -200,34 +228,17 @@ impl Handler<Forwarded> for WorkHub {
             said,
             reply_to,
         } = report;
-        let progress = match &said {
-            Said::Progress { percent, note } => Some((*percent, note.clone())),
-            _ => None,
-        };
-        let reported = self.report(lease.clone(), said);
-        let (store, publisher) = (self.store.clone(), self.publisher.clone());
+        let acting = self.act(lease.clone(), said);
+        let publisher = self.publisher.clone();
         let answer = async move {
-            let answer = match reported {
-                Err(LeaseLost) => {
-                    let line = ErrorLine::new(
-                        ErrorCode::LeaseLost,
-                        format!("lease {lease} is not current"),
-                    );
-                    Reply::new(id, &line)
+            let answer = match acting.await {
+                Ok(ok) => Reply::new(id, &ok),
+                Err(ReportError::LeaseLost) => {
+                    let why = format!("lease {lease} is not current");
+                    Reply::new(id, &ErrorLine::new(ErrorCode::LeaseLost, why))
                 }
-                Ok(reported) => {
-                    let written = match progress {
-                        Some((percent, note)) => store
-                            .set_progress(reported.task, percent, note.as_deref())
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string()),
-                        None => Ok(()),
-                    };
-                    match written {
-                        Ok(()) => Reply::new(id, &reported.ok),
-                        Err(e) => Reply::new(id, &ErrorLine::new(ErrorCode::Unavailable, e)),
-                    }
+                Err(ReportError::Db(e)) => {
+                    Reply::new(id, &ErrorLine::new(ErrorCode::Unavailable, e))
                 }
             };
             match answer {
